@@ -1,0 +1,57 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is a step of theirs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: install demo run test test-sqlite test-postgres lint format bench clean
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies and this project
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: install  ## a demo repository with demo data, served on http://127.0.0.1:8000/
+	$(BIN)/python demo/run_demo.py
+
+run: install  ## serve the repository you are in (or REPO=path)
+	$(BIN)/sudocode-fed $(if $(REPO),--repo $(REPO)) serve
+
+test: install lint  ## the whole suite on SQLite, then again on PostgreSQL when one answers
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: install
+	$(BIN)/pytest
+
+# Runs when PostgreSQL answers on 127.0.0.1:5432; says so when it skips. FEDERATION_REQUIRE_SERVICES=1 (CI)
+# turns a missing server into a failure.
+test-postgres: install
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2)" 2>/dev/null; then \
+		echo "== PostgreSQL pass ($(PG_URL))"; \
+		DATABASE_URL=$(PG_URL) $(BIN)/pytest; \
+	elif [ "$$FEDERATION_REQUIRE_SERVICES" = "1" ]; then \
+		echo "FAIL: PostgreSQL does not answer at 127.0.0.1:5432 and FEDERATION_REQUIRE_SERVICES=1"; exit 1; \
+	else \
+		echo "== SKIPPED the PostgreSQL pass: nothing answers at 127.0.0.1:5432"; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install  ## benchmarks; print JSON figures
+	$(BIN)/python benchmarks/bench_tracker.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+from django.http import HttpRequest
+
+from federation_site import identity
+
+
+def node(request: HttpRequest) -> dict:
+    return {"node": identity.describe()}

@@ -1,0 +1,104 @@
+"""The node and its repository: which git repository this process serves, and where its files live.
+
+One node serves one git repository. The repository is the folder that holds `.sudocode/`; it is found from
+`--repo PATH` / `SUDOCODE_REPO`, or by walking up from the current directory. Everything else (settings, the
+tracker, the CLI) asks this module for paths instead of building them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SUDOCODE_DIR = ".sudocode"
+REPO_ENV = "SUDOCODE_REPO"
+
+
+class RepoNotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RepoLayout:
+    root: Path
+
+    @property
+    def sudocode_dir(self) -> Path:
+        return self.root / SUDOCODE_DIR
+
+    @property
+    def config_path(self) -> Path:
+        return self.sudocode_dir / "federation.config.json"
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.sudocode_dir / "secrets.env"
+
+    @property
+    def db_path(self) -> Path:
+        return self.sudocode_dir / "federation.db"
+
+    @property
+    def gitignore_path(self) -> Path:
+        return self.sudocode_dir / ".gitignore"
+
+    def jsonl_path(self, kind: str) -> Path:
+        return self.sudocode_dir / ("issues.jsonl" if kind == "issue" else "specs.jsonl")
+
+    def lock_path(self, name: str) -> Path:
+        return self.sudocode_dir / f".federation-{name}.lock"
+
+
+def find_repo(*, explicit: str | os.PathLike | None = None, start: Path | None = None) -> Path:
+    """The repository root: `explicit` (a path that must hold `.sudocode/`), else the nearest parent of
+    `start` (default: the current directory) that holds `.sudocode/`."""
+    if explicit:
+        root = Path(explicit).expanduser().resolve()
+        if not root.is_dir():
+            raise RepoNotFound(f"{root} is not a directory")
+        if not (root / SUDOCODE_DIR).is_dir():
+            raise RepoNotFound(f"{root} has no {SUDOCODE_DIR}/ folder: run `sudocode-fed init` there first")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / SUDOCODE_DIR).is_dir():
+            return folder
+    raise RepoNotFound(
+        f"no {SUDOCODE_DIR}/ folder in {here} or any parent: run `sudocode-fed init` in your git "
+        f"repository, or pass --repo PATH (or set {REPO_ENV})"
+    )
+
+
+def layout() -> RepoLayout:
+    """The layout of the repository this process serves (settings.SUDOCODE_REPO)."""
+    from django.conf import settings
+
+    if not settings.SUDOCODE_REPO:
+        raise RepoNotFound(
+            f"this process serves no repository: set {REPO_ENV} or run it inside a repository with "
+            f"a {SUDOCODE_DIR}/ folder"
+        )
+    return RepoLayout(Path(settings.SUDOCODE_REPO))
+
+
+_config_cache: dict[str, tuple[tuple[int, int], object]] = {}
+
+
+def config():
+    """The node's validated federation.config.json (re-read when the file changes), or None when the
+    repository has none (a plain sudocode repository: the tracker works, federation is off)."""
+    from federation_site.config import load_config
+
+    path = layout().config_path
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    key = (st.st_size, st.st_mtime_ns)
+    cached = _config_cache.get(str(path))
+    if cached and cached[0] == key:
+        return cached[1]
+    loaded = load_config(path)
+    _config_cache[str(path)] = (key, loaded)
+    return loaded

@@ -1,0 +1,176 @@
+"""Settings of a federation node.
+
+Read once, from three places: the environment (DATABASE_URL, DEBUG, ...), the repository's
+`.sudocode/secrets.env` (DJANGO_SECRET_KEY and tokens; gitignored) and, through `federation_site.config`,
+`.sudocode/federation.config.json` (the federation's declared, git-tracked truth).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+from pathlib import Path
+
+import environ
+
+from federation_site.node import REPO_ENV, RepoLayout, RepoNotFound, find_repo
+from federation_site.secrets import get_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+# The repository this node serves. The CLI resolves it (--repo, SUDOCODE_REPO, walking up from the current
+# directory) and passes it in the environment; `manage.py` inside a repository finds it the same way.
+try:
+    SUDOCODE_REPO: Path | None = find_repo(explicit=os.environ.get(REPO_ENV) or None)
+except RepoNotFound:
+    if os.environ.get(REPO_ENV):
+        raise
+    SUDOCODE_REPO = None
+_layout = RepoLayout(SUDOCODE_REPO) if SUDOCODE_REPO else None
+_secrets_path = _layout.secrets_path if _layout else BASE_DIR / "var" / "secrets.env"
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# A real key comes from secrets.env (written by `sudocode-fed init`) or the environment. Commands that sign
+# nothing (the CLI's reads and writes) run with a throwaway key; `serve` refuses to start with one.
+SECRET_KEY = get_secret(_secrets_path, "DJANGO_SECRET_KEY") or ""
+SECRET_KEY_IS_EPHEMERAL = not SECRET_KEY
+if not SECRET_KEY:
+    SECRET_KEY = "ephemeral-" + _random.token_urlsafe(40)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# The CLI runs a lighter profile: no web stack is loaded for `issue list`, so it starts fast.
+# The apps left out own no tables, so both profiles share one schema.
+CLI_PROFILE = env.bool("SUDOCODE_FED_CLI", default=False)
+
+INSTALLED_APPS = [
+    "django.contrib.admin.apps.SimpleAdminConfig" if CLI_PROFILE else "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "tracker",
+    "remotes",
+    "requests_app",
+    "subscriptions",
+    "audit",
+]
+if not CLI_PROFILE:
+    INSTALLED_APPS = [
+        "daphne",
+        *INSTALLED_APPS,
+        "rest_framework",
+        "django_filters",
+        "drf_spectacular",
+        "drf_spectacular_sidecar",
+        "channels",
+    ]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tracker.middleware.JsonlSyncMiddleware",
+]
+
+ROOT_URLCONF = "federation_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "federation_site.context_processors.node",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "federation_site.wsgi.application"
+ASGI_APPLICATION = "federation_site.asgi.application"
+
+# SQLite in the repository (gitignored) by default; DATABASE_URL switches to PostgreSQL for scale-out.
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+else:
+    _db_path = _layout.db_path if _layout else BASE_DIR / "var" / "federation.db"
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _db_path,
+            "OPTIONS": {
+                # WAL lets readers (the web process) run while a writer (the CLI) commits; IMMEDIATE takes the
+                # write lock when a transaction starts, so two writers queue instead of failing mid-way.
+                "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Served from the finders, so a node needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "tracker:home"
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "sudocode federation node",
+    "DESCRIPTION": "The REST API of one sudocode federation node. See PROTOCOL.md for the messages.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed sidecar package, so /api/docs/ works on a machine without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+}

@@ -1,0 +1,185 @@
+"""`init`, `serve` and `status`: setting up and running the node."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from sudocode_cli import runtime
+from sudocode_cli.errors import CliError, UsageError
+from sudocode_cli.output import note, print_json, warn
+
+GITIGNORE_LINES = ("secrets.env", "federation.db", "federation.db-*", ".federation-*.lock")
+
+
+def init(args: argparse.Namespace) -> int:
+    from federation_site.config import default_config, load_config, write_config
+    from federation_site.node import RepoLayout
+    from federation_site.secrets import default_secrets_text, is_tracked_by_git, write_secrets_text
+    from tracker.gitops import origin_url
+
+    root = _git_toplevel(Path(args.repo or os.environ.get("SUDOCODE_REPO") or Path.cwd()))
+    lay = RepoLayout(root)
+    done: list[str] = []
+    if not lay.sudocode_dir.exists():
+        lay.sudocode_dir.mkdir()
+        for kind in ("issue", "spec"):
+            lay.jsonl_path(kind).touch()
+        done.append("created .sudocode/ with empty issues.jsonl and specs.jsonl")
+    else:
+        done.append("kept the existing .sudocode/ data unchanged")
+
+    if lay.config_path.exists():
+        load_config(lay.config_path)  # an existing config must be valid; say so now rather than at serve
+        done.append("kept .sudocode/federation.config.json")
+    else:
+        origin = origin_url(root)
+        url = args.url or _identity(origin) or f"local/{root.name}"
+        if not args.url and url.startswith("local/"):
+            warn(
+                f"no usable git remote 'origin': using {url!r} as this node's identity (change local_identity.url "
+                "in .sudocode/federation.config.json, or pass --url)"
+            )
+        write_config(
+            lay.config_path,
+            default_config(url=url, display_name=args.display_name or root.name, description=args.description),
+        )
+        done.append(f"wrote .sudocode/federation.config.json (identity {url})")
+
+    if lay.secrets_path.exists():
+        done.append("kept .sudocode/secrets.env")
+    else:
+        write_secrets_text(
+            lay.secrets_path,
+            default_secrets_text(
+                secret_key=secrets.token_urlsafe(50),
+                api_key=secrets.token_urlsafe(32),
+                webhook_secret=secrets.token_urlsafe(32),
+            ),
+        )
+        done.append("wrote .sudocode/secrets.env (keep it out of git)")
+
+    added = _ensure_gitignore(lay.gitignore_path)
+    if added:
+        done.append(f"added {', '.join(added)} to .sudocode/.gitignore")
+    for line in done:
+        print(f"  {line}")
+    if is_tracked_by_git(root, lay.secrets_path):
+        _warn_secrets_tracked()
+    print(f"Federation node ready in {root}. Next: `sudocode-fed serve`, or `sudocode-fed issue list`.")
+    return 0
+
+
+def _identity(origin: str) -> str | None:
+    from federation_site.config import identity_from_git_remote
+
+    try:
+        return identity_from_git_remote(origin) if origin else None
+    except ValueError:  # a local path or file:// remote names no host
+        return None
+
+
+def _git_toplevel(start: Path) -> Path:
+    if not start.is_dir():
+        raise UsageError(f"{start} is not a directory")
+    result = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UsageError(f"{start.resolve()} is not inside a git repository: run `git init` there first")
+    return Path(result.stdout.strip())
+
+
+def _ensure_gitignore(path: Path) -> list[str]:
+    existing = path.read_text().splitlines() if path.exists() else []
+    missing = [line for line in GITIGNORE_LINES if line not in existing]
+    if missing:
+        text = path.read_text() if path.exists() else ""
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += "# sudocode federation: local state and secrets\n" + "".join(f"{m}\n" for m in missing)
+        path.write_text(text)
+    return missing
+
+
+def _warn_secrets_tracked() -> None:
+    warn(
+        "!!! .sudocode/secrets.env is tracked by git: its tokens and keys are in your history. Run "
+        "`git rm --cached .sudocode/secrets.env`, commit, and rotate every secret in it. !!!"
+    )
+
+
+def status(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from django.conf import settings
+
+    from federation_site import node
+    from federation_site.secrets import is_tracked_by_git
+    from tracker.models import Entity, JsonlFile
+
+    cfg = node.config()
+    counts: dict[str, int] = {}
+    for kind, state in Entity.objects.values_list("kind", "status"):
+        key = f"{kind}s" if kind == "spec" else f"issues_{state}"
+        counts[key] = counts.get(key, 0) + 1
+    db = settings.DATABASES["default"]
+    info = {
+        "repo": str(lay.root),
+        "identity": cfg.local_identity.url if cfg else None,
+        "display_name": (cfg.local_identity.display_name if cfg else None) or lay.root.name,
+        "federation_enabled": bool(cfg and cfg.enabled),
+        "configured": cfg is not None,
+        "remotes": len(cfg.remote_repos) if cfg else 0,
+        "git_auto_commit": bool(cfg and cfg.git.auto_commit),
+        "database": f"{db['ENGINE'].rsplit('.', 1)[-1]}:{db['NAME']}",
+        "issues": sum(v for k, v in counts.items() if k.startswith("issues_")),
+        "issues_by_status": {
+            k.removeprefix("issues_"): v for k, v in sorted(counts.items()) if k.startswith("issues_")
+        },
+        "specs": counts.get("specs", 0),
+        "last_import": {f.kind: f.imported_at.isoformat() if f.imported_at else None for f in JsonlFile.objects.all()},
+        "secrets_tracked_by_git": is_tracked_by_git(lay.root, lay.secrets_path),
+    }
+    if info["secrets_tracked_by_git"]:
+        _warn_secrets_tracked()
+    if args.format == "json":
+        print_json(info)
+        return 0
+    w = sys.stdout.write
+    w(f"Repository:  {info['repo']}\n")
+    if cfg is None:
+        w("Federation:  not set up (no .sudocode/federation.config.json): run `sudocode-fed init`\n")
+    else:
+        w(f"Identity:    {info['identity']} ({info['display_name']})\n")
+        w(f"Federation:  {'enabled' if info['federation_enabled'] else 'disabled'}, {info['remotes']} remote(s)\n")
+        w(f"Git commits: {'automatic' if info['git_auto_commit'] else 'off (git.auto_commit)'}\n")
+    w(f"Database:    {info['database']}\n")
+    by_status = ", ".join(f"{v} {k}" for k, v in info["issues_by_status"].items()) or "none"
+    w(f"Issues:      {info['issues']} ({by_status})\n")
+    w(f"Specs:       {info['specs']}\n")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo, web=True)
+    from django.conf import settings
+
+    from federation_site import node
+    from federation_site.secrets import is_tracked_by_git
+
+    if settings.SECRET_KEY_IS_EPHEMERAL:
+        raise CliError(
+            "no DJANGO_SECRET_KEY in .sudocode/secrets.env (or the environment): run `sudocode-fed init` to create one"
+        )
+    node.config()  # a broken config stops the node here, with the file, key and reason
+    if is_tracked_by_git(lay.root, lay.secrets_path):
+        _warn_secrets_tracked()
+    from daphne.cli import CommandLineInterface
+
+    base = f"http://{args.host}:{args.port}"
+    note(f"Serving {lay.root} at {base}/  (admin: {base}/admin/, API docs: {base}/api/docs/)")
+    sys.stderr.flush()
+    CommandLineInterface().run(["-b", args.host, "-p", str(args.port), "federation_site.asgi:application"])
+    return 0

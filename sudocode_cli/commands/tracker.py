@@ -1,0 +1,178 @@
+"""`issue ...` and `spec ...`: thin callers of tracker.services and tracker.selectors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sudocode_cli import runtime
+from sudocode_cli.output import print_json, print_table
+
+REL_TYPES = ("blocks", "depends-on", "implements", "references", "related", "discovered-from")
+
+
+def _relationships(args: argparse.Namespace) -> list[tuple[str, str]]:
+    return [(rel, target) for rel in REL_TYPES for target in getattr(args, f"rel_{rel.replace('-', '_')}", [])]
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def issue_create(args: argparse.Namespace) -> int:
+    return _create(args, "issue")
+
+
+def spec_create(args: argparse.Namespace) -> int:
+    return _create(args, "spec")
+
+
+def _create(args: argparse.Namespace, kind: str) -> int:
+    lay = runtime.setup(args.repo)
+    from tracker import services
+
+    fields = _given(args, "content", "priority", "tags", "parent", "sudocode_id")
+    if kind == "issue":
+        fields |= _given(args, "status", "assignee")
+        entity = services.issue_create(
+            title=args.title, actor=runtime.actor(lay), relationships=_relationships(args), **fields
+        )
+    else:
+        entity = services.spec_create(
+            title=args.title, actor=runtime.actor(lay), relationships=_relationships(args), **fields
+        )
+    return _show_entity(entity, args.format, created=True)
+
+
+def issue_update(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from tracker import services
+
+    fields = _given(args, "title", "content", "priority", "tags", "status", "assignee", "archived")
+    entity = services.issue_update(
+        issue=args.ref, actor=runtime.actor(lay), add_relationships=_relationships(args), **fields
+    )
+    return _show_entity(entity, args.format)
+
+
+def issue_close(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from tracker import services
+
+    entity = services.issue_close(issue=args.ref, actor=runtime.actor(lay))
+    return _show_entity(entity, args.format)
+
+
+def issue_show(args: argparse.Namespace) -> int:
+    return _show(args, "issue")
+
+
+def spec_show(args: argparse.Namespace) -> int:
+    return _show(args, "spec")
+
+
+def _show(args: argparse.Namespace, kind: str) -> int:
+    runtime.setup(args.repo)
+    from tracker.selectors import entity_get
+
+    return _show_entity(entity_get(kind=kind, ref=args.ref), args.format)
+
+
+def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
+    from tracker.selectors import entity_detail, open_blockers
+
+    detail = entity_detail(entity)
+    if fmt == "json":
+        print_json(detail)
+        return 0
+    w = sys.stdout.write
+    if created:
+        w(f"Created {entity.kind} {entity.sudocode_id}\n")
+    w(f"{entity.kind.capitalize()}: {entity.sudocode_id} - {entity.title}\n")
+    if entity.is_issue:
+        w(f"  Status: {entity.status}    Priority: {entity.priority}\n")
+    else:
+        w(f"  Priority: {entity.priority}    File: {entity.file_path}\n")
+    if detail["tags"]:
+        w(f"  Tags: {', '.join(detail['tags'])}\n")
+    if entity.parent_id:
+        w(f"  Parent: {entity.parent_id}\n")
+    w(f"  Created: {entity.created_at}    Updated: {entity.updated_at}\n")
+    if entity.archived:
+        w("  Archived\n")
+    if entity.is_issue:
+        blockers = open_blockers(detail)
+        if detail["blocked_by"]:
+            w("  Blocked by:" + ("" if blockers else " (none open - ready to proceed!)") + "\n")
+            for b in detail["blocked_by"]:
+                w(f"    - {_edge(b)}\n")
+    for title, edges in (
+        ("Relationships", detail["relationships"]),
+        ("Referenced by", detail["incoming_relationships"]),
+    ):
+        if edges:
+            w(f"  {title}:\n")
+            for e in edges:
+                w(f"    - {e['type']} {_edge(e)}\n")
+    if detail["references"]:
+        w("  References in content:\n")
+        for r in detail["references"]:
+            where = (
+                "(another repository)"
+                if r["repo"]
+                else (f'({r["status"]}) - "{r["title"]}"' if r.get("exists") else "(not in this repository)")
+            )
+            w(f"    - {(r['type'] + ' ') if r['type'] else ''}{r['ref']} {where}\n")
+    if entity.content:
+        w("\n" + entity.content.rstrip() + "\n")
+    return 0
+
+
+def _edge(e: dict) -> str:
+    if not e["exists"]:
+        return f"{e['id']} (not in this repository)"
+    status = f" ({e['status']})" if e["status"] else ""
+    return f'{e["id"]}{status} - "{e["title"]}"'
+
+
+def issue_list(args: argparse.Namespace) -> int:
+    return _list(args, "issue")
+
+
+def spec_list(args: argparse.Namespace) -> int:
+    return _list(args, "spec")
+
+
+def _list(args: argparse.Namespace, kind: str) -> int:
+    runtime.setup(args.repo)
+    from tracker.selectors import entity_list, entity_summary
+
+    archived = None if args.all else args.archived
+    qs = entity_list(
+        kind=kind,
+        status=getattr(args, "status", None),
+        priority=args.priority,
+        tags=args.tags,
+        archived=archived,
+        search=args.search,
+    )
+    if args.limit is not None:
+        qs = qs[: max(args.limit, 0)]
+    rows = [entity_summary(e) for e in qs]
+    if args.format == "json":
+        print_json(rows)
+        return 0
+    if not rows:
+        sys.stderr.write(f"No {kind}s match.\n")
+        return 0
+    if kind == "issue":
+        print_table(
+            [(r["id"], r["status"], r["priority"], ",".join(r["tags"]), r["title"]) for r in rows],
+            ("id", "status", "p", "tags", "title"),
+        )
+    else:
+        print_table(
+            [(r["id"], r["priority"], ",".join(r["tags"]), r["title"]) for r in rows],
+            ("id", "p", "tags", "title"),
+        )
+    return 0

@@ -1,0 +1,244 @@
+"""`sudocode-fed`: the command line of a sudocode federation node.
+
+The parser is built here; each command is a function in `sudocode_cli.commands.*`, imported only when it runs,
+so `--help` and usage errors answer at once. Commands are thin: they call the apps' services and selectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sudocode_cli.errors import CliError
+
+PROG = "sudocode-fed"
+STATUSES = ("open", "in_progress", "blocked", "needs_review", "closed")
+REL_OPTIONS = ("blocks", "depends-on", "implements", "references", "related", "discovered-from")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _priority(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number from 0 (highest) to 4") from None
+    if not 0 <= number <= 4:
+        raise argparse.ArgumentTypeError(f"{number} is not a priority from 0 (highest) to 4")
+    return number
+
+
+def _priorities(value: str) -> list[int]:
+    return [_priority(v) for v in _csv(value)]
+
+
+def _statuses(value: str) -> list[str]:
+    values = _csv(value)
+    for v in values:
+        if v not in STATUSES:
+            raise argparse.ArgumentTypeError(f"{v!r} is not one of {', '.join(STATUSES)}")
+    return values
+
+
+def _command(parser: argparse.ArgumentParser, target: str) -> None:
+    parser.set_defaults(_target=target)
+
+
+def _format(parser: argparse.ArgumentParser, choices: Sequence[str] = ("text", "json")) -> None:
+    parser.add_argument("--format", choices=choices, default=choices[0], help="output format (default: %(default)s)")
+
+
+def _entity_fields(parser: argparse.ArgumentParser, *, kind: str, create: bool) -> None:
+    if create:
+        parser.add_argument("title", help=f"the {kind}'s title")
+        parser.add_argument(
+            "--id",
+            dest="sudocode_id",
+            metavar="ID",
+            help="use this id instead of a generated one (e.g. issue-100)",
+        )
+    else:
+        parser.add_argument("--title", help="new title")
+    parser.add_argument(
+        "-d",
+        "--description",
+        "--content",
+        dest="content",
+        metavar="TEXT",
+        help="markdown body; [[i-xxxx]] and [[org/repo#id]] references are recognised",
+    )
+    parser.add_argument(
+        "-p", "--priority", type=_priority, help="0 (highest) to 4" + (" (default 2)" if create else "")
+    )
+    parser.add_argument(
+        "--tags", type=_csv, metavar="A,B", help="comma-separated tags" + ("" if create else " (replaces)")
+    )
+    if kind == "issue":
+        parser.add_argument("--status", choices=STATUSES, help="status" + (" (default open)" if create else ""))
+        parser.add_argument("--assignee", help="who works on it")
+    if create:
+        parser.add_argument("--parent", metavar="ID", help=f"parent {kind}")
+    for rel in REL_OPTIONS:
+        parser.add_argument(
+            f"--{rel}",
+            dest=f"rel_{rel.replace('-', '_')}",
+            action="append",
+            default=[],
+            metavar="ID",
+            help=f"add a '{rel}' relationship to a local issue or spec (repeatable)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run a sudocode federation node for this git repository and work with its issues and specs.",
+        epilog="The repository is found from the current directory (the folder holding .sudocode/), "
+        "or given with --repo / SUDOCODE_REPO. Run `%(prog)s COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--repo", metavar="PATH", help="the repository to work on (default: found from the cwd)")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init",
+        help="set up federation in this git repository",
+        description="Create .sudocode/ (if missing), federation.config.json, secrets.env "
+        "and the .gitignore lines. Existing sudocode data is never changed.",
+    )
+    init.add_argument("--url", help="this repository's federation identity (default: from the git remote origin)")
+    init.add_argument("--display-name", help="a human name for this node (default: the repository's name)")
+    init.add_argument("--description", default="", help="one line about this repository")
+    _command(init, "node:init")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the node's web server (daphne)",
+        description="Apply migrations, import the JSONL files and serve the dashboard, "
+        "the API and the admin with daphne.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    _command(serve, "node:serve")
+
+    status = commands.add_parser("status", help="what this node serves and how it is set up")
+    _format(status)
+    _command(status, "node:status")
+
+    for kind, plural in (("issue", "issues"), ("spec", "specs")):
+        group = commands.add_parser(
+            kind,
+            help=f"create, show and list {plural}",
+            description=f"Work with this repository's {plural} (.sudocode/{plural}.jsonl).",
+        )
+        sub = group.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+        group.set_defaults(_group=group)
+
+        create = sub.add_parser(
+            "create",
+            help=f"create a {kind}",
+            description=f"Create a {kind}, write it to .sudocode/{plural}.jsonl and, with git.auto_commit, commit it.",
+        )
+        _entity_fields(create, kind=kind, create=True)
+        _format(create)
+        _command(create, f"tracker:{kind}_create")
+
+        show = sub.add_parser("show", help=f"show one {kind} with its relationships")
+        show.add_argument("ref", metavar="ID", help=f"the {kind}'s id (or uuid)")
+        _format(show)
+        _command(show, f"tracker:{kind}_show")
+
+        listing = sub.add_parser("list", help=f"list {plural}")
+        if kind == "issue":
+            listing.add_argument("--status", type=_statuses, metavar="S,S", help=f"only these ({', '.join(STATUSES)})")
+        listing.add_argument("--priority", type=_priorities, metavar="N,N", help="only these priorities")
+        listing.add_argument("--tags", type=_csv, metavar="A,B", help="only those with all of these tags")
+        listing.add_argument("--search", metavar="TEXT", help="only those whose title or content contains TEXT")
+        listing.add_argument("--archived", action="store_true", help="list archived ones instead")
+        listing.add_argument("--all", action="store_true", help="archived ones too")
+        listing.add_argument("--limit", type=int, metavar="N", help="at most N")
+        _format(listing)
+        _command(listing, f"tracker:{kind}_list")
+
+        if kind == "issue":
+            update = sub.add_parser("update", help="change an issue's fields")
+            update.add_argument("ref", metavar="ID", help="the issue's id (or uuid)")
+            _entity_fields(update, kind=kind, create=False)
+            archive = update.add_mutually_exclusive_group()
+            archive.add_argument("--archive", dest="archived", action="store_const", const=True, help="archive it")
+            archive.add_argument("--unarchive", dest="archived", action="store_const", const=False, help="unarchive it")
+            _format(update)
+            _command(update, "tracker:issue_update")
+
+            close = sub.add_parser("close", help="close an issue")
+            close.add_argument("ref", metavar="ID", help="the issue's id (or uuid)")
+            _format(close)
+            _command(close, "tracker:issue_close")
+    return parser
+
+
+class _VersionAction(argparse.Action):
+    # argparse's own version action wants the string up front; reading package metadata costs 25 ms.
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(message=f"{parser.prog} {_version()}\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sudocode-federation")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    target = getattr(args, "_target", None)
+    if target is None:
+        (getattr(args, "_group", None) or parser).print_help(sys.stderr)
+        return 2
+    module_name, func_name = target.split(":")
+    handler = getattr(importlib.import_module(f"sudocode_cli.commands.{module_name}"), func_name)
+    try:
+        return handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one error path for every command: a message, never a traceback
+        code, message = _explain(exc)
+        if code is None:
+            raise
+        sys.stderr.write(f"error: {message}\n")
+        return code
+
+
+def _explain(exc: Exception) -> tuple[int | None, str]:
+    if isinstance(exc, CliError):
+        return exc.code, str(exc)
+    from django.core.exceptions import ObjectDoesNotExist, ValidationError
+
+    from federation_site.config import ConfigError
+    from tracker.jsonl import JsonlFormatError
+    from tracker.sync import WriteConflict
+
+    if isinstance(exc, ValidationError):
+        if hasattr(exc, "error_dict"):
+            return 2, "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+        return 2, " ".join(exc.messages)
+    if isinstance(exc, ObjectDoesNotExist):
+        return 1, str(exc)
+    if isinstance(exc, (ConfigError, JsonlFormatError, WriteConflict)):
+        return 1, str(exc)
+    return None, ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""How the CLI prints: tables for people, JSON for scripts (`--format json`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, wrap_last: bool = True) -> None:
+    """Columns sized to their content; the last column is cut to the terminal width."""
+    cells = [[("" if c is None else str(c)).replace("\n", " ") for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    if wrap_last and cells:
+        term = shutil.get_terminal_size((120, 20)).columns
+        used = sum(widths[:-1]) + 2 * (len(widths) - 1)
+        widths[-1] = max(len(headers[-1]), min(widths[-1], term - used))
+    out = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for r in cells:
+        line = "  ".join(_cut(c, w) for c, w in zip(r, widths, strict=True))
+        out.append(line.rstrip())
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def _cut(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def note(message: str) -> None:
+    sys.stderr.write(f"{message}\n")

@@ -1,0 +1,82 @@
+"""Bringing up Django for a CLI command: find the repository, configure, make sure the schema exists and the
+database matches the JSONL files. Kept out of `main` so `--help` never pays for it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from federation_site.node import REPO_ENV, RepoLayout, RepoNotFound, find_repo
+from sudocode_cli.errors import UsageError
+from sudocode_cli.output import note
+
+_ready: RepoLayout | None = None
+
+
+def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayout:
+    """Configure Django for the repository at `repo` (or found from the current directory). `web=True`
+    loads the whole web stack (for `serve`); the default CLI profile leaves it out to start fast."""
+    global _ready
+    if _ready is not None:
+        return _ready
+    try:
+        root = find_repo(explicit=repo or os.environ.get(REPO_ENV) or None)
+    except RepoNotFound as exc:
+        raise UsageError(str(exc)) from None
+    os.environ[REPO_ENV] = str(root)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.settings")
+    if not web:
+        os.environ.setdefault("SUDOCODE_FED_CLI", "1")
+    import django
+
+    django.setup()
+    lay = RepoLayout(root)
+    ensure_schema(lay)
+    if sync:
+        from tracker.sync import jsonl_sync
+
+        jsonl_sync()
+    _ready = lay
+    return lay
+
+
+def ensure_schema(lay: RepoLayout) -> None:
+    """Run migrations when the database lacks any (first use, or after an upgrade). Checking costs one
+    query and a directory listing per app, where asking the migration loader would cost a quarter second."""
+    from django.core.management import call_command
+
+    from tracker.locks import file_lock
+
+    if not _missing_migrations():
+        return
+    with file_lock(lay.lock_path("migrate")):
+        if _missing_migrations():
+            note("Preparing the database (first run or upgrade)...")
+            call_command("migrate", verbosity=0, interactive=False)
+
+
+def _missing_migrations() -> set[tuple[str, str]]:
+    from django.apps import apps
+    from django.db import DatabaseError, connection
+
+    expected: set[tuple[str, str]] = set()
+    for app in apps.get_app_configs():
+        folder = Path(app.path) / "migrations"
+        if folder.is_dir():
+            expected |= {(app.label, f[:-3]) for f in os.listdir(folder) if f.endswith(".py") and f[:1].isdigit()}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT app, name FROM django_migrations")
+            applied = set(cursor.fetchall())
+    except DatabaseError:
+        return expected
+    return expected - applied
+
+
+def actor(lay: RepoLayout) -> str:
+    """Who is acting, for commit messages and (later) the audit log: git's user.name, else the login."""
+    import getpass
+
+    from tracker.gitops import git_user
+
+    return git_user(lay.root) or getpass.getuser()

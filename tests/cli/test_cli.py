@@ -1,0 +1,216 @@
+"""The `sudocode-fed` CLI, run as a real process against temp git repositories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from sudocode_cli.main import build_parser, main
+from tests.conftest import copy_corpus, git, make_git_repo, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def fed(repo: Path, *args: str):
+    return run_cli("--repo", str(repo), *args)
+
+
+@pytest.fixture
+def inited(git_repo: Path) -> Path:
+    result = fed(git_repo, "init")
+    assert result.code == 0, result.err
+    return git_repo
+
+
+def _all_parsers(parser: argparse.ArgumentParser, path=()):
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, (*path, name))
+
+
+def test_help_works_on_every_command_and_subcommand(capsys):
+    paths = list(_all_parsers(build_parser()))
+    assert ("issue", "create") in paths and ("spec", "list") in paths and ("serve",) in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as exit_:
+            main([*path, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: sudocode-fed" in capsys.readouterr().out
+
+
+def test_init_sets_up_a_fresh_git_repository(git_repo):
+    result = fed(git_repo, "init")
+    assert result.code == 0, result.err
+    sd = git_repo / ".sudocode"
+    config = json.loads((sd / "federation.config.json").read_text())
+    assert config["local_identity"]["url"] == "github.com/acme/frontend"
+    assert "DJANGO_SECRET_KEY=" in (sd / "secrets.env").read_text()
+    assert (sd / "secrets.env").stat().st_mode & 0o777 == 0o600
+    ignored = (sd / ".gitignore").read_text().splitlines()
+    assert {"secrets.env", "federation.db", "federation.db-*"} <= set(ignored)
+    git(git_repo, "add", "-A")
+    tracked = git(git_repo, "ls-files").split()
+    assert ".sudocode/secrets.env" not in tracked and ".sudocode/federation.db" not in tracked
+    assert ".sudocode/federation.config.json" in tracked
+
+
+def test_init_in_a_sudocode_repository_changes_none_of_its_data(git_repo):
+    copy_corpus("sudocode-ai__sudocode", git_repo)
+    (git_repo / ".sudocode" / ".gitignore").write_text("cache.db")
+    before = {p.name: p.read_bytes() for p in (git_repo / ".sudocode").iterdir()}
+
+    assert fed(git_repo, "init").code == 0
+    assert fed(git_repo, "issue", "list").code == 0
+
+    after = {p.name: p.read_bytes() for p in (git_repo / ".sudocode").iterdir()}
+    assert after["issues.jsonl"] == before["issues.jsonl"]
+    assert after["specs.jsonl"] == before["specs.jsonl"]
+    assert after[".gitignore"].startswith(b"cache.db\n")
+    assert fed(git_repo, "init").code == 0  # again: keeps everything
+    assert (git_repo / ".sudocode" / "issues.jsonl").read_bytes() == before["issues.jsonl"]
+
+
+def test_init_outside_git_says_what_to_do(tmp_path):
+    result = run_cli("init", cwd=tmp_path)
+    assert result.code == 2
+    assert "git init" in result.err
+
+
+def test_commands_outside_a_repository_say_where_they_looked(tmp_path):
+    result = run_cli("issue", "list", cwd=tmp_path)
+    assert result.code == 2
+    assert "sudocode-fed init" in result.err and "--repo" in result.err
+
+
+def test_issue_lifecycle_through_the_cli(inited):
+    created = fed(
+        inited,
+        "issue",
+        "create",
+        "Add user profile page",
+        "--id",
+        "issue-100",
+        "-p",
+        "1",
+        "--tags",
+        "ui,frontend",
+        "-d",
+        "Needs [[org/api-service#issue-084]].",
+    )
+    assert created.code == 0, created.err
+    assert "Created issue issue-100" in created.out
+    api = fed(inited, "issue", "create", "Profile endpoint", "--blocks", "issue-100", "--format", "json")
+    api_id = json.loads(api.out)["id"]
+
+    shown = fed(inited, "issue", "show", "issue-100")
+    assert shown.code == 0
+    assert "Issue: issue-100 - Add user profile page" in shown.out
+    assert f'{api_id} (open) - "Profile endpoint"' in shown.out
+    assert "org/api-service#issue-084 (another repository)" in shown.out
+
+    listed = fed(inited, "issue", "list", "--tags", "ui")
+    assert "issue-100" in listed.out and api_id not in listed.out
+
+    assert fed(inited, "issue", "update", "issue-100", "--status", "blocked", "--assignee", "ana").code == 0
+    assert fed(inited, "issue", "close", api_id).code == 0
+    detail = json.loads(fed(inited, "issue", "show", "issue-100", "--format", "json").out)
+    assert detail["status"] == "blocked" and detail["record"]["assignee"] == "ana"
+    assert detail["blocked_by"] == [
+        {
+            "type": "blocks",
+            "id": api_id,
+            "kind": "issue",
+            "title": "Profile endpoint",
+            "status": "closed",
+            "exists": True,
+        }
+    ]
+    assert detail["references"][0]["ref"] == "org/api-service#issue-084"
+    closed = json.loads(fed(inited, "issue", "list", "--status", "closed", "--format", "json").out)
+    assert [r["id"] for r in closed] == [api_id]
+
+
+def test_specs_through_the_cli(inited):
+    created = fed(inited, "spec", "create", "Plugin system", "--tags", "architecture", "--format", "json")
+    assert created.code == 0, created.err
+    spec_id = json.loads(created.out)["id"]
+    assert spec_id.startswith("s-")
+    assert spec_id in fed(inited, "spec", "list").out
+    assert "Spec: " + spec_id in fed(inited, "spec", "show", spec_id).out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("issue", "create", "x", "--priority", "9"), "priority"),
+        (("issue", "create", "x", "--status", "done"), "status"),
+        (("issue", "create"), "title"),
+        (("issue", "list", "--status", "opn"), "opn"),
+        (("issue", "create", "x", "--blocks", "i-none"), "relationships: no issue or spec 'i-none'"),
+        (("issue", "create", "x", "--id", "bad id!"), "id:"),
+        (("issue",), "usage"),
+    ],
+)
+def test_usage_errors_exit_2_and_say_what_is_wrong(inited, args, needle):
+    result = fed(inited, *args)
+    assert result.code == 2
+    assert needle in result.err
+    assert result.out == ""
+
+
+def test_an_unknown_issue_is_a_failure_with_exit_1(inited):
+    result = fed(inited, "issue", "show", "i-nope")
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == "error: no issue 'i-nope' in this repository"
+
+
+def test_a_bad_config_names_the_file_the_key_and_the_problem(inited):
+    path = inited / ".sudocode" / "federation.config.json"
+    config = json.loads(path.read_text())
+    config["remote_repos"] = [
+        {"url": "github.com/org/api-gateway", "trust_level": "trusted"},
+        {"url": "github.com/org/billing", "trust_level": "trustd"},
+    ]
+    path.write_text(json.dumps(config))
+    result = fed(inited, "status")
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == (
+        "error: federation.config.json: remote_repos[1].trust_level: 'trustd' is not one of trusted, verified, "
+        "untrusted"
+    )
+
+
+def test_auto_commit_commits_the_jsonl_with_who_and_what(inited):
+    path = inited / ".sudocode" / "federation.config.json"
+    config = json.loads(path.read_text())
+    config["git"]["auto_commit"] = True
+    path.write_text(json.dumps(config))
+    created = json.loads(fed(inited, "issue", "create", "Committed issue", "--format", "json").out)
+
+    log = git(inited, "log", "-1", "--format=%s%n%b")
+    assert f"create issue {created['id']}: Committed issue" in log
+    assert "By: Test User" in log
+    assert git(inited, "show", "--name-only", "--format=", "HEAD").split() == [".sudocode/issues.jsonl"]
+
+
+def test_status_warns_when_git_tracks_the_secrets(inited):
+    git(inited, "add", "-f", ".sudocode/secrets.env")
+    result = fed(inited, "status", "--format", "json")
+    assert result.code == 0
+    assert json.loads(result.out)["secrets_tracked_by_git"] is True
+    assert "secrets.env is tracked by git" in result.err
+
+
+def test_list_reads_a_real_data_set(tmp_path):
+    repo = make_git_repo(tmp_path / "sudocode")
+    copy_corpus("sudocode-ai__sudocode", repo)
+    listed = run_cli("--repo", str(repo), "issue", "list", "--all", "--format", "json")
+    assert listed.code == 0, listed.err
+    assert len(json.loads(listed.out)) == 676
+    shown = run_cli("--repo", str(repo), "issue", "show", "ISSUE-001", "--format", "json")
+    assert json.loads(shown.out)["record"]["id"] == "ISSUE-001"

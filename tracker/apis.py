@@ -1,0 +1,98 @@
+"""Read API over the repository's own issues and specs: /api/v1/issues and /api/v1/specs."""
+
+from django.http import Http404
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers
+
+from tracker.filters import EntityFilter
+from tracker.models import Entity, EntityKind
+from tracker.selectors import entity_detail, entity_get, entity_list, entity_summary
+
+
+class EdgeSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    id = serializers.CharField()
+    kind = serializers.CharField()
+    title = serializers.CharField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    exists = serializers.BooleanField()
+
+
+class EntitySummarySerializer(serializers.Serializer):
+    """Documents the shape of `entity_summary`; the selector builds it."""
+
+    id = serializers.CharField()
+    uuid = serializers.CharField()
+    kind = serializers.ChoiceField(choices=EntityKind.choices)
+    title = serializers.CharField()
+    status = serializers.CharField(required=False, help_text="issues only")
+    file_path = serializers.CharField(required=False, help_text="specs only")
+    priority = serializers.IntegerField()
+    tags = serializers.ListField(child=serializers.CharField())
+    archived = serializers.BooleanField()
+    created_at = serializers.CharField()
+    updated_at = serializers.CharField()
+
+    def to_representation(self, instance):
+        return entity_summary(instance)
+
+
+class EntityDetailSerializer(EntitySummarySerializer):
+    content = serializers.CharField()
+    record = serializers.DictField(help_text="the entity's line of the JSONL file, as stored")
+    relationships = EdgeSerializer(many=True)
+    incoming_relationships = EdgeSerializer(many=True)
+    blocked_by = EdgeSerializer(many=True)
+    references = serializers.ListField(child=serializers.DictField())
+
+    def to_representation(self, instance):
+        return entity_detail(instance)
+
+
+class _EntityList(generics.ListAPIView):
+    kind: str
+    serializer_class = EntitySummarySerializer
+    filterset_class = EntityFilter
+
+    def get_queryset(self):
+        return entity_list(kind=self.kind, archived=None)
+
+
+class _EntityDetail(generics.RetrieveAPIView):
+    kind: str
+    serializer_class = EntityDetailSerializer
+
+    def get_object(self):
+        try:
+            return entity_get(kind=self.kind, ref=self.kwargs["ref"])
+        except Entity.DoesNotExist as exc:
+            raise Http404(str(exc)) from None
+
+
+@extend_schema(tags=["issues"])
+class IssueListApi(_EntityList):
+    kind = EntityKind.ISSUE
+
+
+@extend_schema(tags=["issues"])
+class IssueDetailApi(_EntityDetail):
+    kind = EntityKind.ISSUE
+
+
+@extend_schema(tags=["specs"])
+class SpecListApi(_EntityList):
+    kind = EntityKind.SPEC
+
+
+@extend_schema(tags=["specs"])
+class SpecDetailApi(_EntityDetail):
+    kind = EntityKind.SPEC
+
+
+urlpatterns = [
+    path("issues", IssueListApi.as_view(), name="api-issue-list"),
+    path("issues/<str:ref>", IssueDetailApi.as_view(), name="api-issue-detail"),
+    path("specs", SpecListApi.as_view(), name="api-spec-list"),
+    path("specs/<str:ref>", SpecDetailApi.as_view(), name="api-spec-detail"),
+]

@@ -1,0 +1,54 @@
+"""Committing the tracker's files to git: git stays the durable record of every change."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+
+class GitError(Exception):
+    pass
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+@functools.cache
+def _identity_args(repo: Path) -> tuple[str, ...]:
+    # A fresh machine or CI may have no git identity: commit as the tool rather than fail.
+    has_name = _git(repo, "config", "user.name", check=False).stdout.strip()
+    has_email = _git(repo, "config", "user.email", check=False).stdout.strip()
+    args: list[str] = []
+    if not has_name:
+        args += ["-c", "user.name=sudocode-fed"]
+    if not has_email:
+        args += ["-c", "user.email=sudocode-fed@localhost"]
+    return tuple(args)
+
+
+def is_git_repo(repo: Path) -> bool:
+    return _git(repo, "rev-parse", "--git-dir", check=False).returncode == 0
+
+
+def git_user(repo: Path) -> str:
+    return _git(repo, "config", "user.name", check=False).stdout.strip()
+
+
+def origin_url(repo: Path) -> str:
+    return _git(repo, "remote", "get-url", "origin", check=False).stdout.strip()
+
+
+def commit_files(repo: Path, paths: list[Path], message: str) -> str | None:
+    """Commit exactly `paths` (nothing else that is staged) and return the new commit's sha, or None when
+    they hold no change."""
+    rel = [str(p.relative_to(repo)) for p in paths]
+    _git(repo, "add", "--", *rel)
+    if _git(repo, "diff", "--cached", "--quiet", "--", *rel, check=False).returncode == 0:
+        return None
+    _git(repo, *_identity_args(repo), "commit", "-q", "-m", message, "--", *rel)
+    return _git(repo, "rev-parse", "HEAD").stdout.strip()

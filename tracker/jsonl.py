@@ -1,0 +1,640 @@
+"""Lossless reader and writer for sudocode's `.sudocode/issues.jsonl` and `specs.jsonl`.
+
+The format is described in shared/corpus/FORMAT.md. The rules this module keeps:
+
+* one JSON object per line, written exactly like JavaScript `JSON.stringify(obj)` (compact, raw UTF-8,
+  only `"`, `\\` and control characters escaped, lone surrogates as lowercase `\\udxxx`);
+* lines ordered by the raw `created_at` string, then the raw `id` (UTF-16 code-unit order, as JavaScript
+  compares strings); records without `created_at` go last, by id;
+* a rewrite keeps every untouched line byte for byte, so a change touches only the lines of the entities
+  that changed (sudocode itself re-serialises everything, which gives the same bytes for its own files);
+* a file that is not in sudocode's shape is refused with the file and line, and never rewritten.
+
+No Django here: the services, the importer and the CLI all build on these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from json.encoder import encode_basestring
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from federation_site.files import write_atomic
+
+__all__ = [
+    "ISSUE_KEY_ORDER",
+    "ISSUE_STATUSES",
+    "SPEC_KEY_ORDER",
+    "JsonlFormatError",
+    "JsonlSnapshot",
+    "dump_record",
+    "iso_timestamp",
+    "new_issue_record",
+    "new_spec_record",
+    "parse_line",
+    "parse_timestamp",
+    "read_jsonl",
+    "render_lines",
+    "sort_key",
+    "sqlite_timestamp",
+    "with_sudocode_key_order",
+    "write_atomic",
+]
+
+# The writer spreads the SQLite row, then appends the array fields. `external_links` and `feedback` are only
+# present when the entity has some; `parent_uuid` is missing in files written before ~2025-10-30.
+ISSUE_KEY_ORDER: tuple[str, ...] = (
+    "id",
+    "uuid",
+    "title",
+    "content",
+    "status",
+    "priority",
+    "assignee",
+    "archived",
+    "archived_at",
+    "created_at",
+    "updated_at",
+    "closed_at",
+    "parent_id",
+    "parent_uuid",
+    "external_links",
+    "relationships",
+    "tags",
+    "feedback",
+)
+SPEC_KEY_ORDER: tuple[str, ...] = (
+    "id",
+    "uuid",
+    "title",
+    "file_path",
+    "content",
+    "priority",
+    "archived",
+    "archived_at",
+    "created_at",
+    "updated_at",
+    "parent_id",
+    "parent_uuid",
+    "external_links",
+    "relationships",
+    "tags",
+)
+ISSUE_STATUSES: tuple[str, ...] = ("open", "in_progress", "blocked", "needs_review", "closed")
+KINDS: tuple[str, ...] = ("issue", "spec")
+
+_KEY_ORDER = {"issue": ISSUE_KEY_ORDER, "spec": SPEC_KEY_ORDER}
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# What JavaScript's String.prototype.trim() removes (sudocode trims every line before parsing it).
+_JS_WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_SAFE_INTEGER = 2**53 - 1
+_NO_UPSERTS: Mapping[str, dict] = MappingProxyType({})
+
+
+class JsonlFormatError(ValueError):
+    """A line (or a whole file) that is not in sudocode's JSONL format."""
+
+    def __init__(self, path: str | os.PathLike[str], line: int | None, reason: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.line, self.reason))
+
+
+# --- serialisation -------------------------------------------------------------------------------------
+
+
+def dump_record(data: dict) -> str:
+    """Serialise like JavaScript `JSON.stringify(data)`: compact, raw UTF-8, key order kept."""
+    parts: list[str] = []
+    _dump(data, parts)
+    text = "".join(parts)
+    if _LONE_SURROGATE.search(text):
+        # Python's decoder joins valid surrogate pairs, so any surrogate left is a lone one; JavaScript
+        # (ES2019 well-formed stringify) writes those as escapes.
+        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
+
+
+def _dump(value: Any, parts: list[str]) -> None:
+    if isinstance(value, str):
+        parts.append(encode_basestring(value))
+    elif value is None:
+        parts.append("null")
+    elif value is True:
+        parts.append("true")
+    elif value is False:
+        parts.append("false")
+    elif isinstance(value, int):
+        parts.append(str(value) if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER else _js_number(value))
+    elif isinstance(value, float):
+        parts.append(_js_number(value))
+    elif isinstance(value, dict):
+        parts.append("{")
+        first = True
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be strings, got {key!r}")
+            if not first:
+                parts.append(",")
+            first = False
+            parts.append(encode_basestring(key))
+            parts.append(":")
+            _dump(item, parts)
+        parts.append("}")
+    elif isinstance(value, list | tuple):
+        parts.append("[")
+        for index, item in enumerate(value):
+            if index:
+                parts.append(",")
+            _dump(item, parts)
+        parts.append("]")
+    else:
+        raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def _js_number(value: float | int) -> str:
+    """ECMAScript Number::toString for a finite number (Python's repr differs on exponents and `1.0`)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not valid JSON (JSON.stringify would write null)")
+    if number == 0:
+        return "0"  # also -0, which JavaScript prints as "0"
+    sign = "-" if number < 0 else ""
+    # repr() gives the shortest digits that round-trip, the same digits JavaScript picks.
+    _, digit_tuple, exponent = Decimal(repr(abs(number))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    k = len(digits)
+    n = int(exponent) + k  # position of the decimal point relative to the digits
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        body = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+        body = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return sign + body
+
+
+# --- parsing and validation ----------------------------------------------------------------------------
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(f"duplicate key {key!r} in a JSON object")
+            seen.add(key)
+    return obj
+
+
+def _parse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text} is out of range")
+    return number
+
+
+def parse_line(text: str, *, path: str, line: int, kind: str) -> dict:
+    """Parse one line of an issues/specs file and check it has sudocode's shape; keeps key order."""
+    _check_kind(kind)
+    stripped = text.strip(_JS_WHITESPACE)
+    try:
+        record = json.loads(
+            stripped,
+            object_pairs_hook=_object_pairs,
+            parse_constant=_parse_constant,
+            parse_float=_parse_float,
+        )
+    except json.JSONDecodeError as exc:
+        raise JsonlFormatError(path, line, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise JsonlFormatError(path, line, f"malformed JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise JsonlFormatError(
+            path, line, f"expected a JSON object per line, got {_json_type(record)} (not a sudocode file)"
+        )
+    problem = _shape_problem(record, kind)
+    if problem:
+        raise JsonlFormatError(path, line, problem)
+    return record
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'issue' or 'spec', not {kind!r}")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _show(value: Any) -> str:
+    try:
+        shown = dump_record(value)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _shape_problem(record: dict, kind: str) -> str | None:
+    """What makes `record` not a sudocode issue/spec, or None when it is one."""
+    entity = f"sudocode {kind}"
+    for key in ("id", "uuid", "title"):
+        if key not in record:
+            return f'not a {entity} record: missing "{key}"'
+        if not isinstance(record[key], str):
+            return f'"{key}" must be a string, got {_show(record[key])}'
+    if not record["id"]:
+        return '"id" must not be empty'
+    if not record["uuid"]:
+        return '"uuid" must not be empty'
+
+    if "priority" not in record:
+        return f'not a {entity} record: missing "priority"'
+    priority = record["priority"]
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 4:
+        return f'"priority" must be an integer 0-4, got {_show(priority)}'
+
+    if kind == "issue":
+        if "status" not in record:
+            return f'not a {entity} record: missing "status"'
+        if record["status"] not in ISSUE_STATUSES:
+            return f'"status" must be one of {", ".join(ISSUE_STATUSES)}; got {_show(record["status"])}'
+    else:
+        if "file_path" not in record:
+            return f'not a {entity} record: missing "file_path"'
+        if not isinstance(record["file_path"], str):
+            return f'"file_path" must be a string, got {_show(record["file_path"])}'
+
+    if "content" in record and not isinstance(record["content"], str):
+        return f'"content" must be a string, got {_show(record["content"])}'
+    for key in (
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "archived_at",
+        "assignee",
+        "parent_id",
+        "parent_uuid",
+    ):
+        if key in record and record[key] is not None and not isinstance(record[key], str):
+            return f'"{key}" must be a string or null, got {_show(record[key])}'
+    if "archived" in record and record["archived"] not in (0, 1):
+        return f'"archived" must be 0 or 1, got {_show(record["archived"])}'
+
+    for key in ("relationships", "tags", "feedback", "external_links"):
+        if key in record and not isinstance(record[key], list):
+            return f'"{key}" must be an array, got {_show(record[key])}'
+    for rel in record.get("relationships", ()):
+        if not isinstance(rel, dict):
+            return f'"relationships" items must be objects, got {_show(rel)}'
+        for key in ("to", "type"):
+            if not isinstance(rel.get(key), str):
+                return f'relationship "{key}" must be a string, got {_show(rel.get(key))}'
+    for tag in record.get("tags", ()):
+        if not isinstance(tag, str):
+            return f'"tags" items must be strings, got {_show(tag)}'
+    for key in ("feedback", "external_links"):
+        for item in record.get(key, ()):
+            if not isinstance(item, dict):
+                return f'"{key}" items must be objects, got {_show(item)}'
+    return None
+
+
+# --- snapshots -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JsonlSnapshot:
+    """One issues.jsonl/specs.jsonl as read: the raw lines, their records and what the file looked like."""
+
+    path: Path
+    kind: str
+    lines: tuple[str, ...]
+    records: tuple[dict, ...]
+    content_sha256: str
+    size: int
+    mtime_ns: int
+    exists: bool
+
+    def by_uuid(self) -> dict[str, tuple[str, dict]]:
+        return {record["uuid"]: (line, record) for line, record in zip(self.lines, self.records, strict=True)}
+
+
+def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
+    """Read and validate a whole file; a missing file is an empty snapshot with `exists=False`.
+
+    Lines are split on LF only and kept as read (a CRLF file keeps its "\r" on untouched lines); blank
+    lines are dropped. Duplicate uuids are refused, since the writer matches entities by uuid; duplicate
+    ids are the caller's business (sudocode's merge resolver renames them `<id>.1`).
+    """
+    _check_kind(kind)
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            stat = os.fstat(fh.fileno())
+            data = fh.read()
+    except FileNotFoundError:
+        return JsonlSnapshot(path, kind, (), (), _EMPTY_SHA256, 0, 0, False)
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise JsonlFormatError(path, line, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+    lines: list[str] = []
+    records: list[dict] = []
+    first_line_of_uuid: dict[str, int] = {}
+    # Split on LF only: str.splitlines() would also split inside a line on U+2028, \x1c and friends.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip(_JS_WHITESPACE):
+            continue
+        record = parse_line(raw, path=str(path), line=number, kind=kind)
+        uuid = record["uuid"]
+        if uuid in first_line_of_uuid:
+            raise JsonlFormatError(
+                path, number, f'duplicate uuid "{uuid}" (first seen on line {first_line_of_uuid[uuid]})'
+            )
+        first_line_of_uuid[uuid] = number
+        lines.append(raw)
+        records.append(record)
+    return JsonlSnapshot(
+        path=path,
+        kind=kind,
+        lines=tuple(lines),
+        records=tuple(records),
+        content_sha256=hashlib.sha256(data).hexdigest(),
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        exists=True,
+    )
+
+
+def _js_string_key(value: str) -> bytes:
+    # Big-endian UTF-16 bytes compare exactly like JavaScript strings (by UTF-16 code unit).
+    return value.encode("utf-16-be", "surrogatepass")
+
+
+def sort_key(record: dict) -> tuple:
+    """sudocode's file order: raw `created_at`, then raw `id`; records without created_at last, by id."""
+    created_at = record.get("created_at")
+    record_id = record.get("id") or ""
+    if not created_at:
+        return (1, b"", _js_string_key(str(record_id)))
+    return (0, _js_string_key(str(created_at)), _js_string_key(str(record_id)))
+
+
+def render_lines(
+    snapshot: JsonlSnapshot,
+    *,
+    upserts: Mapping[str, dict] = _NO_UPSERTS,
+    deletes: Collection[str] = (),
+) -> bytes:
+    """New file content: untouched lines byte for byte, upserts (by uuid) re-dumped, deletes dropped.
+
+    The result is a stable sort by `sort_key`, so an already sorted file changes only where it must.
+    """
+    both = set(upserts).intersection(deletes)
+    if both:
+        raise ValueError(f"uuid both upserted and deleted: {', '.join(sorted(both))}")
+    for uuid, record in upserts.items():
+        if record.get("uuid") != uuid:
+            raise ValueError(f"upsert keyed {uuid!r} holds a record with uuid {record.get('uuid')!r}")
+        problem = _shape_problem(record, snapshot.kind)
+        if problem:
+            raise JsonlFormatError(snapshot.path, None, f"refusing to write {snapshot.kind} {uuid}: {problem}")
+
+    entries: list[tuple[tuple, str]] = []
+    replaced: set[str] = set()
+    for raw, record in zip(snapshot.lines, snapshot.records, strict=True):
+        uuid = record["uuid"]
+        if uuid in deletes:
+            continue
+        if uuid in upserts:
+            new = upserts[uuid]
+            entries.append((sort_key(new), dump_record(new)))
+            replaced.add(uuid)
+        else:
+            entries.append((sort_key(record), raw))
+    for uuid, new in upserts.items():
+        if uuid not in replaced:
+            entries.append((sort_key(new), dump_record(new)))
+
+    entries.sort(key=lambda entry: entry[0])
+    return "".join(f"{line}\n" for _, line in entries).encode("utf-8")
+
+
+# --- building records ----------------------------------------------------------------------------------
+
+
+def with_sudocode_key_order(record: dict, kind: str) -> dict:
+    """A copy of `record` with the known keys in sudocode's order.
+
+    Unknown keys stay right after the known key they followed (or first, if they led the record), so a
+    record that is already in order comes back unchanged. Useful after adding e.g. `external_links` to a
+    parsed record, which a plain dict would otherwise append at the end.
+    """
+    _check_kind(kind)
+    order = _KEY_ORDER[kind]
+    rank = {key: index for index, key in enumerate(order)}
+    leading: list[str] = []
+    trailing: dict[str, list[str]] = {}
+    last_known: str | None = None
+    for key in record:
+        if key in rank:
+            last_known = key
+            trailing.setdefault(key, [])
+        elif last_known is None:
+            leading.append(key)
+        else:
+            trailing[last_known].append(key)
+    ordered = leading[:]
+    for key in sorted(trailing, key=rank.__getitem__):
+        ordered.append(key)
+        ordered.extend(trailing[key])
+    return {key: record[key] for key in ordered}
+
+
+def new_issue_record(
+    *,
+    id: str,
+    uuid: str,
+    title: str,
+    content: str = "",
+    status: str = "open",
+    priority: int = 2,
+    assignee: str | None = None,
+    created_at: str,
+    updated_at: str,
+    parent_id: str | None = None,
+    parent_uuid: str | None = None,
+    relationships: Collection[Mapping[str, Any]] = (),
+    tags: Collection[str] = (),
+) -> dict:
+    record = {
+        "id": id,
+        "uuid": uuid,
+        "title": title,
+        "content": content,
+        "status": status,
+        "priority": priority,
+        "assignee": assignee,
+        "archived": 0,
+        "archived_at": None,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "closed_at": None,
+        "parent_id": parent_id,
+        "parent_uuid": parent_uuid,
+        "relationships": [dict(rel) for rel in relationships],
+        "tags": list(tags),
+    }
+    _raise_if_malformed(record, "issue")
+    return record
+
+
+def new_spec_record(
+    *,
+    id: str,
+    uuid: str,
+    title: str,
+    file_path: str,
+    content: str = "",
+    priority: int = 2,
+    created_at: str,
+    updated_at: str,
+    parent_id: str | None = None,
+    parent_uuid: str | None = None,
+    relationships: Collection[Mapping[str, Any]] = (),
+    tags: Collection[str] = (),
+) -> dict:
+    record = {
+        "id": id,
+        "uuid": uuid,
+        "title": title,
+        "file_path": file_path,
+        "content": content,
+        "priority": priority,
+        "archived": 0,
+        "archived_at": None,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "parent_id": parent_id,
+        "parent_uuid": parent_uuid,
+        "relationships": [dict(rel) for rel in relationships],
+        "tags": list(tags),
+    }
+    _raise_if_malformed(record, "spec")
+    return record
+
+
+def _raise_if_malformed(record: dict, kind: str) -> None:
+    problem = _shape_problem(record, kind)
+    if problem:
+        raise ValueError(problem)
+
+
+# --- timestamps ----------------------------------------------------------------------------------------
+
+_TIMESTAMP_RE = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[T ](?P<h>[0-9]{2}):(?P<m>[0-9]{2})(?::(?P<s>[0-9]{2})(?:\.(?P<frac>[0-9]{1,9}))?)?"
+    r"(?P<zone>Z|z|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
+
+
+def _as_utc(dt: datetime | None) -> datetime:
+    if dt is None:
+        return datetime.now(UTC)
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def sqlite_timestamp(dt: datetime | None = None) -> str:
+    """`YYYY-MM-DD HH:MM:SS` in UTC, what SQLite's CURRENT_TIMESTAMP (sudocode's created_at) looks like."""
+    return _as_utc(dt).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_timestamp(dt: datetime | None = None) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC, what JavaScript's `Date.toISOString()` writes."""
+    value = _as_utc(dt)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """Parse either sudocode timestamp format (or date only, or microseconds) to an aware UTC datetime.
+
+    Zone-less values are UTC, as sudocode treats them. Only for comparisons: always write the original
+    string back. Returns None for None and for anything that is not a timestamp.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _TIMESTAMP_RE.fullmatch(value.strip())
+    if not match:
+        return None
+    try:
+        year, month, day = (int(part) for part in match["date"].split("-"))
+        frac = (match["frac"] or "").ljust(6, "0")[:6]
+        parsed = datetime(
+            year,
+            month,
+            day,
+            int(match["h"] or 0),
+            int(match["m"] or 0),
+            int(match["s"] or 0),
+            int(frac or 0),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    zone = match["zone"]
+    if zone and zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        offset_minutes = sign * (int(digits[:2]) * 60 + int(digits[2:]))
+        parsed = parsed.replace(tzinfo=timezone(timedelta(minutes=offset_minutes))).astimezone(UTC)
+    return parsed

@@ -1,0 +1,127 @@
+"""Reads of the repository's issues and specs, and the one shape they are shown in (CLI, API, pages)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from django.db.models import Q, QuerySet
+
+from tracker.models import ContentRef, Entity, EntityKind, IssueStatus, Relationship
+
+# A relationship "A blocks B" or "B depends-on A" makes A a blocker of B.
+BLOCKING_OUT = ("depends-on",)
+BLOCKING_IN = ("blocks",)
+
+
+def entity_get(*, kind: str | None, ref: str) -> Entity:
+    """An issue or spec by its id (`i-x7k9`, `ISSUE-001`, case-insensitive when unambiguous) or uuid."""
+    qs = Entity.objects.all() if kind is None else Entity.objects.filter(kind=kind)
+    for lookup in (Q(sudocode_id=ref), Q(uuid=ref), Q(sudocode_id__iexact=ref)):
+        found = list(qs.filter(lookup)[:2])
+        if len(found) == 1:
+            return found[0]
+    what = "issue or spec" if kind is None else kind
+    raise Entity.DoesNotExist(f"no {what} {ref!r} in this repository")
+
+
+def entity_list(
+    *,
+    kind: str,
+    status: Iterable[str] | None = None,
+    priority: Iterable[int] | None = None,
+    tags: Iterable[str] | None = None,
+    archived: bool | None = False,
+    search: str | None = None,
+) -> QuerySet[Entity]:
+    qs = Entity.objects.filter(kind=kind)
+    if status:
+        qs = qs.filter(status__in=list(status))
+    if priority is not None and list(priority):
+        qs = qs.filter(priority__in=list(priority))
+    for tag in tags or ():
+        qs = qs.filter(tags__name=tag)
+    if archived is not None:
+        qs = qs.filter(archived=archived)
+    if search:
+        qs = qs.filter(Q(title__icontains=search) | Q(content__icontains=search))
+    return qs.prefetch_related("tags").order_by("created_at", "sudocode_id")
+
+
+def entity_summary(entity: Entity) -> dict:
+    out = {
+        "id": entity.sudocode_id,
+        "uuid": entity.uuid,
+        "kind": entity.kind,
+        "title": entity.title,
+        "priority": entity.priority,
+        "tags": [t.name for t in entity.tags.all()],
+        "archived": entity.archived,
+        "created_at": entity.created_at,
+        "updated_at": entity.updated_at,
+    }
+    if entity.kind == EntityKind.ISSUE:
+        out["status"] = entity.status
+    else:
+        out["file_path"] = entity.file_path
+    return out
+
+
+def entity_detail(entity: Entity) -> dict:
+    """Everything about one entity: its record as the JSONL holds it, plus what is derived from the rest
+    of the repository (incoming relationships, blockers, references found in the content)."""
+    record = json.loads(entity.raw)
+    outgoing = list(entity.relationships.all())
+    incoming = list(Relationship.objects.filter(to_id=entity.sudocode_id, to_type=entity.kind).select_related("source"))
+    targets = _local_entities(
+        {r.to_id for r in outgoing} | {r.target_id for r in entity.content_refs.all() if not r.repo}
+    )
+    return {
+        **entity_summary(entity),
+        "record": record,
+        "content": entity.content,
+        "relationships": [_edge(r.type, r.to_id, r.to_type, targets.get(r.to_id)) for r in outgoing],
+        "incoming_relationships": [_edge(r.type, r.source.sudocode_id, r.source.kind, r.source) for r in incoming],
+        "blocked_by": [
+            _edge(r.type, r.to_id, r.to_type, targets.get(r.to_id)) for r in outgoing if r.type in BLOCKING_OUT
+        ]
+        + [_edge(r.type, r.source.sudocode_id, r.source.kind, r.source) for r in incoming if r.type in BLOCKING_IN],
+        "references": [_content_ref(r, targets) for r in entity.content_refs.all()],
+    }
+
+
+def open_blockers(detail: dict) -> list[dict]:
+    return [b for b in detail["blocked_by"] if b.get("status") not in (IssueStatus.CLOSED, None)]
+
+
+def _local_entities(ids: set[str]) -> dict[str, Entity]:
+    return {e.sudocode_id: e for e in Entity.objects.filter(sudocode_id__in=ids)}
+
+
+def _edge(rel_type: str, other_id: str, other_kind: str, other: Entity | None) -> dict:
+    return {
+        "type": rel_type,
+        "id": other_id,
+        "kind": other_kind,
+        "title": other.title if other else None,
+        "status": (other.status or None) if other else None,
+        "exists": other is not None,
+    }
+
+
+def _content_ref(ref: ContentRef, targets: dict[str, Entity]) -> dict:
+    out = {
+        "ref": ref.canonical_ref,
+        "repo": ref.repo or None,
+        "id": ref.target_id,
+        "type": ref.rel_type or None,
+        "display": ref.display or None,
+    }
+    if not ref.repo:
+        target = targets.get(ref.target_id)
+        out.update(
+            title=target.title if target else None,
+            status=(target.status or None) if target else None,
+            exists=target is not None,
+        )
+    return out

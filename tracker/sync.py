@@ -1,0 +1,276 @@
+"""Where state moves between the JSONL files (the truth) and the database (an index over them).
+
+Two directions, one module:
+- `jsonl_sync` notices that a file changed under us (a `git pull`, the sudocode CLI, an editor) and re-imports
+  only the entities whose line changed, by uuid. A stat per file is all it costs when nothing changed.
+- `write_through` applies a change made here: under a cross-process lock it re-reads the file, lets the caller
+  compute new records, updates the database and replaces the file atomically, but only if nobody changed the
+  file since it was read (otherwise it re-imports and tries again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from federation_site.node import layout
+from tracker import jsonl, refs
+from tracker.locks import file_lock
+from tracker.models import ContentRef, Entity, EntityKind, JsonlFile, Relationship, Tag
+
+logger = logging.getLogger(__name__)
+
+KINDS = (EntityKind.ISSUE.value, EntityKind.SPEC.value)
+_WRITE_ATTEMPTS = 8
+_CHUNK = 500
+
+
+class WriteConflict(Exception):
+    """The file kept changing under us while we tried to write it."""
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    uuid: str
+    before: dict | None
+    after: dict | None
+
+
+@dataclass
+class SyncResult:
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def created(self) -> list[Change]:
+        return [c for c in self.changes if c.before is None]
+
+    @property
+    def updated(self) -> list[Change]:
+        return [c for c in self.changes if c.before is not None and c.after is not None]
+
+    @property
+    def deleted(self) -> list[Change]:
+        return [c for c in self.changes if c.after is None]
+
+
+@dataclass
+class Edit:
+    """What a write-through caller wants done to one file: records to insert or replace, uuids to drop."""
+
+    upserts: dict[str, dict] = field(default_factory=dict)
+    deletes: set[str] = field(default_factory=set)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stat(path) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+# Per process: the stat of each file as last seen imported, so an unchanged file costs no query at all.
+_seen: dict[tuple[str, str], tuple[int, int]] = {}
+
+
+def jsonl_sync(*, kinds: Iterable[str] = KINDS, force: bool = False) -> SyncResult:
+    lay = layout()
+    result = SyncResult()
+    for kind in kinds:
+        path = lay.jsonl_path(kind)
+        memo_key = (str(path), kind)
+        if not force and _seen.get(memo_key) == _stat(path):
+            continue
+        with file_lock(lay.lock_path(kind)):
+            with transaction.atomic():
+                state = JsonlFile.objects.filter(kind=kind).first()
+                current = _stat(path)
+                if not force and state and (state.size, state.mtime_ns) == current:
+                    _seen[memo_key] = current
+                    continue
+                snapshot = jsonl.read_jsonl(path, kind)
+                if force or not state or state.sha256 != snapshot.content_sha256:
+                    result.changes += _import(snapshot)
+                _remember(
+                    kind,
+                    snapshot.size if snapshot.exists else -1,
+                    snapshot.mtime_ns if snapshot.exists else -1,
+                    snapshot.content_sha256,
+                )
+                _seen[memo_key] = (snapshot.size, snapshot.mtime_ns) if snapshot.exists else (-1, -1)
+    return result
+
+
+def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> tuple[Edit, SyncResult]:
+    """Apply `compute(snapshot)` to the file of `kind` and to the database, atomically and without losing a
+    change another tool made. `compute` may run more than once (after a conflict) and must not have side
+    effects outside the database. Returns the edit that was applied and what was imported on the way."""
+    lay = layout()
+    path = lay.jsonl_path(kind)
+    with file_lock(lay.lock_path(kind)):
+        for _attempt in range(_WRITE_ATTEMPTS):
+            snapshot = jsonl.read_jsonl(path, kind)
+            with transaction.atomic():
+                imported = SyncResult(_import_if_changed(snapshot))
+                edit = compute(snapshot)
+                if not edit.upserts and not edit.deletes:
+                    return edit, imported
+                content = jsonl.render_lines(snapshot, upserts=edit.upserts, deletes=edit.deletes)
+                _apply_edit(kind, snapshot, edit)
+                if _changed_since(path, snapshot):
+                    transaction.set_rollback(True)
+                    logger.info("%s changed while we wrote it; re-reading", path.name)
+                    continue
+                jsonl.write_atomic(path, content)
+                size, mtime_ns = _stat(path)
+                _remember(kind, size, mtime_ns, hashlib.sha256(content).hexdigest())
+            _seen[(str(path), kind)] = (size, mtime_ns)
+            return edit, imported
+    raise WriteConflict(f"{path} kept changing while we tried to write it; try again")
+
+
+def _changed_since(path, snapshot: jsonl.JsonlSnapshot) -> bool:
+    now = _stat(path)
+    then = (snapshot.size, snapshot.mtime_ns) if snapshot.exists else (-1, -1)
+    if now == then:
+        return False
+    if now[0] == -1 or now[0] != then[0]:
+        return True
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest() != snapshot.content_sha256
+
+
+def _remember(kind: str, size: int, mtime_ns: int, sha256: str) -> None:
+    JsonlFile.objects.update_or_create(
+        kind=kind,
+        defaults={"size": size, "mtime_ns": mtime_ns, "sha256": sha256, "imported_at": timezone.now()},
+    )
+
+
+def _import_if_changed(snapshot: jsonl.JsonlSnapshot) -> list[Change]:
+    state = JsonlFile.objects.filter(kind=snapshot.kind).first()
+    if state and state.sha256 == snapshot.content_sha256:
+        return []
+    return _import(snapshot)
+
+
+def _import(snapshot: jsonl.JsonlSnapshot) -> list[Change]:
+    """Bring the database in line with `snapshot`, touching only entities whose line changed."""
+    kind = snapshot.kind
+    _check_unique_ids(snapshot)
+    incoming = snapshot.by_uuid()
+    known = dict(Entity.objects.filter(kind=kind).values_list("uuid", "raw_sha"))
+    changed = [u for u, (line, _rec) in incoming.items() if known.get(u) != _sha(line)]
+    gone = [u for u in known if u not in incoming]
+    before = _records(changed + gone)
+    _delete(changed + gone)
+    _insert(kind, [(incoming[u][0], incoming[u][1]) for u in changed])
+    changes = [Change(kind, u, before.get(u), incoming[u][1]) for u in changed]
+    changes += [Change(kind, u, before.get(u), None) for u in gone]
+    if changes:
+        logger.info("imported %s: %d changed, %d removed", snapshot.path.name, len(changed), len(gone))
+    return changes
+
+
+def _check_unique_ids(snapshot: jsonl.JsonlSnapshot) -> None:
+    seen: dict[str, int] = {}
+    for lineno, record in enumerate(snapshot.records, start=1):
+        if record["id"] in seen:
+            raise jsonl.JsonlFormatError(
+                str(snapshot.path),
+                lineno,
+                f"id {record['id']!r} is used again (first on record {seen[record['id']]}); "
+                "resolve the merge conflict in the file",
+            )
+        seen[record["id"]] = lineno
+
+
+def _records(uuids: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for i in range(0, len(uuids), _CHUNK):
+        for uuid, raw in Entity.objects.filter(uuid__in=uuids[i : i + _CHUNK]).values_list("uuid", "raw"):
+            out[uuid] = json.loads(raw)
+    return out
+
+
+def _delete(uuids: list[str]) -> None:
+    for i in range(0, len(uuids), _CHUNK):
+        Entity.objects.filter(uuid__in=uuids[i : i + _CHUNK]).delete()
+
+
+def _apply_edit(kind: str, snapshot: jsonl.JsonlSnapshot, edit: Edit) -> None:
+    uuids = list(edit.upserts) + list(edit.deletes)
+    _delete(uuids)
+    _insert(kind, [(jsonl.dump_record(rec), rec) for rec in edit.upserts.values()])
+
+
+def _insert(kind: str, rows: list[tuple[str, dict]]) -> None:
+    entities, tags, rels, content_refs = [], [], [], []
+    for line, record in rows:
+        entity = entity_from_record(kind, line, record)
+        entities.append(entity)
+        tags += [Tag(entity=entity, position=i, name=t) for i, t in enumerate(record.get("tags") or [])]
+        rels += [
+            Relationship(
+                source=entity,
+                position=i,
+                from_id=r.get("from", ""),
+                from_type=r.get("from_type", ""),
+                to_id=r.get("to", ""),
+                to_type=r.get("to_type", ""),
+                type=r.get("type", ""),
+            )
+            for i, r in enumerate(record.get("relationships") or [])
+        ]
+        content_refs += [
+            ContentRef(
+                entity=entity,
+                position=i,
+                repo=ref.repo or "",
+                target_id=ref.target_id,
+                rel_type=ref.rel_type or "",
+                display=(ref.display or "")[:500],
+                mention=ref.mention,
+            )
+            for i, ref in enumerate(refs.parse_refs(record.get("content") or ""))
+        ]
+    Entity.objects.bulk_create(entities, batch_size=_CHUNK)
+    Tag.objects.bulk_create(tags, batch_size=_CHUNK)
+    Relationship.objects.bulk_create(rels, batch_size=_CHUNK)
+    ContentRef.objects.bulk_create(content_refs, batch_size=_CHUNK)
+
+
+def entity_from_record(kind: str, line: str, record: dict) -> Entity:
+    return Entity(
+        uuid=record["uuid"],
+        kind=kind,
+        sudocode_id=record["id"],
+        title=record.get("title") or "",
+        content=record.get("content") or "",
+        status=record.get("status") or "",
+        priority=record.get("priority", 2),
+        assignee=record.get("assignee"),
+        archived=bool(record.get("archived")),
+        file_path=record.get("file_path") or "",
+        parent_id=record.get("parent_id"),
+        parent_uuid=record.get("parent_uuid"),
+        created_at=record.get("created_at") or "",
+        updated_at=record.get("updated_at") or "",
+        closed_at=record.get("closed_at"),
+        created=jsonl.parse_timestamp(record.get("created_at")),
+        updated=jsonl.parse_timestamp(record.get("updated_at")),
+        raw=line,
+        raw_sha=_sha(line),
+    )
