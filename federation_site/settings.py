@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets as _random
+import warnings
 from pathlib import Path
 
 import environ
@@ -137,8 +138,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Served from the finders, so a node needs no collectstatic step.
+# Served from the finders, so a node needs no collectstatic step (and STATIC_ROOT may not exist).
 WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at")
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "admin:login"
