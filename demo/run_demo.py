@@ -48,9 +48,14 @@ def make_repo(name: str, origin: str) -> Path:
     (repo / ".sudocode").mkdir(parents=True)
     for f in ("issues.jsonl", "specs.jsonl"):
         shutil.copyfile(DATA / name / f, repo / ".sudocode" / f)
-    for args in (["git", "init", "-q", "-b", "main"], ["git", "config", "user.name", "Demo Maintainer"],
-                 ["git", "config", "user.email", "demo@example.com"], ["git", "remote", "add", "origin", origin],
-                 ["git", "add", "-A"], ["git", "commit", "-q", "-m", "Demo data"]):
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.name", "Demo Maintainer"],
+        ["git", "config", "user.email", "demo@example.com"],
+        ["git", "remote", "add", "origin", origin],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "Demo data"],
+    ):
         run(args, cwd=repo, show=False)
     return repo
 
@@ -77,13 +82,31 @@ def main() -> None:
     run(["git", "commit", "-q", "-m", "Set up sudocode federation"], cwd=repo, show=False)
     run([FED, "issue", "list"], cwd=repo)
     run([FED, "issue", "show", "issue-101"], cwd=repo)
-    run([FED, "issue", "create", "Show recent activity on the profile", "-p", "2", "--tags", "ui,profile",
-         "--implements", "spec-020", "--depends-on", "issue-100"], cwd=repo)
+    run(
+        [
+            FED,
+            "issue",
+            "create",
+            "Show recent activity on the profile",
+            "-p",
+            "2",
+            "--tags",
+            "ui,profile",
+            "--implements",
+            "spec-020",
+            "--depends-on",
+            "issue-100",
+        ],
+        cwd=repo,
+    )
     # The dashboard's login: a staff user in this node's database.
     manage = [sys.executable, str(ROOT / "manage.py")]
     run([*manage, "migrate", "--verbosity", "0"], cwd=repo, show=False)
-    env = env_for(repo) | {"DJANGO_SUPERUSER_USERNAME": DEMO_USER, "DJANGO_SUPERUSER_PASSWORD": DEMO_PASSWORD,
-                           "DJANGO_SUPERUSER_EMAIL": "demo@example.com"}
+    env = env_for(repo) | {
+        "DJANGO_SUPERUSER_USERNAME": DEMO_USER,
+        "DJANGO_SUPERUSER_PASSWORD": DEMO_PASSWORD,
+        "DJANGO_SUPERUSER_EMAIL": "demo@example.com",
+    }
     run([*manage, "createsuperuser", "--noinput"], cwd=repo, show=False, env=env)
 
     print(f"\n$ sudocode-fed serve --port {port}", flush=True)
@@ -91,7 +114,8 @@ def main() -> None:
     try:
         wait_for_port(port, node)
         base = f"http://127.0.0.1:{port}"
-        print(f"""
+        print(
+            f"""
 The frontend node is up. Open:
   {base}/                    issues and specs, with relationships
   {base}/issues/issue-101    one issue: blockers, relationships, references
@@ -100,7 +124,9 @@ The frontend node is up. Open:
   {base}/api/v1/issues       the read API
 
 Try the CLI in another terminal:  cd {repo} && {FED} issue list
-Press Ctrl-C to stop the node.""", flush=True)
+Press Ctrl-C to stop the node.""",
+            flush=True,
+        )
         node.wait()
     except KeyboardInterrupt:
         print("\nStopping the node ...")

@@ -1,0 +1,258 @@
+"""The HTML side of a node: the issue and spec pages, static files, the admin, and picking up JSONL edits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client, override_settings
+
+from tests.conftest import copy_corpus
+from tracker import services
+from tracker.selectors import entity_get
+from tracker.sync import jsonl_sync
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(raise_request_exception=False)
+
+
+@pytest.fixture
+def tracker(node_repo):
+    services.spec_create(title="Auth design", actor="t", sudocode_id="SPEC-001", tags=["auth"])
+    services.issue_create(title="Login form", actor="t", sudocode_id="ISSUE-001", priority=0, tags=["ui"])
+    services.issue_create(
+        title="Token refresh",
+        actor="t",
+        sudocode_id="ISSUE-002",
+        status="blocked",
+        content="Waits for [[ISSUE-001]] and [[acme/backend#i-ab12]].\n\nThen rotate keys.",
+        relationships=[("depends-on", "ISSUE-001"), ("implements", "SPEC-001")],
+    )
+    services.issue_create(title="Write docs", actor="t", sudocode_id="ISSUE-003", status="closed")
+    services.issue_create(title="Old idea", actor="t", sudocode_id="ISSUE-004")
+    services.issue_update(issue="ISSUE-004", actor="t", archived=True)
+    return node_repo
+
+
+def html(response) -> str:
+    assert response.status_code == 200, response.status_code
+    return response.content.decode()
+
+
+def listed(page: str, kind: str = "issues") -> list[str]:
+    return re.findall(rf'href="/{kind}/([^"]+)"', page)
+
+
+# --- the home page ----------------------------------------------------------------------------------------
+
+
+def test_home_lists_issues_and_specs_with_their_relationships(client, tracker):
+    page = html(client.get("/"))
+
+    assert listed(page) == ["ISSUE-001", "ISSUE-002", "ISSUE-003"]  # archived ones are hidden by default
+    assert listed(page, "specs") == ["SPEC-001"]
+    row = page[page.index('href="/issues/ISSUE-002"') :].split("</tr>")[0]
+    assert "Token refresh" in row and "status-blocked" in row
+    assert "depends-on <code>ISSUE-001</code>" in row and "implements <code>SPEC-001</code>" in row
+    assert "Auth design" in page
+
+
+@pytest.mark.parametrize(
+    ("query", "issues", "specs"),
+    [
+        ("status=blocked", ["ISSUE-002"], ["SPEC-001"]),
+        ("status=open&status=closed", ["ISSUE-001", "ISSUE-003"], ["SPEC-001"]),
+        ("status=bogus", ["ISSUE-001", "ISSUE-002", "ISSUE-003"], ["SPEC-001"]),
+        ("q=rotate", ["ISSUE-002"], []),
+        ("q=AUTH", [], ["SPEC-001"]),
+        ("q=idea", [], []),
+        ("q=idea&archived=1", ["ISSUE-004"], []),
+        ("archived=1", ["ISSUE-001", "ISSUE-002", "ISSUE-003", "ISSUE-004"], ["SPEC-001"]),
+    ],
+)
+def test_home_filters_by_status_and_search(client, tracker, query, issues, specs):
+    page = html(client.get(f"/?{query}"))
+
+    assert listed(page) == issues
+    assert listed(page, "specs") == specs
+
+
+def test_home_keeps_the_chosen_filters_in_the_form(client, tracker):
+    page = html(client.get("/?status=blocked&q=tok"))
+
+    assert 'value="blocked" checked' in page and 'value="open" checked' not in page
+    assert 'name="q" value="tok"' in page
+
+
+@pytest.mark.corpus
+def test_home_renders_the_real_sudocode_repository(client, node_repo):
+    copy_corpus("sudocode-ai__sudocode", node_repo)
+    jsonl_sync()
+
+    page = html(client.get("/?archived=1"))
+    assert len(listed(page)) == 676 and len(listed(page, "specs")) == 75
+    assert len(listed(html(client.get("/?status=blocked&archived=1")))) == 16
+
+
+# --- an entity's page -------------------------------------------------------------------------------------
+
+
+def test_an_issue_page_shows_status_blockers_relationships_references_and_content(client, tracker):
+    page = html(client.get("/issues/ISSUE-002"))
+
+    assert "<code>ISSUE-002</code> Token refresh" in page
+    assert "status-blocked" in page and "blocked by 1 open" in page
+    blocked_by, relationships, referenced_by = (
+        page[page.index(f"<h3>{h}</h3>") :].split("</ul>")[0] for h in ("Blocked by", "Relationships", "Referenced by")
+    )
+    assert 'href="/issues/ISSUE-001"' in blocked_by and "Login form" in blocked_by
+    assert 'href="/issues/ISSUE-001"' in relationships and 'href="/specs/SPEC-001"' in relationships
+    assert "none" in referenced_by
+    references = page[page.index("<h3>References in the content</h3>") :].split("</ul>")[0]
+    assert "<code>ISSUE-001</code>" in references and "Login form" in references
+    assert "<code>acme/backend#i-ab12</code>" in references and "another repository" in references
+    assert "Then rotate keys." in page[page.index('<pre class="content">') :]
+
+
+def test_a_blocker_that_is_closed_does_not_count_as_open(client, tracker):
+    services.issue_close(issue="ISSUE-001", actor="t")
+
+    page = html(client.get("/issues/ISSUE-002"))
+
+    assert "blocked by" not in page and "status-closed" in page
+
+
+def test_a_spec_page_shows_who_implements_it(client, tracker):
+    page = html(client.get("/specs/SPEC-001"))
+
+    referenced_by = page[page.index("<h3>Referenced by</h3>") :].split("</ul>")[0]
+    assert "implements" in referenced_by and 'href="/issues/ISSUE-002"' in referenced_by
+    assert "specs/SPEC-001" in page  # its file
+
+
+@pytest.mark.parametrize("url", ["/issues/ISSUE-999", "/specs/ISSUE-001", "/issues/SPEC-001"])
+def test_an_unknown_id_is_a_404(client, tracker, url):
+    assert client.get(url).status_code == 404
+
+
+def test_remote_content_is_escaped_on_every_page(client, node_repo):
+    services.issue_create(title=EVIL, actor="t", sudocode_id="ISSUE-001", content=EVIL, tags=[EVIL])
+    services.spec_create(title=EVIL, actor="t", sudocode_id="SPEC-001", content=EVIL)
+    services.issue_create(
+        title="Points at it",
+        actor="t",
+        sudocode_id="ISSUE-002",
+        content=f"See [[ISSUE-001|{EVIL}]] and [[ISSUE-001]].",
+        relationships=[("blocks", "ISSUE-001")],
+    )
+
+    for url in ("/", "/issues/ISSUE-001", "/issues/ISSUE-002", "/specs/SPEC-001", "/?q=%3Cscript%3E"):
+        page = html(client.get(url))
+        assert "<script>alert(1)" not in page, url
+        assert "&lt;script&gt;alert(1)" in page, url
+
+
+# --- static files -----------------------------------------------------------------------------------------
+
+
+@override_settings(DEBUG=False)
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("/static/css/site.css", b".status-blocked"),
+        ("/static/admin/css/base.css", b"body"),
+    ],
+)
+def test_static_files_are_served_without_collectstatic(node_repo, url, needle):
+    response = Client().get(url)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    assert needle in b"".join(response.streaming_content)
+
+
+def test_pages_link_the_stylesheet(client, tracker):
+    assert 'href="/static/css/site.css"' in html(client.get("/"))
+
+
+# --- the admin --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff(db) -> User:
+    user = User.objects.create_user("ops", password="a long enough password", is_staff=True)
+    # Every permission on entities: the admin must still refuse writes, because the files are the truth.
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="tracker", codename__endswith="entity"))
+    return user
+
+
+def admin_login(user: User) -> Client:
+    browser = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    assert browser.get("/admin/login/").status_code == 200
+    token = browser.cookies["csrftoken"].value
+    response = browser.post(
+        "/admin/login/?next=/admin/tracker/entity/",
+        {
+            "username": user.username,
+            "password": "a long enough password",
+            "next": "/admin/tracker/entity/",
+            "csrfmiddlewaretoken": token,
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/admin/tracker/entity/"
+    return browser
+
+
+def test_a_login_without_the_csrf_token_is_refused(staff, node_repo):
+    browser = Client(enforce_csrf_checks=True)
+    browser.get("/admin/login/")
+
+    response = browser.post("/admin/login/", {"username": "ops", "password": "a long enough password"})
+
+    assert response.status_code == 403
+
+
+def test_staff_log_in_and_see_entities_read_only(staff, tracker):
+    browser = admin_login(staff)
+
+    changelist = html(browser.get("/admin/tracker/entity/"))
+    for sudocode_id in ("ISSUE-001", "ISSUE-004", "SPEC-001"):
+        assert sudocode_id in changelist
+    assert "/admin/tracker/entity/add/" not in changelist
+    assert browser.get("/admin/tracker/entity/add/").status_code == 403
+
+    uuid = entity_get(kind="issue", ref="ISSUE-002").uuid
+    change_url = f"/admin/tracker/entity/{uuid}/change/"
+    detail = html(browser.get(change_url))
+    assert "Token refresh" in detail and 'name="_save"' not in detail
+    token = browser.cookies["csrftoken"].value
+    assert browser.post(change_url, {"title": "Hacked", "csrfmiddlewaretoken": token}).status_code == 403
+    assert browser.post(f"/admin/tracker/entity/{uuid}/delete/", {"csrfmiddlewaretoken": token}).status_code == 403
+    assert "Hacked" not in (tracker / ".sudocode" / "issues.jsonl").read_text()
+
+
+# --- files changed under the node -------------------------------------------------------------------------
+
+
+def test_a_jsonl_file_edited_on_disk_shows_in_the_next_response(client, tracker):
+    path = tracker / ".sudocode" / "issues.jsonl"
+    assert "Login form" in html(client.get("/issues/ISSUE-001"))
+
+    # Another tool (an editor, `git pull`, the sudocode CLI) rewrites the file between two requests.
+    path.write_text(path.read_text().replace('"title":"Login form"', '"title":"Sign-in form, edited by hand"'))
+
+    assert "Sign-in form, edited by hand" in html(client.get("/issues/ISSUE-001"))
+    assert client.get("/api/v1/issues/ISSUE-001").json()["title"] == "Sign-in form, edited by hand"
+
+    kept = [line for line in path.read_text().splitlines() if '"id":"ISSUE-003"' not in line]
+    path.write_text("\n".join(kept) + "\n")
+
+    assert client.get("/issues/ISSUE-003").status_code == 404
+    assert "ISSUE-003" not in listed(html(client.get("/")))
