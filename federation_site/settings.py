@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets as _random
-import warnings
 from pathlib import Path
 
 import environ
@@ -136,11 +135,11 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# Static files are served from the finders (below), so a node needs no collectstatic step; STATIC_ROOT is only
+# for a deployment that wants one.
+STATIC_ROOT = env.str("STATIC_ROOT", default=None)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Served from the finders, so a node needs no collectstatic step (and STATIC_ROOT may not exist).
 WHITENOISE_USE_FINDERS = True
-warnings.filterwarnings("ignore", message="No directory at")
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "admin:login"
