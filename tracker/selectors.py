@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.db.models import Q, QuerySet
 
-from tracker.models import ContentRef, Entity, EntityKind, IssueStatus, Relationship
+from tracker.models import ContentRef, Entity, EntityKind, IssueStatus, Relationship, Tag
 
 # A relationship "A blocks B" or "B depends-on A" makes A a blocker of B.
 BLOCKING_OUT = ("depends-on",)
@@ -17,11 +17,13 @@ BLOCKING_IN = ("blocks",)
 def entity_get(*, kind: str | None, ref: str) -> Entity:
     """An issue or spec by its id (`i-x7k9`, `ISSUE-001`, case-insensitive when unambiguous) or uuid."""
     qs = Entity.objects.all() if kind is None else Entity.objects.filter(kind=kind)
+    what = "issue or spec" if kind is None else kind
+    if "\x00" in ref:  # no id holds one, and PostgreSQL refuses it in a query
+        raise Entity.DoesNotExist(f"no {what} {ref!r} in this repository")
     for lookup in (Q(sudocode_id=ref), Q(uuid=ref), Q(sudocode_id__iexact=ref)):
         found = list(qs.filter(lookup)[:2])
         if len(found) == 1:
             return found[0]
-    what = "issue or spec" if kind is None else kind
     raise Entity.DoesNotExist(f"no {what} {ref!r} in this repository")
 
 
@@ -40,9 +42,11 @@ def entity_list(
     if priority is not None and list(priority):
         qs = qs.filter(priority__in=list(priority))
     for tag in tags or ():
-        qs = qs.filter(tags__name=tag)
+        # A subquery, not a join: an entity whose file lists a tag twice still comes back once.
+        qs = qs.filter(uuid__in=Tag.objects.filter(name=tag).values("entity"))
     if archived is not None:
         qs = qs.filter(archived=archived)
+    search = (search or "").replace("\x00", "")
     if search:
         qs = qs.filter(Q(title__icontains=search) | Q(content__icontains=search))
     return qs.prefetch_related("tags").order_by("created_at", "sudocode_id")

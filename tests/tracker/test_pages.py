@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 
 from tests.conftest import copy_corpus
-from tracker import services
+from tracker import jsonl, services
 from tracker.selectors import entity_get
 from tracker.sync import jsonl_sync
 
@@ -159,6 +159,30 @@ def test_remote_content_is_escaped_on_every_page(client, node_repo):
         assert "&lt;script&gt;alert(1)" in page, url
 
 
+def test_an_id_no_url_can_carry_does_not_break_the_pages(client, node_repo):
+    # Ids come from files other tools write; one with a "/" cannot be reversed into /issues/<id>.
+    now = jsonl.sqlite_timestamp()
+    records = [
+        jsonl.new_issue_record(id="team/42", uuid="u-42", title="Odd id", created_at=now, updated_at=now),
+        jsonl.new_issue_record(
+            id="ISSUE-001",
+            uuid="u-1",
+            title="Waits on it",
+            created_at=now,
+            updated_at=now,
+            relationships=[
+                {"from": "ISSUE-001", "from_type": "issue", "to": "team/42", "to_type": "issue", "type": "depends-on"}
+            ],
+        ),
+    ]
+    (node_repo / ".sudocode" / "issues.jsonl").write_text("".join(jsonl.dump_record(r) + "\n" for r in records))
+
+    home = html(client.get("/"))
+    assert listed(home) == ["ISSUE-001", "u-42"]  # the odd one is linked by its uuid
+    assert "<code>team/42</code>" in html(client.get("/issues/ISSUE-001"))
+    assert "Odd id" in html(client.get("/issues/u-42"))
+
+
 # --- static files -----------------------------------------------------------------------------------------
 
 
@@ -256,3 +280,9 @@ def test_a_jsonl_file_edited_on_disk_shows_in_the_next_response(client, tracker)
 
     assert client.get("/issues/ISSUE-003").status_code == 404
     assert "ISSUE-003" not in listed(html(client.get("/")))
+
+
+@pytest.mark.parametrize(("url", "status"), [("/?q=a%00b", 200), ("/issues/ISSUE%00001", 404)])
+def test_a_null_character_in_the_input_is_no_server_error(client, tracker, url, status):
+    # PostgreSQL refuses NUL in a query; the selectors keep it out.
+    assert client.get(url).status_code == status
