@@ -35,7 +35,7 @@ def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayo
     if sync:
         from tracker.sync import jsonl_sync
 
-        jsonl_sync()
+        jsonl_sync(progress=note)
     _ready = lay
     return lay
 

@@ -50,7 +50,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SUDOCODE_REPO", "SUDOCODE_FED_CLI")
+        if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "SUDOCODE_REPO", "SUDOCODE_FED_CLI")
     }
     env["COLUMNS"] = "200"
     env.update(extra)

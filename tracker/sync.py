@@ -85,31 +85,38 @@ def _stat(path) -> tuple[int, int]:
 _seen: dict[tuple[str, str], tuple[int, int]] = {}
 
 
-def jsonl_sync(*, kinds: Iterable[str] = KINDS, force: bool = False) -> SyncResult:
+def jsonl_sync(
+    *, kinds: Iterable[str] = KINDS, force: bool = False, progress: Callable[[str], None] | None = None
+) -> SyncResult:
+    """Import what changed in the JSONL files since the last import (by anyone). `progress` hears about
+    a first import, the one that can take a while on a large repository."""
     lay = layout()
     result = SyncResult()
-    for kind in kinds:
+    stats = {kind: _stat(lay.jsonl_path(kind)) for kind in kinds}
+    pending = [k for k in kinds if force or _seen.get((str(lay.jsonl_path(k)), k)) != stats[k]]
+    if not pending:
+        return result
+    if not force:
+        # One read, no lock: most of the time another process already imported what is on disk.
+        imported = {
+            kind: (size, mtime)
+            for kind, size, mtime in JsonlFile.objects.filter(kind__in=pending).values_list("kind", "size", "mtime_ns")
+        }
+        for kind in [k for k in pending if imported.get(k) == stats[k]]:
+            _seen[(str(lay.jsonl_path(kind)), kind)] = stats[kind]
+            pending.remove(kind)
+    for kind in pending:
         path = lay.jsonl_path(kind)
-        memo_key = (str(path), kind)
-        if not force and _seen.get(memo_key) == _stat(path):
-            continue
-        with file_lock(lay.lock_path(kind)):
-            with transaction.atomic():
-                state = JsonlFile.objects.filter(kind=kind).first()
-                current = _stat(path)
-                if not force and state and (state.size, state.mtime_ns) == current:
-                    _seen[memo_key] = current
-                    continue
-                snapshot = jsonl.read_jsonl(path, kind)
-                if force or not state or state.sha256 != snapshot.content_sha256:
-                    result.changes += _import(snapshot)
-                _remember(
-                    kind,
-                    snapshot.size if snapshot.exists else -1,
-                    snapshot.mtime_ns if snapshot.exists else -1,
-                    snapshot.content_sha256,
-                )
-                _seen[memo_key] = (snapshot.size, snapshot.mtime_ns) if snapshot.exists else (-1, -1)
+        with file_lock(lay.lock_path(kind)), transaction.atomic():
+            state = JsonlFile.objects.filter(kind=kind).first()
+            snapshot = jsonl.read_jsonl(path, kind)
+            if force or not state or state.sha256 != snapshot.content_sha256:
+                if progress and not state and len(snapshot.records) > 100:
+                    progress(f"Importing {path.name} ({len(snapshot.records)} {kind}s)...")
+                result.changes += _import(snapshot)
+            seen = (snapshot.size, snapshot.mtime_ns) if snapshot.exists else (-1, -1)
+            _remember(kind, *seen, snapshot.content_sha256)
+        _seen[(str(path), kind)] = seen
     return result
 
 
