@@ -149,11 +149,12 @@ class Endpoints(_Model):
 
 # --- remote repos and their permissions (seed: Trust and Security Model) -----------------------------------
 
-# Per-remote permissions default to "nothing": a remote is granted access explicitly.
+# Per-remote permissions: `allowed` left out (None) means the trust level decides (remotes.policy); true or
+# false overrides it. Mutations and subscriptions are granted explicitly.
 
 
 class QueryPermission(_Model):
-    allowed: bool = False
+    allowed: bool | None = None
     entities: list[Entity] = ["issue", "spec"]
     filters: list[NonEmptyStr] = []  # fields the remote may filter on; empty means no restriction
     exclude_fields: list[NonEmptyStr] = []

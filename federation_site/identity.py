@@ -14,4 +14,27 @@ def describe() -> dict:
     if cfg is None:
         return {"url": "", "display_name": lay.root.name, "repo": str(lay.root)}
     ident = cfg.local_identity
+    if ident is None:
+        return {"url": "", "display_name": lay.root.name, "repo": str(lay.root)}
     return {"url": ident.url, "display_name": ident.display_name or ident.url, "repo": str(lay.root)}
+
+
+def local_url() -> str:
+    """This node's identity ("github.com/org/repo"), or "" when federation is not set up."""
+    try:
+        cfg = node.config()
+    except node.RepoNotFound:
+        return ""
+    return cfg.local_identity.url if cfg and cfg.local_identity else ""
+
+
+def repo_path(url: str) -> str:
+    """How references name a repository: "github.com/org/api" -> "org/api" (a host-less identity stays)."""
+    head, _, rest = url.partition("/")
+    return rest if ("." in head or ":" in head) and rest else url
+
+
+def canonical_ref(entity_id: str) -> str:
+    """ "org/repo#issue-042" for one of this repository's entities (just the id when there is no identity)."""
+    url = local_url()
+    return f"{repo_path(url)}#{entity_id}" if url else entity_id

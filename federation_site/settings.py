@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "tracker",
+    "federation",
     "remotes",
     "requests_app",
     "subscriptions",
@@ -79,7 +80,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "tracker.middleware.JsonlSyncMiddleware",
+    "federation_site.middleware.NodeStateMiddleware",
 ]
 
 ROOT_URLCONF = "federation_site.urls"
@@ -160,6 +161,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "sudocode federation node",
     "DESCRIPTION": "The REST API of one sudocode federation node. See PROTOCOL.md for the messages.",
     "VERSION": "0.1.0",
+    # 3.1: the A2A message schemas are JSON Schema (pydantic's), which 3.1 embeds as it is.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the installed sidecar package, so /api/docs/ works on a machine without internet.
     "SWAGGER_UI_DIST": "SIDECAR",

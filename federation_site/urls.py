@@ -6,6 +6,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/federation/", include("federation.urls")),
     path("api/v1/", include("tracker.apis")),
+    path("remotes/", include("remotes.urls")),
     path("", include("tracker.urls")),
 ]

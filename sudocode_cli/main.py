@@ -15,6 +15,7 @@ from sudocode_cli.errors import CliError
 
 PROG = "sudocode-fed"
 STATUSES = ("open", "in_progress", "blocked", "needs_review", "closed")
+TRUST_LEVELS = ("untrusted", "verified", "trusted")
 REL_OPTIONS = ("blocks", "depends-on", "implements", "references", "related", "discovered-from")
 
 
@@ -93,6 +94,74 @@ def _entity_fields(parser: argparse.ArgumentParser, *, kind: str, create: bool) 
         )
 
 
+def _remote_commands(commands) -> None:
+    group = commands.add_parser(
+        "remote",
+        help="other nodes: add, list, sync, query",
+        description="Remote repositories this node knows. They are declared in .sudocode/federation.config.json "
+        "(commit it: git records every trust decision); runtime state lives in the database.",
+    )
+    group.set_defaults(_group=group)
+    sub = group.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+
+    add = sub.add_parser(
+        "add",
+        help="declare a remote, issue its API key, discover it",
+        description="Declare a remote and print the API key it must present to this node "
+        "(shown once). With --endpoint, discovery runs at once when the remote answers.",
+    )
+    add.add_argument("url", help="the remote's identity, e.g. github.com/org/api-service")
+    add.add_argument("--trust", choices=TRUST_LEVELS, default="untrusted", help="trust level (default: %(default)s)")
+    add.add_argument("--endpoint", metavar="URL", help="its REST base, e.g. https://api-service.dev/api/v1")
+    add.add_argument("--name", help="display name (default: the last part of the url)")
+    add.add_argument("--token", help="the API key that remote gave us (stored in secrets.env)")
+    add.add_argument("--no-discover", action="store_true", help="do not contact it now")
+    _command(add, "remotes:add")
+
+    listing = sub.add_parser("list", help="list remotes")
+    _format(listing, ("table", "json", "url"))
+    _command(listing, "remotes:list_")
+
+    for name, helptext, target in (
+        ("show", "one remote in detail", "remotes:show"),
+        ("remove", "forget a remote (and revoke its API key)", "remotes:remove"),
+        ("rotate-key", "issue a new API key for a remote", "remotes:rotate_key"),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("url", help="the remote's identity (or its short org/repo form)")
+        if name == "show":
+            _format(cmd)
+        _command(cmd, target)
+
+    sync = sub.add_parser("sync", help="discover a remote again and refresh every reference to it")
+    sync.add_argument("url", nargs="?", help="the remote (or --all)")
+    sync.add_argument("--all", action="store_true", help="every remote")
+    _command(sync, "remotes:sync")
+
+    token = sub.add_parser("set-token", help="store the API key a remote gave us (secrets.env)")
+    token.add_argument("url", help="the remote")
+    token.add_argument("token", help="the key, or - to read it from standard input")
+    _command(token, "remotes:set_token")
+
+    query = sub.add_parser(
+        "query",
+        help="query a remote's issues or specs",
+        description="Ask a remote for its issues or specs, within what it lets us see.",
+    )
+    query.add_argument("url", help="the remote")
+    query.add_argument("entity", choices=("issue", "spec"), help="what to query")
+    query.add_argument("--status", type=_statuses, metavar="S,S", help="only these statuses")
+    query.add_argument("--labels", type=_csv, metavar="A,B", help="only those with all of these labels (tags)")
+    query.add_argument("--priority", type=_priorities, metavar="N,N", help="only these priorities")
+    query.add_argument("--ids", type=_csv, metavar="ID,ID", help="only these ids")
+    query.add_argument("--filters", metavar="JSON", help="filters as JSON (the seed's query filters)")
+    query.add_argument("--include", type=_csv, metavar="X,Y", help="relationships, spec_refs")
+    query.add_argument("--limit", type=int, default=50, help="page size, 1-500 (default: %(default)s)")
+    query.add_argument("--all-pages", action="store_true", help="follow the cursor to the last page")
+    _format(query, ("table", "json"))
+    _command(query, "remotes:query")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -123,11 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--access-log", metavar="FILE", help="log every request to FILE ('-' for stdout)")
     _command(serve, "node:serve")
 
     status = commands.add_parser("status", help="what this node serves and how it is set up")
     _format(status)
     _command(status, "node:status")
+
+    _remote_commands(commands)
 
     for kind, plural in (("issue", "issues"), ("spec", "specs")):
         group = commands.add_parser(
@@ -237,7 +309,20 @@ def _explain(exc: Exception) -> tuple[int | None, str]:
         return 1, str(exc)
     if isinstance(exc, (ConfigError, JsonlFormatError, WriteConflict)):
         return 1, str(exc)
+    from remotes.client import RemoteError
+
+    if isinstance(exc, RemoteError):
+        return 1, _remote_error(exc)
     return None, ""
+
+
+def _remote_error(exc) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        detail = body.get("detail") or "; ".join(f"{e.get('path')}: {e.get('message')}" for e in body.get("errors", []))
+        if detail:
+            return f"{exc} ({detail})"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayo
     lay = RepoLayout(root)
     ensure_schema(lay)
     if sync:
+        from remotes.services import remotes_reconcile
         from tracker.sync import jsonl_sync
 
         jsonl_sync(progress=note)
+        remotes_reconcile()
     _ready = lay
     return lay
 

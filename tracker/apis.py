@@ -46,8 +46,14 @@ class EntityDetailSerializer(EntitySummarySerializer):
     blocked_by = EdgeSerializer(many=True)
     references = serializers.ListField(child=serializers.DictField())
 
+    cross_repo = serializers.ListField(
+        child=serializers.DictField(), help_text="references to other repositories, with cached state and freshness"
+    )
+
     def to_representation(self, instance):
-        return entity_detail(instance)
+        from remotes.sync import entity_cross_repo
+
+        return entity_detail(instance) | {"cross_repo": entity_cross_repo(entity=instance)}
 
 
 class _EntityList(generics.ListAPIView):

@@ -129,3 +129,40 @@ def _content_ref(ref: ContentRef, targets: dict[str, Entity]) -> dict:
             exists=target is not None,
         )
     return out
+
+
+def entity_search(
+    *,
+    kind: str,
+    status: Iterable[str] | None = None,
+    tags: Iterable[str] | None = None,
+    priority: Iterable[int] | None = None,
+    ids: Iterable[str] | None = None,
+    spec_refs: Iterable[str] | None = None,
+    updated_since=None,
+    after: tuple[str, str] | None = None,
+    limit: int = 50,
+) -> tuple[list[Entity], int]:
+    """A page of entities for a federated query, in a stable order (raw created_at, then uuid: neither ever
+    changes), starting after the (created_at, uuid) of the previous page's last item. Returns the page and
+    the total matching count. Archived entities are included: a remote may hold a reference to one."""
+    qs = Entity.objects.filter(kind=kind)
+    if status is not None:
+        qs = qs.filter(status__in=list(status))
+    for tag in tags or ():
+        qs = qs.filter(uuid__in=Tag.objects.filter(name=tag).values("entity"))
+    if priority is not None:
+        qs = qs.filter(priority__in=list(priority))
+    if ids is not None:
+        ids = list(ids)
+        qs = qs.filter(Q(sudocode_id__in=ids) | Q(uuid__in=ids))
+    if spec_refs is not None:
+        sources = Relationship.objects.filter(to_type=EntityKind.SPEC, to_id__in=list(spec_refs)).values("source")
+        qs = qs.filter(uuid__in=sources)
+    if updated_since is not None:
+        qs = qs.filter(updated__gte=updated_since)
+    total = qs.count()
+    if after is not None:
+        qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], uuid__gt=after[1]))
+    page = list(qs.order_by("created_at", "uuid").prefetch_related("tags", "relationships")[:limit])
+    return page, total

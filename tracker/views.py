@@ -34,7 +34,10 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
         entity = entity_get(kind=kind, ref=ref)
     except Entity.DoesNotExist as exc:
         raise Http404(str(exc)) from None
+    from remotes.sync import entity_cross_repo
+
     detail = entity_detail(entity)
+    detail["cross_repo"] = entity_cross_repo(entity=entity)
     return render(
         request,
         "tracker/entity.html",

@@ -181,5 +181,8 @@ def serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     note(f"Serving {lay.root} at {base}/  (admin: {base}/admin/, API docs: {base}/api/docs/)")
     sys.stderr.flush()
-    CommandLineInterface().run(["-b", args.host, "-p", str(args.port), "federation_site.asgi:application"])
+    daphne_args = ["-b", args.host, "-p", str(args.port)]
+    if args.access_log:
+        daphne_args += ["--access-log", args.access_log]
+    CommandLineInterface().run([*daphne_args, "federation_site.asgi:application"])
     return 0

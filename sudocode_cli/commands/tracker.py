@@ -79,11 +79,13 @@ def _show(args: argparse.Namespace, kind: str) -> int:
 
 
 def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
+    from remotes.sync import entity_cross_repo
     from tracker.selectors import entity_detail, open_blockers
 
     detail = entity_detail(entity)
+    cross_repo = entity_cross_repo(entity=entity)
     if fmt == "json":
-        print_json(detail)
+        print_json(detail | {"cross_repo": cross_repo})
         return 0
     w = sys.stdout.write
     if created:
@@ -114,18 +116,30 @@ def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
             w(f"  {title}:\n")
             for e in edges:
                 w(f"    - {e['type']} {_edge(e)}\n")
-    if detail["references"]:
+    if cross_repo:
+        w("  Cross-repo:\n")
+        for ref in cross_repo:
+            w(f"    - {ref['type']} {_cross_ref(ref)}\n")
+    local_refs = [r for r in detail["references"] if not r["repo"]]  # cross-repo ones are shown above
+    if local_refs:
         w("  References in content:\n")
-        for r in detail["references"]:
-            where = (
-                "(another repository)"
-                if r["repo"]
-                else (f'({r["status"]}) - "{r["title"]}"' if r.get("exists") else "(not in this repository)")
-            )
+        for r in local_refs:
+            where = f'({r["status"]}) - "{r["title"]}"' if r.get("exists") else "(not in this repository)"
             w(f"    - {(r['type'] + ' ') if r['type'] else ''}{r['ref']} {where}\n")
     if entity.content:
         w("\n" + entity.content.rstrip() + "\n")
     return 0
+
+
+def _cross_ref(ref: dict) -> str:
+    if ref["remote"] is None:
+        return f"{ref['ref']} (unknown remote {ref['repo']}: `sudocode-fed remote add`)"
+    if ref["title"] is None:
+        return f"{ref['ref']} (not fetched: {ref['error'] or 'pending'})"
+    when = ref["last_fetched_at"] or "never"
+    freshness = "fresh" if ref["freshness"] == "fresh" else f"{ref['freshness']}, fetched {when}"
+    down = f"; {ref['remote_sync_status']}" if ref["remote_sync_status"] == "unreachable" else ""
+    return f'{ref["ref"]} ({ref["status"]}) - "{ref["title"]}" [{freshness}{down}]'
 
 
 def _edge(e: dict) -> str:

@@ -111,7 +111,9 @@ def test_issue_lifecycle_through_the_cli(inited):
     assert shown.code == 0
     assert "Issue: issue-100 - Add user profile page" in shown.out
     assert f'{api_id} (open) - "Profile endpoint"' in shown.out
-    assert "org/api-service#issue-084 (another repository)" in shown.out
+    assert (
+        "references org/api-service#issue-084 (unknown remote org/api-service: `sudocode-fed remote add`)" in shown.out
+    )
 
     listed = fed(inited, "issue", "list", "--tags", "ui")
     assert "issue-100" in listed.out and api_id not in listed.out

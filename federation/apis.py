@@ -1,0 +1,132 @@
+"""The federation endpoints under /api/v1/federation/: where another node's messages enter.
+
+Each view reads the raw body (size-checked), validates it into a typed message, and hands it to one answer in
+`federation.services`, through one dispatch table and one error path: 400 for a message that is not valid
+(naming the path), 403 when the caller may not do it, never a 500 for anything a caller sends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from federation import messages, services
+from remotes.auth import RemoteKeyAuthentication, request_caller
+from remotes.policy import Caller, PermissionDenied
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+def _correlation_id(request: Request) -> str:
+    given = (request.META.get("HTTP_X_CORRELATION_ID") or "").strip()
+    return given[:128] if given.isprintable() and given else uuid.uuid4().hex
+
+
+def _rest_base(request: Request) -> str:
+    return request.build_absolute_uri("/api/v1").rstrip("/")
+
+
+def _read(request: Request) -> object:
+    length = request.META.get("CONTENT_LENGTH")
+    if length and length.isdigit() and int(length) > messages.MAX_MESSAGE_BYTES:
+        # Refused before reading it; same words as parse_body uses for a body that turns out too large.
+        raise messages.MessageError.at(
+            "", f"the message is {length} bytes; the limit is {messages.MAX_MESSAGE_BYTES} bytes"
+        )
+    return messages.parse_body(request.body)
+
+
+def _discover(request: Request, caller: Caller, message, correlation_id: str) -> dict:
+    return services.answer_discover(caller=caller, rest_base=_rest_base(request), correlation_id=correlation_id)
+
+
+def _query(request: Request, caller: Caller, message, correlation_id: str) -> dict:
+    return services.answer_query(caller=caller, message=message, correlation_id=correlation_id)
+
+
+# One entry per message type this node answers; a type is supported once it is here and in messages.
+DISPATCH: dict[str, Callable[[Request, Caller, object, str], dict]] = {
+    "discover": _discover,
+    "query": _query,
+}
+
+
+def _answer(request: Request, parse: Callable[[object], object] | None) -> Response:
+    correlation_id = _correlation_id(request)
+    caller = request_caller(request)
+    try:
+        if parse is None:
+            message, handler = None, DISPATCH["discover"]
+        else:
+            message = parse(_read(request))
+            handler = DISPATCH[message.type]
+        body, status = handler(request, caller, message, correlation_id), 200
+    except messages.MessageError as exc:
+        body, status = exc.as_json(), 400
+    except services.QueryError as exc:
+        body, status = exc.as_json(), 400
+    except PermissionDenied as exc:
+        body, status = {"error": "forbidden", "detail": str(exc), "trust_level": caller.trust_level}, 403
+    return Response(body, status=status, headers={CORRELATION_HEADER: correlation_id})
+
+
+class _FederationView(APIView):
+    authentication_classes = [RemoteKeyAuthentication]
+    permission_classes = [AllowAny]
+
+
+_ERRORS = {
+    400: OpenApiResponse(description="not a valid message: `{error, errors: [{path, message}]}`"),
+    403: OpenApiResponse(description="the caller's trust level or permissions do not allow it"),
+}
+
+
+class InfoApi(_FederationView):
+    @extend_schema(
+        tags=["federation"],
+        summary="Discover: this node's capabilities and the caller's trust level",
+        responses={200: messages.json_schema_of(messages.DiscoverResponse)},
+    )
+    def get(self, request: Request) -> Response:
+        return _answer(request, None)
+
+
+class QueryApi(_FederationView):
+    @extend_schema(
+        tags=["federation"],
+        summary="Query issues or specs (a query message, or the bare seed body)",
+        request={"application/json": messages.json_schema_of(messages.QueryMessage)},
+        responses={200: messages.json_schema_of(messages.QueryResponse), **_ERRORS},
+        examples=[
+            OpenApiExample(
+                "open issues labelled api",
+                request_only=True,
+                value={"entity": "issue", "filters": {"status": "open", "labels": ["api"]}, "limit": 50},
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        return _answer(request, messages.parse_query)
+
+
+class A2AApi(_FederationView):
+    @extend_schema(
+        tags=["federation"],
+        summary="Any A2A message, dispatched on its `type`",
+        request={"application/json": messages.json_schema_of(messages.Message)},
+        responses={200: OpenApiResponse(description="the matching *_response message"), **_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        return _answer(request, messages.parse_message)
+
+
+class SchemaApi(_FederationView):
+    @extend_schema(tags=["federation"], summary="JSON Schema of every A2A message", responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response(messages.message_json_schema())

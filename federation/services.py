@@ -1,0 +1,211 @@
+"""Answering A2A messages: what this node says to a caller. Each answer checks the caller against
+remotes.policy, reads through the owning app's selectors, writes one small audit row, and returns the
+response message as a JSON-ready dict. The REST views and the A2A endpoint both call these."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from typing import Any
+
+from django.utils import timezone
+
+from audit.services import audit_record
+from federation import messages
+from federation_site import identity, node
+from remotes import policy
+from remotes.policy import Caller
+from tracker.models import Entity, EntityKind
+from tracker.selectors import entity_search
+
+PROTOCOLS = ["rest", "a2a", "git"]
+OPERATIONS = ["discover", "query_issues", "query_specs"]
+
+
+class QueryError(ValueError):
+    """A query that is well-formed but cannot be answered as asked (HTTP 400, naming the field)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+    def as_json(self) -> dict:
+        return {"error": "invalid query", "errors": [{"path": self.path, "message": self.message}]}
+
+
+def _audit(caller: Caller, operation: str, *, status: str, started: float, correlation_id: str, **fields: Any) -> None:
+    audit_record(
+        operation=operation,
+        direction="incoming",
+        local_repo=identity.local_url(),
+        remote_repo=caller.identity,
+        status=status,
+        correlation_id=correlation_id,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        **fields,
+    )
+
+
+def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "") -> dict:
+    """The discover_response: what this node can do and how much it trusts the caller."""
+    started = time.perf_counter()
+    cfg = node.config()
+    endpoints = cfg.endpoints if cfg else None
+    response = messages.DiscoverResponse(
+        type="discover_response",
+        from_=identity.local_url() or None,
+        to=caller.identity or None,
+        timestamp=timezone.now(),
+        capabilities=messages.Capabilities(
+            protocols=PROTOCOLS,
+            operations=OPERATIONS,
+            schemas_version=messages.SCHEMAS_VERSION,
+            trust_level=caller.trust_level,
+            endpoints=messages.CapabilityEndpoints(
+                rest=str(endpoints.rest) if endpoints and endpoints.rest else rest_base,
+                ws=str(endpoints.websocket) if endpoints and endpoints.websocket else None,
+                git=endpoints.git if endpoints and endpoints.git else None,
+            ),
+        ),
+    )
+    _audit(caller, "discover", status="success", started=started, correlation_id=correlation_id)
+    return messages.dump(response)
+
+
+def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_id: str = "") -> dict:
+    """The query_response for `message`, within what the caller may see (PermissionDenied otherwise)."""
+    started = time.perf_counter()
+    query = message.query
+    filters = query.filters
+    used = {name for name in policy.FILTERS if getattr(filters, name, None) is not None}
+    summary = {"entity": query.entity, "filters": sorted(used), "limit": query.limit}
+    try:
+        grant = policy.query_grant(caller, node.config())
+        policy.check_query(grant, caller, entity=query.entity, filters=used, include=set(query.include))
+        if query.entity == EntityKind.SPEC and filters.status is not None:
+            raise QueryError("query.filters.status", "specs have no status")
+        fingerprint = _fingerprint(query)
+        page, total = entity_search(
+            kind=query.entity,
+            status=_as_list(filters.status),
+            tags=filters.labels,
+            priority=_as_list(filters.priority),
+            ids=filters.ids,
+            spec_refs=filters.spec_refs,
+            updated_since=filters.updated_since,
+            after=_decode_cursor(query.cursor, fingerprint),
+            limit=query.limit + 1,
+        )
+    except (policy.PermissionDenied, QueryError) as exc:
+        _audit(
+            caller,
+            "query",
+            status="failed",
+            started=started,
+            correlation_id=correlation_id,
+            payload=summary,
+            error=str(exc),
+        )
+        raise
+    more = len(page) > query.limit
+    page = page[: query.limit]
+    include = set(query.include)
+    results = [grant.project(federated_result(e, include=include)) for e in page]
+    response = messages.QueryResponse(
+        type="query_response",
+        from_=identity.local_url() or None,
+        to=caller.identity or None,
+        timestamp=timezone.now(),
+        results=results,
+        metadata=messages.QueryMetadata(
+            total=total,
+            cached_at=timezone.now(),
+            limit=query.limit,
+            next_cursor=_encode_cursor(page[-1], fingerprint) if more and page else None,
+        ),
+    )
+    _audit(
+        caller,
+        "query",
+        status="success",
+        started=started,
+        correlation_id=correlation_id,
+        payload=summary,
+        result={"total": total, "returned": len(results)},
+    )
+    return messages.dump(response)
+
+
+def federated_result(entity: Entity, *, include: set[str]) -> dict:
+    """One entity as the federation shows it: its record's fields, `canonical_ref`, and what `include` asks
+    for. The caller's grant then removes what it may not see."""
+    record = json.loads(entity.raw)
+    out: dict[str, Any] = {
+        "id": entity.sudocode_id,
+        "uuid": entity.uuid,
+        "kind": entity.kind,
+        "title": entity.title,
+        "canonical_ref": identity.canonical_ref(entity.sudocode_id),
+    }
+    for key in (
+        "status",
+        "priority",
+        "content",
+        "assignee",
+        "archived_at",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "parent_id",
+        "parent_uuid",
+        "file_path",
+        "feedback",
+        "external_links",
+    ):
+        if key in record:
+            out[key] = record[key]
+    out["archived"] = bool(record.get("archived"))
+    out["tags"] = [t.name for t in entity.tags.all()]
+    relationships = list(entity.relationships.all())
+    if "relationships" in include:
+        out["relationships"] = [
+            {"from": r.from_id, "from_type": r.from_type, "to": r.to_id, "to_type": r.to_type, "type": r.type}
+            for r in relationships
+        ]
+    if "spec_refs" in include:
+        out["spec_refs"] = sorted({r.to_id for r in relationships if r.to_type == EntityKind.SPEC})
+    return out
+
+
+def _as_list(value: Any) -> list | None:
+    if value is None:
+        return None
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _fingerprint(query: messages.QueryBody) -> str:
+    shape = {"entity": query.entity, "filters": messages.dump(query.filters), "include": sorted(query.include)}
+    return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _encode_cursor(last: Entity, fingerprint: str) -> str:
+    raw = json.dumps([last.created_at, last.uuid, fingerprint], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, fingerprint: str) -> tuple[str, str] | None:
+    if not cursor:
+        return None
+    try:
+        created_at, uuid, made_for = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(created_at, str) and isinstance(uuid, str)):
+            raise TypeError
+    except (ValueError, TypeError, binascii.Error):
+        raise QueryError("query.cursor", "not a cursor this node gave out") from None
+    if made_for != fingerprint:
+        raise QueryError("query.cursor", "belongs to a query with other filters: start again without a cursor")
+    return created_at, uuid

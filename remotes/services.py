@@ -1,0 +1,285 @@
+"""Writes about remotes: adding, changing and removing them (written back to federation.config.json, so git
+records every trust decision), their API keys, discovery, and refreshing the cached state of cross-repo
+references. Network calls go through `remotes.client`, never inside a database transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from federation_site import identity, node
+from federation_site.secrets import set_secret, token_env_name
+from remotes.models import ConfigStamp, CrossRepoReference, RemoteRepo, TrustLevel
+from tracker.models import ContentRef, Entity
+
+logger = logging.getLogger(__name__)
+
+API_KEY_PREFIX = "sfk_"
+BATCH = 500
+
+
+# --- the declared truth: federation.config.json ------------------------------------------------------------
+
+
+def _config_data() -> dict:
+    path = node.layout().config_path
+    if not path.exists():
+        raise ValidationError({"config": "this repository has no federation.config.json: run `sudocode-fed init`"})
+    return json.loads(path.read_text())
+
+
+def _write_config_data(data: dict) -> None:
+    from federation_site.config import write_config  # pydantic models: loaded only when needed (CLI start-up)
+
+    write_config(node.layout().config_path, data)
+    remotes_reconcile(force=True)
+
+
+def _find(data: dict, url: str) -> dict | None:
+    key = url.strip().rstrip("/").lower()
+    return next((r for r in data.get("remote_repos", []) if r.get("url", "").lower() == key), None)
+
+
+def remote_add(
+    *,
+    url: str,
+    actor: str,
+    trust_level: str = TrustLevel.UNTRUSTED,
+    endpoint: str | None = None,
+    display_name: str | None = None,
+    token: str | None = None,
+    discover: bool = True,
+) -> tuple[RemoteRepo, str]:
+    """Declare a remote in the config, give it an API key (returned once, stored hashed), store the token we
+    present to it, and run discovery when it answers. Returns the remote and its new API key."""
+    url = url.strip().rstrip("/")
+    _check_trust(trust_level)
+    data = _config_data()
+    if _find(data, url):
+        raise ValidationError({"url": f"{url} is already a remote: see `sudocode-fed remote show {url}`"})
+    entry: dict[str, Any] = {
+        "url": url,
+        "display_name": display_name or url.rsplit("/", 1)[-1],
+        "trust_level": trust_level,
+    }
+    if endpoint:
+        entry["endpoint"] = endpoint
+    data.setdefault("remote_repos", []).append(entry)
+    _write_config_data(data)
+    remote = RemoteRepo.objects.get(url=url)
+    RemoteRepo.objects.filter(url=url).update(added_by=actor)
+    api_key = remote_rotate_key(remote=remote)
+    if token:
+        remote_set_token(remote=remote, token=token)
+    if discover and remote.rest_endpoint:
+        from remotes.client import RemoteError
+        from remotes.sync import remote_discover
+
+        try:
+            remote_discover(remote=remote)
+        except RemoteError as exc:
+            logger.info("discovery of %s failed: %s", url, exc)
+    remote.refresh_from_db()
+    return remote, api_key
+
+
+def remote_update(
+    *,
+    remote: RemoteRepo,
+    trust_level: str | None = None,
+    endpoint: str | None = None,
+    display_name: str | None = None,
+    permissions: dict | None = None,
+) -> RemoteRepo:
+    data = _config_data()
+    entry = _find(data, remote.url)
+    if entry is None:
+        raise ValidationError({"url": f"{remote.url} is not declared in federation.config.json"})
+    if trust_level is not None:
+        _check_trust(trust_level)
+        entry["trust_level"] = trust_level
+    if endpoint is not None:
+        entry["endpoint"] = endpoint
+    if display_name is not None:
+        entry["display_name"] = display_name
+    if permissions is not None:
+        entry["permissions"] = permissions
+    _write_config_data(data)
+    return RemoteRepo.objects.get(url=remote.url)
+
+
+def remote_remove(*, remote: RemoteRepo) -> None:
+    data = _config_data()
+    entry = _find(data, remote.url)
+    if entry is not None:
+        data["remote_repos"].remove(entry)
+        _write_config_data(data)
+    RemoteRepo.objects.filter(url=remote.url).delete()
+
+
+def remote_set_token(*, remote: RemoteRepo, token: str) -> str:
+    """Store the token we present to `remote` in secrets.env (REMOTE_REPO_TOKEN_<NAME>); returns the name."""
+    if not token.strip():
+        raise ValidationError({"token": "an empty token"})
+    name = token_env_name(remote.url)
+    set_secret(node.layout().secrets_path, name, token.strip())
+    return name
+
+
+def remote_rotate_key(*, remote: RemoteRepo) -> str:
+    """A new API key for `remote` to present to us; the old one stops working. Returned once, kept hashed."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    RemoteRepo.objects.filter(url=remote.url).update(api_key_hash=hash_key(key), api_key_created_at=timezone.now())
+    return key
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _check_trust(trust_level: str) -> None:
+    if trust_level not in TrustLevel.values:
+        raise ValidationError({"trust_level": f"{trust_level!r} is not one of {', '.join(TrustLevel.values)}"})
+
+
+_reconciled: dict[str, tuple[int, int]] = {}
+
+
+def remotes_reconcile(*, force: bool = False) -> None:
+    """Bring the remote_repos rows in line with federation.config.json: declared remotes get a row, changed
+    trust levels and endpoints are copied, undeclared ones are dropped. When the file did not change since the
+    last reconcile (by any process) this costs a stat and at most one query."""
+    path = node.layout().config_path
+    try:
+        st = path.stat()
+        stamp = (st.st_size, st.st_mtime_ns)
+    except FileNotFoundError:
+        stamp = (-1, -1)
+    if not force:
+        if _reconciled.get(str(path)) == stamp:
+            return
+        done = ConfigStamp.objects.filter(pk=1).values_list("size", "mtime_ns").first()
+        if done == stamp:
+            _reconciled[str(path)] = stamp
+            return
+    cfg = node.config()
+    declared = {r.url: r for r in (cfg.remote_repos if cfg else [])}
+    now = timezone.now()
+    with transaction.atomic():
+        existing = {r.url: r for r in RemoteRepo.objects.all()}
+        for url, rc in declared.items():
+            fields = {
+                "display_name": rc.display_name or url.rsplit("/", 1)[-1],
+                "trust_level": rc.trust_level,
+                "auto_sync": rc.sync.auto_sync,
+                "sync_interval_minutes": rc.sync.interval_minutes,
+            }
+            if rc.endpoint:
+                fields["rest_endpoint"] = str(rc.endpoint).rstrip("/")
+            row = existing.get(url)
+            if row is None:
+                RemoteRepo.objects.create(url=url, added_at=now, added_by="federation.config.json", **fields)
+            elif any(getattr(row, k) != v for k, v in fields.items()):
+                RemoteRepo.objects.filter(url=url).update(**fields)
+        gone = [url for url in existing if url not in declared]
+        if gone:
+            RemoteRepo.objects.filter(url__in=gone).delete()
+        ConfigStamp.objects.update_or_create(pk=1, defaults={"size": stamp[0], "mtime_ns": stamp[1]})
+    _reconciled[str(path)] = stamp
+
+
+# --- cross-repo references ---------------------------------------------------------------------------------
+
+
+def _remote_for_repo(repo: str, remotes: list[RemoteRepo]) -> RemoteRepo | None:
+    key = repo.strip().rstrip("/").lower()
+    for remote in remotes:
+        if key in (remote.url.lower(), remote.repo_path.lower()):
+            return remote
+    return None
+
+
+def kind_of_id(remote_id: str) -> str:
+    lowered = remote_id.lower()
+    return "spec" if lowered.startswith(("s-", "spec-")) else "issue"
+
+
+def references_rebuild(*, entities: Iterable[Entity] | None = None, actor: str = "sudocode-fed") -> None:
+    """Make cross_repo_references match the references the repository's entities hold: `[[org/repo#id]]` in
+    content and the records' `remote_relationships`. Cached data of references that stay is kept."""
+    entity_list = list(entities) if entities is not None else None
+    scope = CrossRepoReference.objects.all()
+    content_refs = ContentRef.objects.exclude(repo="").select_related("entity")
+    records = Entity.objects.filter(raw__contains='"remote_relationships"')
+    if entity_list is not None:
+        uuids = [e.uuid for e in entity_list]
+        scope = scope.filter(local_uuid__in=uuids)
+        content_refs = content_refs.filter(entity__in=uuids)
+        records = records.filter(uuid__in=uuids)
+    wanted: dict[tuple[str, str, str, str], dict] = {}
+    for ref in content_refs:
+        rel = ref.rel_type if ref.rel_type in _REL_TYPES else "references"
+        wanted[(ref.entity_id, ref.repo, ref.target_id, rel)] = {
+            "local_entity_type": ref.entity.kind,
+            "remote_entity_type": kind_of_id(ref.target_id),
+            "remote_uuid": "",
+        }
+    for entity in records:
+        for rel in json.loads(entity.raw).get("remote_relationships") or []:
+            if not isinstance(rel, dict) or not rel.get("remote_id") or not rel.get("remote_repo"):
+                continue
+            rel_type = rel.get("type") if rel.get("type") in _REL_TYPES else "related"
+            wanted[(entity.uuid, str(rel["remote_repo"]), str(rel["remote_id"]), rel_type)] = {
+                "local_entity_type": entity.kind,
+                "remote_entity_type": rel.get("remote_entity_type") or kind_of_id(str(rel["remote_id"])),
+                "remote_uuid": str(rel.get("remote_uuid") or ""),
+            }
+    remotes = list(RemoteRepo.objects.all())
+    now = timezone.now()
+    with transaction.atomic():
+        have = {(r.local_uuid, r.repo, r.remote_id, r.relationship_type): r for r in scope}
+        stale = [r.pk for key, r in have.items() if key not in wanted]
+        if stale:
+            CrossRepoReference.objects.filter(pk__in=stale).delete()
+        new = []
+        for key, extra in wanted.items():
+            local_uuid, repo, remote_id, rel = key
+            remote = _remote_for_repo(repo, remotes)
+            row = have.get(key)
+            if row is None:
+                new.append(
+                    CrossRepoReference(
+                        local_uuid=local_uuid,
+                        repo=repo,
+                        remote_repo=remote,
+                        remote_id=remote_id,
+                        relationship_type=rel,
+                        canonical_ref=f"{remote.repo_path if remote else identity.repo_path(repo)}#{remote_id}",
+                        created_at=now,
+                        created_by=actor,
+                        **extra,
+                    )
+                )
+            elif row.remote_repo_id != (remote.url if remote else None):
+                CrossRepoReference.objects.filter(pk=row.pk).update(remote_repo=remote)
+        CrossRepoReference.objects.bulk_create(new, batch_size=BATCH)
+
+
+_REL_TYPES = {
+    "blocks",
+    "blocked-by",
+    "related",
+    "implements",
+    "depends-on",
+    "parent-child",
+    "discovered-from",
+    "references",
+}

@@ -1,0 +1,205 @@
+"""Talking to remotes: discovery, queries, and refreshing the cached state of cross-repo references. Every
+call goes through `remotes.client` (pooled sessions, timeouts, retries) and leaves an audit row; none runs
+inside a database transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from audit.services import audit_record
+from federation_site import identity, node
+from federation_site.secrets import get_secret, token_env_name
+from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected
+from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo, SyncStatus
+from remotes.services import BATCH, kind_of_id, references_rebuild
+from tracker.models import Entity
+
+logger = logging.getLogger(__name__)
+
+# After a failed call, lazy refreshes leave the remote alone this long (an explicit sync still tries).
+UNREACHABLE_BACKOFF = timedelta(seconds=30)
+
+
+def client_for(remote: RemoteRepo) -> RemoteClient:
+    if not remote.rest_endpoint:
+        raise RemoteRejected(
+            f"{remote.url} has no REST endpoint: `sudocode-fed remote add {remote.url} --endpoint URL`",
+            url=remote.url,
+            status=0,
+            body=None,
+        )
+    cfg = node.config()
+    http = cfg.http if cfg else None
+    policy = HttpPolicy(
+        connect_timeout=http.connect_timeout_seconds if http else 3.0,
+        read_timeout=http.timeout_seconds if http else 10.0,
+        retries=http.retries if http else 3,
+    )
+    token = get_secret(node.layout().secrets_path, token_env_name(remote.url))
+    return RemoteClient(remote.rest_endpoint, token=token, policy=policy)
+
+
+def _audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None):
+    """Run one outgoing call, write its audit row, and record the remote as reachable or not."""
+    started = time.perf_counter()
+    try:
+        response = call()
+    except RemoteError as exc:
+        duration = (time.perf_counter() - started) * 1000
+        _mark(remote, ok=False, error=str(exc))
+        audit_record(
+            operation=operation,
+            direction="outgoing",
+            local_repo=identity.local_url(),
+            remote_repo=remote.url,
+            status="failed",
+            payload=payload,
+            error=str(exc),
+            correlation_id=getattr(exc, "correlation_id", "") or "",
+            duration_ms=duration,
+        )
+        raise
+    _mark(remote, ok=True)
+    audit_record(
+        operation=operation,
+        direction="outgoing",
+        local_repo=identity.local_url(),
+        remote_repo=remote.url,
+        status="success",
+        payload=payload,
+        result={"status": response.status},
+        correlation_id=response.correlation_id,
+        duration_ms=response.elapsed_ms,
+    )
+    return response
+
+
+def _mark(remote: RemoteRepo, *, ok: bool, error: str = "") -> None:
+    now = timezone.now()
+    fields = (
+        {"sync_status": SyncStatus.SYNCED, "last_synced_at": now, "last_attempt_at": now, "last_error": ""}
+        if ok
+        else {"sync_status": SyncStatus.UNREACHABLE, "last_attempt_at": now, "last_error": error[:2000]}
+    )
+    RemoteRepo.objects.filter(url=remote.url).update(**fields)
+    for k, v in fields.items():
+        setattr(remote, k, v)
+
+
+def remote_discover(*, remote: RemoteRepo) -> dict:
+    """Ask `remote` what it can do (GET /federation/info) and keep its capabilities and endpoints."""
+    response = _audited_call(remote, "discover", lambda: client_for(remote).get("/federation/info"))
+    capabilities = response.data.get("capabilities") or {}
+    endpoints = capabilities.get("endpoints") or {}
+    RemoteRepo.objects.filter(url=remote.url).update(
+        capabilities=capabilities,
+        ws_endpoint=str(endpoints.get("ws") or "")[:500],
+        git_url=str(endpoints.get("git") or "")[:500],
+    )
+    remote.capabilities = capabilities
+    return capabilities
+
+
+def remote_query(*, remote: RemoteRepo, query: dict, correlation_id: str | None = None) -> dict:
+    """One page of a query to `remote` (the seed's query body); returns its query_response."""
+    message = {"type": "query", "from": identity.local_url() or None, "to": remote.url, "query": query}
+    message = {k: v for k, v in message.items() if v is not None}
+    response = _audited_call(
+        remote,
+        "query",
+        lambda: client_for(remote).post("/federation/query", message, correlation_id=correlation_id),
+        payload={"entity": query.get("entity"), "filters": query.get("filters"), "limit": query.get("limit")},
+    )
+    return response.data
+
+
+def remote_sync(*, remote: RemoteRepo) -> dict:
+    """Discover `remote` again and refresh every reference to it. Returns counts for the caller to show."""
+    remote_discover(remote=remote)
+    references_rebuild()
+    refs = list(CrossRepoReference.objects.filter(remote_repo=remote).select_related("remote_repo"))
+    refreshed = references_refresh(refs=refs, force=True)
+    return {"references": len(refs), "refreshed": refreshed}
+
+
+def _resting(remote: RemoteRepo, now) -> bool:
+    return (
+        remote.sync_status == SyncStatus.UNREACHABLE
+        and remote.last_attempt_at is not None
+        and now - remote.last_attempt_at < UNREACHABLE_BACKOFF
+    )
+
+
+def entity_cross_repo(*, entity: Entity, refresh: bool = True) -> list[dict]:
+    """The cross-repo references of one entity with their cached state, refreshed first when stale (lazily:
+    this is what showing an issue calls, by CLI, API or page)."""
+    from remotes.selectors import reference_summary, references_of
+
+    references_rebuild(entities=[entity])
+    refs = references_of(local_uuid=entity.uuid)
+    if refresh and refs:
+        references_refresh(refs=refs)
+        refs = references_of(local_uuid=entity.uuid)
+    return [reference_summary(r) for r in refs]
+
+
+def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -> int:
+    """Refresh the cached data of `refs` that are older than the cache TTL (all of them with `force`): one
+    query per remote and entity type for all of its stale references, never one per reference. A remote that
+    does not answer keeps its cached data (shown as stale) and is marked unreachable. Returns how many were
+    refreshed."""
+    cfg = node.config()
+    ttl = timedelta(seconds=cfg.cache.ttl_seconds if cfg else 300)
+    now = timezone.now()
+    due: dict[tuple[str, str], list[CrossRepoReference]] = defaultdict(list)
+    for ref in refs:
+        if ref.remote_repo is None:
+            continue
+        if force or ref.last_fetched_at is None or now - ref.last_fetched_at > ttl or ref.fetch_status != "success":
+            due[(ref.remote_repo.url, ref.remote_entity_type or kind_of_id(ref.remote_id))].append(ref)
+    refreshed = 0
+    for (_url, kind), group in due.items():
+        remote = group[0].remote_repo
+        if not force and _resting(remote, now):
+            continue  # it just failed: serve the cached data instead of waiting on it again
+        ids = sorted({r.remote_id for r in group})
+        try:
+            found: dict[str, dict] = {}
+            for i in range(0, len(ids), BATCH):
+                page = remote_query(
+                    remote=remote, query={"entity": kind, "filters": {"ids": ids[i : i + BATCH]}, "limit": BATCH}
+                )
+                for item in page.get("results") or []:
+                    found[str(item.get("id"))] = item
+                    found[str(item.get("uuid"))] = item
+        except RemoteError as exc:
+            CrossRepoReference.objects.filter(pk__in=[r.pk for r in group]).update(
+                fetch_status=FetchStatus.FAILED, fetch_error=str(exc)[:2000]
+            )
+            continue
+        for ref in group:
+            item = found.get(ref.remote_id) or (found.get(ref.remote_uuid) if ref.remote_uuid else None)
+            if item is None:
+                CrossRepoReference.objects.filter(pk=ref.pk).update(
+                    fetch_status=FetchStatus.FAILED,
+                    last_fetched_at=now,
+                    cached_data=None,
+                    fetch_error=f"{ref.remote_id} not found in {remote.url}",
+                )
+                continue
+            cached = {k: item.get(k) for k in ("title", "status", "priority", "updated_at") if k in item}
+            CrossRepoReference.objects.filter(pk=ref.pk).update(
+                cached_data=cached,
+                remote_uuid=str(item.get("uuid") or ref.remote_uuid),
+                last_fetched_at=now,
+                fetch_status=FetchStatus.SUCCESS,
+                fetch_error="",
+            )
+            refreshed += 1
+    return refreshed

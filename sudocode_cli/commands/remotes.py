@@ -1,0 +1,195 @@
+"""`remote ...`: declare, inspect, sync and query other nodes. Thin callers of remotes.services/sync."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sudocode_cli import runtime
+from sudocode_cli.errors import UsageError
+from sudocode_cli.output import note, print_json, print_table
+
+
+def _remote(url: str):
+    from remotes.selectors import remote_get
+
+    return remote_get(url=url)
+
+
+def add(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from remotes import services
+
+    remote, key = services.remote_add(
+        url=args.url,
+        actor=runtime.actor(lay),
+        trust_level=args.trust,
+        endpoint=args.endpoint,
+        display_name=args.name,
+        token=args.token,
+        discover=not args.no_discover,
+    )
+    print(f"Added remote {remote.url} ({remote.trust_level}), written to .sudocode/federation.config.json")
+    if remote.rest_endpoint:
+        state = "reachable" if remote.sync_status == "synced" else f"{remote.sync_status}: {remote.last_error}"
+        print(f"  Endpoint: {remote.rest_endpoint} ({state})")
+    else:
+        print("  No endpoint yet: `sudocode-fed remote add` again with --endpoint, or edit the config")
+    print(f"  API key for {remote.url} to present to this node (shown once, stored hashed):\n    {key}")
+    print(f"  On that node: sudocode-fed remote set-token <this node's url> {key}")
+    return 0
+
+
+def list_(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes.models import RemoteRepo
+    from remotes.selectors import remote_summary
+
+    rows = [remote_summary(r) for r in RemoteRepo.objects.all()]
+    if args.format == "json":
+        print_json(rows)
+    elif args.format == "url":
+        for r in rows:
+            print(r["url"])
+    elif not rows:
+        note("No remotes: add one with `sudocode-fed remote add <url> --endpoint URL`.")
+    else:
+        print_table(
+            [
+                (r["url"], r["trust_level"], r["sync_status"], r["last_synced_at"] or "never", r["rest_endpoint"] or "")
+                for r in rows
+            ],
+            ("url", "trust", "sync", "last sync", "endpoint"),
+        )
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes.selectors import remote_summary
+
+    remote = _remote(args.url)
+    info = remote_summary(remote) | {"references": remote.references.count()}
+    if args.format == "json":
+        print_json(info)
+        return 0
+    w = sys.stdout.write
+    w(f"Remote: {info['url']} - {info['display_name']}\n")
+    w(f"  Trust level: {info['trust_level']}\n")
+    w(f"  Endpoint:    {info['rest_endpoint'] or '(none)'}\n")
+    w(f"  Sync:        {info['sync_status']} (last: {info['last_synced_at'] or 'never'})\n")
+    if info["last_error"]:
+        w(f"  Last error:  {info['last_error']}\n")
+    w(f"  API key:     {'issued' if info['has_api_key'] else 'none (remote rotate-key)'}\n")
+    w(f"  References:  {info['references']} from this repository\n")
+    caps = info["capabilities"] or {}
+    if caps:
+        w(f"  Operations:  {', '.join(caps.get('operations') or [])}\n")
+        w(f"  It trusts us as: {caps.get('trust_level')}\n")
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes import services
+
+    remote = _remote(args.url)
+    services.remote_remove(remote=remote)
+    print(f"Removed remote {remote.url} from .sudocode/federation.config.json; its API key no longer works.")
+    return 0
+
+
+def sync(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes.client import RemoteError
+    from remotes.models import RemoteRepo
+    from remotes.sync import remote_sync
+
+    if args.all:
+        remotes = list(RemoteRepo.objects.all())
+    elif args.url:
+        remotes = [_remote(args.url)]
+    else:
+        raise UsageError("name a remote, or pass --all")
+    failed = 0
+    for remote in remotes:
+        note(f"Syncing {remote.url} ...")
+        try:
+            result = remote_sync(remote=remote)
+        except RemoteError as exc:
+            failed += 1
+            print(f"{remote.url}: unreachable ({exc}); cached data kept")
+            continue
+        print(f"{remote.url}: synced, {result['refreshed']} of {result['references']} references refreshed")
+    return 1 if failed else 0
+
+
+def set_token(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes import services
+
+    token = args.token if args.token != "-" else sys.stdin.readline().strip()
+    name = services.remote_set_token(remote=_remote(args.url), token=token)
+    print(f"Stored as {name} in .sudocode/secrets.env (a running node picks it up at once).")
+    return 0
+
+
+def rotate_key(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes import services
+
+    remote = _remote(args.url)
+    key = services.remote_rotate_key(remote=remote)
+    print(f"New API key for {remote.url} (shown once; the old one stops working now):\n    {key}")
+    return 0
+
+
+def query(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes.sync import remote_query
+
+    remote = _remote(args.url)
+    filters: dict = {}
+    if args.filters:
+        try:
+            filters = json.loads(args.filters)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--filters is not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(filters, dict):
+            raise UsageError('--filters must be a JSON object, e.g. \'{"labels": ["api"]}\'')
+    for name in ("status", "labels", "priority", "ids"):
+        value = getattr(args, name)
+        if value is not None:
+            filters[name] = value
+    body = {"entity": args.entity, "filters": filters, "limit": args.limit}
+    if args.include:
+        body["include"] = args.include
+    results: list[dict] = []
+    total = 0
+    while True:
+        page = remote_query(remote=remote, query=body)
+        results += page.get("results") or []
+        meta = page.get("metadata") or {}
+        total = meta.get("total", len(results))
+        cursor = meta.get("next_cursor")
+        if not (args.all_pages and cursor):
+            break
+        note(f"  {len(results)} of {total} ...")
+        body["cursor"] = cursor
+    if args.format == "json":
+        print_json({"results": results, "total": total})
+        return 0
+    if not results:
+        note(f"No {args.entity}s match in {remote.url}.")
+        return 0
+    print_table(
+        [
+            (r.get("canonical_ref") or r.get("id"), r.get("status", ""), r.get("priority", ""), r.get("title", ""))
+            for r in results
+        ],
+        ("ref", "status", "p", "title"),
+    )
+    if len(results) < total:
+        note(f"{len(results)} of {total} shown; --all-pages for the rest")
+    return 0

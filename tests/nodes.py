@@ -1,0 +1,112 @@
+"""Real federation nodes for tests: a temp git repository each, served by `sudocode-fed serve` (daphne) on a
+free port of 127.0.0.1, driven through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import CliResult, cli_env, copy_corpus, make_git_repo, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    def __init__(self, root: Path, name: str, *, dataset: str | None = None, org: str = "org"):
+        self.name = name
+        self.identity = f"github.com/{org}/{name}"
+        self.repo = make_git_repo(root / name, origin=f"git@github.com:{org}/{name}.git")
+        if dataset:
+            copy_corpus(dataset, self.repo)
+        self.port = free_port()
+        self.access_log = root / f"{name}-access.log"
+        self.proc: subprocess.Popen | None = None
+        result = self.cli("init")
+        assert result.code == 0, result.err
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return f"{self.base}/api/v1"
+
+    def cli(self, *args: str) -> CliResult:
+        return run_cli("--repo", str(self.repo), *args)
+
+    def cli_json(self, *args: str):
+        result = self.cli(*args, "--format", "json")
+        assert result.code == 0, result.err
+        return json.loads(result.out)
+
+    def config(self) -> dict:
+        return json.loads((self.repo / ".sudocode" / "federation.config.json").read_text())
+
+    def write_config(self, data: dict) -> None:
+        (self.repo / ".sudocode" / "federation.config.json").write_text(json.dumps(data, indent=2))
+
+    def start(self, timeout: float = 30) -> Node:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sudocode_cli.main",
+                "--repo",
+                str(self.repo),
+                "serve",
+                "--port",
+                str(self.port),
+                "--access-log",
+                str(self.access_log),
+            ],
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited: {self.proc.stderr.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def requests_to(self, path_prefix: str) -> int:
+        """How many requests this node's access log shows for paths starting with `path_prefix`."""
+        if not self.access_log.exists():
+            return 0
+        return sum(1 for line in self.access_log.read_text().splitlines() if f" {path_prefix}" in line)
+
+
+def link(a: Node, b: Node, *, trust: str = "verified") -> str:
+    """`a` declares `b` as a remote (with b's endpoint) and b declares a, each holding the key the other
+    issued: after this, a's calls to b are authenticated as a (b trusts a at `trust`). Returns a's key at b."""
+    added = b.cli("remote", "add", a.identity, "--trust", trust, "--endpoint", a.api, "--no-discover")
+    assert added.code == 0, added.err
+    key = next(line.strip() for line in added.out.splitlines() if line.strip().startswith("sfk_"))
+    result = a.cli("remote", "add", b.identity, "--trust", "verified", "--endpoint", b.api, "--token", key)
+    assert result.code == 0, result.err
+    return key
