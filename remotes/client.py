@@ -182,6 +182,19 @@ def _error_body(response: requests.Response) -> Any:
     return content[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
 
 
+def _reason(body: Any) -> str:
+    """ ": why" from a federation error body ({"detail": ...} or {"errors": [{path, message}]}), else ""."""
+    if not isinstance(body, dict):
+        return ""
+    if isinstance(body.get("detail"), str):
+        return f": {body['detail'][:300]}"
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return f": {first.get('path') or '(body)'}: {str(first.get('message'))[:300]}"
+    return ""
+
+
 def _is_transient(status: int) -> bool:
     return status in (408, 429) or 500 <= status <= 599
 
@@ -209,6 +222,10 @@ class RemoteClient:
         self.policy = policy
         self._token = token
         self._sleep = sleep
+
+    @property
+    def token(self) -> str | None:
+        return self._token
 
     def __repr__(self) -> str:
         return f"RemoteClient({self.base_url!r})"
@@ -301,7 +318,8 @@ class RemoteClient:
                     )
                 if not _is_transient(status):
                     cls = RemoteRejected if 400 <= status <= 499 else RemoteBadResponse
-                    raise fail(cls, f"HTTP {status}", status=status, body=_error_body(response))
+                    body = _error_body(response)
+                    raise fail(cls, f"HTTP {status}{_reason(body)}", status=status, body=body)
                 if attempt == max_attempts:
                     raise fail(RemoteUnreachable, f"HTTP {status}", status=status, body=_error_body(response))
                 problem = f"HTTP {status}"

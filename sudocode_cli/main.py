@@ -312,17 +312,8 @@ def _explain(exc: Exception) -> tuple[int | None, str]:
     from remotes.client import RemoteError
 
     if isinstance(exc, RemoteError):
-        return 1, _remote_error(exc)
+        return 1, str(exc)
     return None, ""
-
-
-def _remote_error(exc) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        detail = body.get("detail") or "; ".join(f"{e.get('path')}: {e.get('message')}" for e in body.get("errors", []))
-        if detail:
-            return f"{exc} ({detail})"
-    return str(exc)
 
 
 if __name__ == "__main__":
