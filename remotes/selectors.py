@@ -59,6 +59,7 @@ def reference_summary(ref: CrossRepoReference, *, ttl: timedelta | None = None) 
         "repo": ref.repo,
         "remote": remote.url if remote else None,
         "id": ref.remote_id,
+        "remote_entity_type": ref.remote_entity_type or "issue",
         "uuid": ref.remote_uuid or None,
         "title": (ref.cached_data or {}).get("title"),
         "status": (ref.cached_data or {}).get("status"),

@@ -136,6 +136,34 @@ def _resting(remote: RemoteRepo, now) -> bool:
     )
 
 
+# A reference of these types makes the remote entity a blocker of the local one.
+REMOTE_BLOCKING = ("blocked-by", "depends-on")
+
+
+def entity_detail_with_cross_repo(*, entity: Entity) -> dict:
+    """tracker's entity_detail plus `cross_repo` (refreshed lazily), with remote blockers listed under
+    `blocked_by` next to local ones: the one shape `issue show` has in the CLI, the API and the page."""
+    from tracker.selectors import entity_detail
+
+    detail = entity_detail(entity)
+    detail["cross_repo"] = entity_cross_repo(entity=entity)
+    detail["blocked_by"] += [
+        {
+            "type": ref["type"],
+            "id": ref["ref"],
+            "kind": ref["remote_entity_type"],
+            "title": ref["title"],
+            "status": ref["status"],
+            "exists": ref["title"] is not None,
+            "remote": True,
+            "freshness": ref["freshness"],
+        }
+        for ref in detail["cross_repo"]
+        if ref["type"] in REMOTE_BLOCKING
+    ]
+    return detail
+
+
 def entity_cross_repo(*, entity: Entity, refresh: bool = True) -> list[dict]:
     """The cross-repo references of one entity with their cached state, refreshed first when stale (lazily:
     this is what showing an issue calls, by CLI, API or page)."""

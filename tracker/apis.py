@@ -7,7 +7,7 @@ from rest_framework import generics, serializers
 
 from tracker.filters import EntityFilter
 from tracker.models import Entity, EntityKind
-from tracker.selectors import entity_detail, entity_get, entity_list, entity_summary
+from tracker.selectors import entity_get, entity_list, entity_summary
 
 
 class EdgeSerializer(serializers.Serializer):
@@ -51,9 +51,9 @@ class EntityDetailSerializer(EntitySummarySerializer):
     )
 
     def to_representation(self, instance):
-        from remotes.sync import entity_cross_repo
+        from remotes.sync import entity_detail_with_cross_repo
 
-        return entity_detail(instance) | {"cross_repo": entity_cross_repo(entity=instance)}
+        return entity_detail_with_cross_repo(entity=instance)
 
 
 class _EntityList(generics.ListAPIView):

@@ -4,7 +4,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from tracker.models import Entity, EntityKind, IssueStatus
-from tracker.selectors import entity_detail, entity_get, entity_list, open_blockers
+from tracker.selectors import entity_get, entity_list, open_blockers
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -34,10 +34,9 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
         entity = entity_get(kind=kind, ref=ref)
     except Entity.DoesNotExist as exc:
         raise Http404(str(exc)) from None
-    from remotes.sync import entity_cross_repo
+    from remotes.sync import entity_detail_with_cross_repo
 
-    detail = entity_detail(entity)
-    detail["cross_repo"] = entity_cross_repo(entity=entity)
+    detail = entity_detail_with_cross_repo(entity=entity)
     return render(
         request,
         "tracker/entity.html",

@@ -79,13 +79,13 @@ def _show(args: argparse.Namespace, kind: str) -> int:
 
 
 def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
-    from remotes.sync import entity_cross_repo
-    from tracker.selectors import entity_detail, open_blockers
+    from remotes.sync import entity_detail_with_cross_repo
+    from tracker.selectors import open_blockers
 
-    detail = entity_detail(entity)
-    cross_repo = entity_cross_repo(entity=entity)
+    detail = entity_detail_with_cross_repo(entity=entity)
+    cross_repo = detail["cross_repo"]
     if fmt == "json":
-        print_json(detail | {"cross_repo": cross_repo})
+        print_json(detail)
         return 0
     w = sys.stdout.write
     if created:

@@ -115,9 +115,10 @@ def test_an_issue_page_shows_status_blockers_relationships_references_and_conten
     assert 'href="/issues/ISSUE-001"' in blocked_by and "Login form" in blocked_by
     assert 'href="/issues/ISSUE-001"' in relationships and 'href="/specs/SPEC-001"' in relationships
     assert "none" in referenced_by
-    references = page[page.index("<h3>References in the content</h3>") :].split("</ul>")[0]
+    references = page[page.index("<h3>Local references in the content</h3>") :].split("</ul>")[0]
     assert "<code>ISSUE-001</code>" in references and "Login form" in references
-    assert "<code>acme/backend#i-ab12</code>" in references and "another repository" in references
+    cross_repo = page[page.index("<h3>Cross-repo</h3>") :].split("</table>")[0]
+    assert "<code>acme/backend#i-ab12</code>" in cross_repo and "acme/backend is not a known remote" in cross_repo
     assert "Then rotate keys." in page[page.index('<pre class="content">') :]
 
 
