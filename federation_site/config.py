@@ -318,6 +318,13 @@ class HttpSettings(_Model):
     timeout_seconds: PositiveFloat = 10.0
     connect_timeout_seconds: PositiveFloat = 3.0
     retries: Annotated[int, Field(ge=0, le=10)] = 3
+    # Read timeout per operation ("discover", "query", ...); timeout_seconds for the others.
+    operation_timeouts: dict[
+        Literal["discover", "query", "mutate", "subscribe", "delegate", "callback"], PositiveFloat
+    ] = {}
+
+    def timeout_for(self, operation: str) -> float:
+        return self.operation_timeouts.get(operation, self.timeout_seconds)
 
 
 def _identity_key(url: str) -> str:

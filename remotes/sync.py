@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 UNREACHABLE_BACKOFF = timedelta(seconds=30)
 
 
-def client_for(remote: RemoteRepo) -> RemoteClient:
+def client_for(remote: RemoteRepo, operation: str = "") -> RemoteClient:
     if not remote.rest_endpoint:
         raise RemoteRejected(
             f"{remote.url} has no REST endpoint: `sudocode-fed remote add {remote.url} --endpoint URL`",
@@ -38,7 +38,7 @@ def client_for(remote: RemoteRepo) -> RemoteClient:
     http = cfg.http if cfg else None
     policy = HttpPolicy(
         connect_timeout=http.connect_timeout_seconds if http else 3.0,
-        read_timeout=http.timeout_seconds if http else 10.0,
+        read_timeout=http.timeout_for(operation) if http else 10.0,
         retries=http.retries if http else 3,
     )
     token = get_secret(node.layout().secrets_path, token_env_name(remote.url))
@@ -94,7 +94,7 @@ def _mark(remote: RemoteRepo, *, ok: bool, error: str = "") -> None:
 
 def remote_discover(*, remote: RemoteRepo) -> dict:
     """Ask `remote` what it can do (GET /federation/info) and keep its capabilities and endpoints."""
-    response = _audited_call(remote, "discover", lambda: client_for(remote).get("/federation/info"))
+    response = _audited_call(remote, "discover", lambda: client_for(remote, "discover").get("/federation/info"))
     capabilities = response.data.get("capabilities") or {}
     endpoints = capabilities.get("endpoints") or {}
     RemoteRepo.objects.filter(url=remote.url).update(
@@ -113,7 +113,7 @@ def remote_query(*, remote: RemoteRepo, query: dict, correlation_id: str | None 
     response = _audited_call(
         remote,
         "query",
-        lambda: client_for(remote).post("/federation/query", message, correlation_id=correlation_id),
+        lambda: client_for(remote, "query").post("/federation/query", message, correlation_id=correlation_id),
         payload={"entity": query.get("entity"), "filters": query.get("filters"), "limit": query.get("limit")},
     )
     return response.data

@@ -154,3 +154,14 @@ def test_references_follow_the_content_and_remote_relationships(configured):
     tracker_services.issue_update(issue=issue.sudocode_id, actor="a", content="No refs any more")
     services.references_rebuild()
     assert [r.canonical_ref for r in CrossRepoReference.objects.all()] == ["org/api-service#issue-090"]
+
+
+def test_each_operation_can_have_its_own_timeout(configured):
+    path = configured / ".sudocode" / "federation.config.json"
+    data = json.loads(path.read_text())
+    data["http"]["operation_timeouts"] = {"discover": 1.5}
+    path.write_text(json.dumps(data))
+    remote, _ = services.remote_add(url="github.com/org/api", actor="a", endpoint="http://127.0.0.1:9/api/v1",
+                                    discover=False)
+    assert client_for(remote, "discover").policy.read_timeout == 1.5
+    assert client_for(remote, "query").policy.read_timeout == data["http"]["timeout_seconds"]
