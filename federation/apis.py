@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from federation import messages, services
 from remotes.auth import RemoteKeyAuthentication, request_caller
 from remotes.policy import Caller, PermissionDenied
+from requests_app.policy import RateLimited
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
@@ -50,30 +51,50 @@ def _query(request: Request, caller: Caller, message, correlation_id: str) -> di
     return services.answer_query(caller=caller, message=message, correlation_id=correlation_id)
 
 
+def _mutate(request: Request, caller: Caller, message, correlation_id: str) -> tuple[dict, int]:
+    from requests_app.services import request_receive
+
+    return request_receive(
+        caller=caller,
+        message=message,
+        correlation_id=correlation_id,
+        base_url=request.build_absolute_uri("/").rstrip("/"),
+    )
+
+
 # One entry per message type this node answers; a type is supported once it is here and in messages.
-DISPATCH: dict[str, Callable[[Request, Caller, object, str], dict]] = {
+# A handler returns the response body, or (body, HTTP status).
+DISPATCH: dict[str, Callable[[Request, Caller, object, str], dict | tuple[dict, int]]] = {
     "discover": _discover,
     "query": _query,
+    "mutate": _mutate,
 }
 
 
-def _answer(request: Request, parse: Callable[[object], object] | None) -> Response:
+def _answer(request: Request, parse: Callable[[object], object] | None, *, only: str | None = None) -> Response:
     correlation_id = _correlation_id(request)
     caller = request_caller(request)
+    headers = {CORRELATION_HEADER: correlation_id}
     try:
         if parse is None:
             message, handler = None, DISPATCH["discover"]
         else:
             message = parse(_read(request))
+            if only and message.type != only:
+                raise messages.MessageError.at("type", f"{message.type!r} is not supported here (supported: {only})")
             handler = DISPATCH[message.type]
-        body, status = handler(request, caller, message, correlation_id), 200
+        result = handler(request, caller, message, correlation_id)
+        body, status = result if isinstance(result, tuple) else (result, 200)
     except messages.MessageError as exc:
         body, status = exc.as_json(), 400
     except services.QueryError as exc:
         body, status = exc.as_json(), 400
     except PermissionDenied as exc:
         body, status = {"error": "forbidden", "detail": str(exc), "trust_level": caller.trust_level}, 403
-    return Response(body, status=status, headers={CORRELATION_HEADER: correlation_id})
+    except RateLimited as exc:
+        body, status = {"error": "rate_limited", "detail": str(exc), "retry_after": exc.retry_after}, 429
+        headers["Retry-After"] = str(exc.retry_after)
+    return Response(body, status=status, headers=headers)
 
 
 class _FederationView(APIView):
@@ -113,6 +134,22 @@ class QueryApi(_FederationView):
     )
     def post(self, request: Request) -> Response:
         return _answer(request, messages.parse_query)
+
+
+class MutateApi(_FederationView):
+    @extend_schema(
+        tags=["federation"],
+        summary="Ask this node for work: create an issue or spec, or update an issue",
+        request={"application/json": messages.json_schema_of(messages.MutateMessage)},
+        responses={
+            200: messages.json_schema_of(messages.MutateResponse),
+            409: OpenApiResponse(description="the request_id is already used by another repository"),
+            429: OpenApiResponse(description="a rate limit of the config; see Retry-After"),
+            **_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        return _answer(request, messages.parse_message, only="mutate")
 
 
 class A2AApi(_FederationView):

@@ -298,8 +298,78 @@ class QueryResponse(_Response):
     metadata: QueryMetadata
 
 
-Message = Annotated[DiscoverMessage | QueryMessage, Field(discriminator="type")]
-Response = Annotated[DiscoverResponse | QueryResponse, Field(discriminator="type")]
+# Mutations (a request for work: create or update an issue or spec in the receiving repository)
+
+# The markdown body of an entity: long, multi-line (newlines and tabs allowed, other control characters not).
+LongText = Annotated[str, StringConstraints(max_length=100_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+CanonicalRef = Annotated[str, StringConstraints(max_length=600, pattern=r"^[^\s#]+/[^\s#]+#[^\s#]+$")]
+RelationshipType = Literal[
+    "blocks", "blocked-by", "related", "implements", "depends-on", "parent-child", "discovered-from", "references"
+]
+Operation = Literal["create_issue", "create_spec", "update_issue"]
+
+
+class MutateRelationship(_Wire):
+    type: RelationshipType
+    remote_ref: CanonicalRef = Field(description="The requester's entity, e.g. org/frontend#issue-100.")
+
+
+class MutateData(_Wire):
+    id: Text | None = Field(None, description="update_issue: the issue to change.")
+    title: Text | None = Field(None, description="Required to create.")
+    description: LongText | None = None
+    priority: Priority | None = None
+    status: Status | None = Field(None, description="update_issue only.")
+    labels: Annotated[list[Text], Field(max_length=20)] | None = None
+    relationships: Annotated[list[MutateRelationship], Field(max_length=20)] = []
+
+
+class MutateMetadata(_Wire):
+    request_id: RequestId = Field(description="The idempotency key: the same request_id is the same request.")
+    requester: Text | None = Field(None, description="Who (person or agent) asked, for the approver.")
+    auto_approve: bool = Field(False, description="A wish: the receiving node's policy decides.")
+
+
+class MutateMessage(_Request):
+    type: Literal["mutate"] = "mutate"
+    operation: Operation
+    data: MutateData
+    metadata: MutateMetadata
+
+    @model_validator(mode="after")
+    def _fits_the_operation(self) -> MutateMessage:
+        if self.operation.startswith("create_") and not self.data.title:
+            raise _Problem(f"missing (required for {self.operation})", at=("data", "title"))
+        if self.operation == "update_issue" and not self.data.id:
+            raise _Problem("missing (required for update_issue)", at=("data", "id"))
+        if self.operation != "update_issue" and self.data.status is not None:
+            raise _Problem(f"not allowed for {self.operation}", at=("data", "status"))
+        return self
+
+
+class MutateCreated(_Wire):
+    id: Text
+    uuid: Text
+    type: Entity = "issue"
+    canonical_ref: Text
+    url: HttpUrl | None = None
+
+
+class MutateResponse(_Response):
+    """The answer to a mutate message, and the callback the receiving node sends when a decision is made."""
+
+    type: Literal["mutate_response"] = "mutate_response"
+    status: Literal["pending_approval", "approved", "completed", "rejected", "failed"]
+    request_id: RequestId
+    approval_url: HttpUrl | None = None
+    message: LongText | None = None
+    created: MutateCreated | None = None
+    reason: LongText | None = Field(None, description="Why it was rejected or failed.")
+
+
+Message = Annotated[DiscoverMessage | QueryMessage | MutateMessage, Field(discriminator="type")]
+Response = Annotated[DiscoverResponse | QueryResponse | MutateResponse, Field(discriminator="type")]
 
 
 def _by_type(union: Any) -> dict[str, type[_Wire]]:

@@ -1,10 +1,16 @@
 from django.urls import path
 
 from federation import apis
+from requests_app import apis as request_apis
 
 urlpatterns = [
     path("info", apis.InfoApi.as_view(), name="federation-info"),
     path("query", apis.QueryApi.as_view(), name="federation-query"),
+    path("mutate", apis.MutateApi.as_view(), name="federation-mutate"),
     path("a2a", apis.A2AApi.as_view(), name="federation-a2a"),
+    path("callback", request_apis.CallbackApi.as_view(), name="federation-callback"),
+    path("requests/<str:request_id>", request_apis.RequestStatusApi.as_view(), name="federation-request"),
+    path("requests/<str:request_id>/approve", request_apis.ApproveApi.as_view(), name="federation-request-approve"),
+    path("requests/<str:request_id>/reject", request_apis.RejectApi.as_view(), name="federation-request-reject"),
     path("schema", apis.SchemaApi.as_view(), name="federation-schema"),
 ]

@@ -172,6 +172,30 @@ SPECTACULAR_SETTINGS = {
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Celery: the filesystem transport by default (no server; kombu needs its folders made, see
+# federation_site.workers), Redis when CELERY_BROKER_URL says so. Results are not kept: tasks record their
+# outcome in rows.
+_celery_dir = (_layout.sudocode_dir if _layout else BASE_DIR / "var") / "celery"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(_celery_dir / "queue"),
+        "data_folder_out": str(_celery_dir / "queue"),
+        "processed_folder": str(_celery_dir / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {}
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "deliver-due": {"task": "requests_app.tasks.deliver_due", "schedule": 2.0},
+    "poll-outgoing-requests": {"task": "requests_app.tasks.poll_outgoing", "schedule": 5.0},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

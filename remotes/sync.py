@@ -15,7 +15,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from federation_site import identity, node
 from federation_site.secrets import get_secret, token_env_name
-from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected
+from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected, RemoteUnreachable
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo, SyncStatus
 from remotes.services import BATCH, kind_of_id, references_rebuild
 from tracker.models import Entity
@@ -28,11 +28,9 @@ UNREACHABLE_BACKOFF = timedelta(seconds=30)
 
 def client_for(remote: RemoteRepo, operation: str = "") -> RemoteClient:
     if not remote.rest_endpoint:
-        raise RemoteRejected(
-            f"{remote.url} has no REST endpoint: `sudocode-fed remote add {remote.url} --endpoint URL`",
+        raise RemoteUnreachable(
+            f"{remote.url} has no REST endpoint: set its endpoint in federation.config.json (or the admin)",
             url=remote.url,
-            status=0,
-            body=None,
         )
     cfg = node.config()
     http = cfg.http if cfg else None
@@ -45,14 +43,15 @@ def client_for(remote: RemoteRepo, operation: str = "") -> RemoteClient:
     return RemoteClient(remote.rest_endpoint, token=token, policy=policy)
 
 
-def _audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None):
+def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, request_id: str = ""):
     """Run one outgoing call, write its audit row, and record the remote as reachable or not."""
     started = time.perf_counter()
     try:
         response = call()
     except RemoteError as exc:
         duration = (time.perf_counter() - started) * 1000
-        _mark(remote, ok=False, error=str(exc))
+        # A refusal (4xx) still proves the remote is up; only a call that got no answer marks it unreachable.
+        _mark(remote, ok=isinstance(exc, RemoteRejected), error=str(exc))
         audit_record(
             operation=operation,
             direction="outgoing",
@@ -61,6 +60,7 @@ def _audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None)
             status="failed",
             payload=payload,
             error=str(exc),
+            request_id=request_id,
             correlation_id=getattr(exc, "correlation_id", "") or "",
             duration_ms=duration,
         )
@@ -73,6 +73,7 @@ def _audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None)
         remote_repo=remote.url,
         status="success",
         payload=payload,
+        request_id=request_id,
         result={"status": response.status},
         correlation_id=response.correlation_id,
         duration_ms=response.elapsed_ms,
@@ -94,7 +95,7 @@ def _mark(remote: RemoteRepo, *, ok: bool, error: str = "") -> None:
 
 def remote_discover(*, remote: RemoteRepo) -> dict:
     """Ask `remote` what it can do (GET /federation/info) and keep its capabilities and endpoints."""
-    response = _audited_call(remote, "discover", lambda: client_for(remote, "discover").get("/federation/info"))
+    response = audited_call(remote, "discover", lambda: client_for(remote, "discover").get("/federation/info"))
     capabilities = response.data.get("capabilities") or {}
     endpoints = capabilities.get("endpoints") or {}
     RemoteRepo.objects.filter(url=remote.url).update(
@@ -110,7 +111,7 @@ def remote_query(*, remote: RemoteRepo, query: dict, correlation_id: str | None 
     """One page of a query to `remote` (the seed's query body); returns its query_response."""
     message = {"type": "query", "from": identity.local_url() or None, "to": remote.url, "query": query}
     message = {k: v for k, v in message.items() if v is not None}
-    response = _audited_call(
+    response = audited_call(
         remote,
         "query",
         lambda: client_for(remote, "query").post("/federation/query", message, correlation_id=correlation_id),

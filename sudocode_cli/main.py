@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     serve.add_argument("--access-log", metavar="FILE", help="log every request to FILE ('-' for stdout)")
+    serve.add_argument("--no-worker", action="store_true", help="do not start the Celery worker and beat")
     _command(serve, "node:serve")
 
     status = commands.add_parser("status", help="what this node serves and how it is set up")

@@ -52,3 +52,10 @@ def commit_files(repo: Path, paths: list[Path], message: str) -> str | None:
         return None
     _git(repo, *_identity_args(repo), "commit", "-q", "-m", message, "--", *rel)
     return _git(repo, "rev-parse", "HEAD").stdout.strip()
+
+
+def push(repo: Path) -> None:
+    """Push the current branch to its upstream (git.push in the config); a repository without one is left be."""
+    if _git(repo, "rev-parse", "--abbrev-ref", "@{upstream}", check=False).returncode != 0:
+        return
+    _git(repo, "push", "-q")

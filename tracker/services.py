@@ -38,8 +38,10 @@ def issue_create(
     parent: str | None = None,
     sudocode_id: str | None = None,
     relationships: Sequence[tuple[str, str]] = (),
+    remote_relationships: Sequence[dict] = (),
 ) -> Entity:
-    """Create an issue. `relationships` are (type, target id) pairs to local issues or specs."""
+    """Create an issue. `relationships` are (type, target id) pairs to local issues or specs;
+    `remote_relationships` are the seed's JSONL extension (type, remote_repo, remote_id, canonical_ref, ...)."""
     return _entity_create(
         kind=EntityKind.ISSUE,
         title=title,
@@ -52,6 +54,7 @@ def issue_create(
         parent=parent,
         sudocode_id=sudocode_id,
         relationships=relationships,
+        remote_relationships=remote_relationships,
     )
 
 
@@ -65,6 +68,7 @@ def spec_create(
     parent: str | None = None,
     sudocode_id: str | None = None,
     relationships: Sequence[tuple[str, str]] = (),
+    remote_relationships: Sequence[dict] = (),
 ) -> Entity:
     return _entity_create(
         kind=EntityKind.SPEC,
@@ -78,6 +82,7 @@ def spec_create(
         parent=parent,
         sudocode_id=sudocode_id,
         relationships=relationships,
+        remote_relationships=remote_relationships,
     )
 
 
@@ -93,6 +98,7 @@ def issue_update(
     assignee: str | None | object = _UNSET,
     archived: bool | object = _UNSET,
     add_relationships: Sequence[tuple[str, str]] = (),
+    add_remote_relationships: Sequence[dict] = (),
 ) -> Entity:
     """Change the given fields of an issue (by id or uuid). Fields left out stay as they are; a call that
     changes nothing writes nothing."""
@@ -112,6 +118,7 @@ def issue_update(
         fields=fields,
         archived=archived,
         add_relationships=add_relationships,
+        add_remote_relationships=add_remote_relationships,
     )
 
 
@@ -132,6 +139,7 @@ def _entity_create(
     parent: str | None,
     sudocode_id: str | None,
     relationships: Sequence[tuple[str, str]],
+    remote_relationships: Sequence[dict] = (),
 ) -> Entity:
     title = _clean_title(title)
     priority = _clean_priority(priority)
@@ -169,6 +177,8 @@ def _entity_create(
             record = jsonl.new_issue_record(status=status, assignee=assignee, **common)
         else:
             record = jsonl.new_spec_record(file_path=_spec_file_path(new_id, title), **common)
+        if remote_relationships:
+            record["remote_relationships"] = _merge_remote([], remote_relationships)
         return Edit(upserts={new_uuid: record})
 
     edit, _ = write_through(kind, compute)
@@ -185,6 +195,7 @@ def _entity_update(
     fields: dict,
     archived: bool | object,
     add_relationships: Sequence[tuple[str, str]],
+    add_remote_relationships: Sequence[dict] = (),
 ) -> Entity:
     summary: list[str] = []
 
@@ -206,6 +217,8 @@ def _entity_update(
                 if rel not in merged:
                     merged.append(rel)
             record["relationships"] = _sorted_relationships(merged)
+        if add_remote_relationships:
+            record["remote_relationships"] = _merge_remote(record.get("remote_relationships"), add_remote_relationships)
         changed = [k for k in record if record.get(k) != before.get(k)]
         summary[:] = changed
         if not changed:
@@ -218,6 +231,23 @@ def _entity_update(
     if edit.upserts:
         _commit(kind, f"update {kind} {entity.sudocode_id}: {', '.join(summary)}", actor)
     return entity
+
+
+REMOTE_RELATIONSHIP_KEYS = ("type", "remote_repo", "remote_entity_type", "remote_id", "remote_uuid", "canonical_ref")
+
+
+def _merge_remote(existing: object, new: Sequence[dict]) -> list[dict]:
+    """The seed's `remote_relationships` JSONL extension: one entry per (type, remote_repo, remote_id)."""
+    merged = [r for r in existing if isinstance(r, dict)] if isinstance(existing, list) else []
+    for rel in new:
+        missing = [k for k in ("type", "remote_repo", "remote_id") if not rel.get(k)]
+        if missing:
+            raise ValidationError({"remote_relationships": f"missing {', '.join(missing)}"})
+        entry = {k: rel[k] for k in REMOTE_RELATIONSHIP_KEYS if rel.get(k) is not None}
+        key = (entry["type"], entry["remote_repo"], entry["remote_id"])
+        if not any((r.get("type"), r.get("remote_repo"), r.get("remote_id")) == key for r in merged):
+            merged.append(entry)
+    return merged
 
 
 def _entity_count(kind: str) -> int:
@@ -297,7 +327,9 @@ def _commit(kind: str, message: str, actor: str) -> None:
     def run() -> None:
         try:
             with file_lock(lay.lock_path("git")):
-                gitops.commit_files(lay.root, [lay.jsonl_path(kind)], f"sudocode-fed: {message}\n\nBy: {actor}")
+                sha = gitops.commit_files(lay.root, [lay.jsonl_path(kind)], f"sudocode-fed: {message}\n\nBy: {actor}")
+                if sha and cfg.git.push:
+                    gitops.push(lay.root)
         except gitops.GitError as exc:
             # The change is written; only its commit failed. Say so loudly, don't pretend it failed.
             logger.warning("%s was updated but not committed: %s", lay.jsonl_path(kind).name, exc)

@@ -13,7 +13,14 @@ from sudocode_cli import runtime
 from sudocode_cli.errors import CliError, UsageError
 from sudocode_cli.output import note, print_json, warn
 
-GITIGNORE_LINES = ("secrets.env", "federation.db", "federation.db-*", ".federation-*.lock")
+GITIGNORE_LINES = (
+    "secrets.env",
+    "federation.db",
+    "federation.db-*",
+    ".federation-*.lock",
+    "celery/",
+    "celerybeat-schedule*",
+)
 
 
 def init(args: argparse.Namespace) -> int:
@@ -181,8 +188,15 @@ def serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     note(f"Serving {lay.root} at {base}/  (admin: {base}/admin/, API docs: {base}/api/docs/)")
     sys.stderr.flush()
+    from federation_site import workers
+
     daphne_args = ["-b", args.host, "-p", str(args.port)]
     if args.access_log:
         daphne_args += ["--access-log", args.access_log]
-    CommandLineInterface().run([*daphne_args, "federation_site.asgi:application"])
+    # The worker and beat run sync, callback and notification jobs; they live and die with the web process.
+    background = [] if args.no_worker else workers.start(lay.root)
+    try:
+        CommandLineInterface().run([*daphne_args, "federation_site.asgi:application"])
+    finally:
+        workers.stop(background)
     return 0

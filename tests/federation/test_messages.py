@@ -149,15 +149,15 @@ def test_seed_examples_validate_against_the_json_schema():
     for example in (SEED_DISCOVER_RESPONSE, SEED_QUERY_RESPONSE):
         responses.validate(example)
     assert not requests.is_valid({**SEED_DISCOVER, "form": "github.com/org/a"})
-    assert not requests.is_valid({**SEED_DISCOVER, "type": "mutate"})
+    assert not requests.is_valid({**SEED_DISCOVER, "type": "delegate"})
 
 
 # --- the module's contract ----------------------------------------------------------------------------------
 
 
 def test_supported_types_follow_the_union():
-    assert SUPPORTED_TYPES == ("discover", "query")
-    assert messages.RESPONSE_TYPES == ("discover_response", "query_response")
+    assert SUPPORTED_TYPES == ("discover", "query", "mutate")
+    assert messages.RESPONSE_TYPES == ("discover_response", "query_response", "mutate_response")
 
 
 def test_statuses_are_sudocodes():
@@ -278,14 +278,14 @@ def test_a_message_must_be_an_object(data, shown):
 
 
 def test_type_is_required_and_must_be_supported():
-    assert errors_of({"from": "github.com/org/a"}) == [("type", "missing (supported: discover, query)")]
+    assert errors_of({"from": "github.com/org/a"}) == [("type", "missing (supported: discover, query, mutate)")]
     assert errors_of({**SEED_DISCOVER, "type": 5}) == [("type", "expected a string, got 5")]
-    assert errors_of({**SEED_DISCOVER, "type": "mutate"}) == [
-        ("type", "'mutate' is not supported here (supported: discover, query)")
+    assert errors_of({**SEED_DISCOVER, "type": "delegate"}) == [
+        ("type", "'delegate' is not supported here (supported: discover, query, mutate)")
     ]
     assert errors_of(SEED_DISCOVER, parse_query) == [("type", "'discover' is not supported here (supported: query)")]
     assert errors_of(SEED_QUERY, parse_response) == [
-        ("type", "'query' is not supported here (supported: discover_response, query_response)")
+        ("type", "'query' is not supported here (supported: discover_response, query_response, mutate_response)")
     ]
 
 

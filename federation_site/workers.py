@@ -1,0 +1,56 @@
+"""Starting and stopping the Celery worker and beat next to the web process (`sudocode-fed serve`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+
+def ensure_broker_folders() -> None:
+    """kombu's filesystem transport does not create its folders."""
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+def start(repo: Path) -> list[subprocess.Popen]:
+    """A worker and a beat for `repo`, as child processes sharing our environment (and so our database)."""
+    ensure_broker_folders()
+    env = dict(os.environ, SUDOCODE_REPO=str(repo), DJANGO_SETTINGS_MODULE="federation_site.settings")
+    env.pop("SUDOCODE_FED_CLI", None)
+    celery = [sys.executable, "-m", "celery", "-A", "federation_site"]
+    schedule = Path(repo) / ".sudocode" / "celerybeat-schedule"
+    return [
+        subprocess.Popen(
+            [
+                *celery,
+                "worker",
+                "--pool=threads",
+                "--concurrency=4",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"worker-{os.getpid()}@%h",
+            ],
+            env=env,
+        ),
+        subprocess.Popen([*celery, "beat", "--loglevel=WARNING", "-s", str(schedule)], env=env),
+    ]
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,187 @@
+"""Delivering what requests make us send: callbacks to the requester's node, notifications to maintainers.
+
+Each is a Delivery row, queued after the commit that made it and sent by the worker. Sending claims the row
+first (a conditional update that also moves next_attempt_at forward), so two workers or a crashed one cannot
+send it twice in a burst; a failure is retried with exponential backoff and jitter, a permanent one (a 4xx,
+a bad address) or too many attempts makes it dead, visible in the admin with its last error.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+import requests as http
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from federation_site import node
+from requests_app.models import CrossRepoRequest, Delivery
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12  # about 3 hours of backoff
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 30 * 60.0
+
+
+class PermanentFailure(Exception):
+    pass
+
+
+def queue_callback(request: CrossRepoRequest) -> Delivery:
+    """Tell the requester's node what became of its request."""
+    from requests_app.services import response_for
+
+    return _queue(
+        request, Delivery.Kind.CALLBACK, f"request_{request.status}", request.from_repo, response_for(request)
+    )
+
+
+def queue_notifications(request: CrossRepoRequest, event: str) -> list[Delivery]:
+    """One delivery per notification channel in the config that wants `event` (all events when it lists none)."""
+    cfg = node.config()
+    channels = cfg.notifications.channels if cfg else []
+    text = _text(request, event)
+    queued = []
+    for channel in channels:
+        if channel.events and event not in channel.events:
+            continue
+        if channel.type == "email":
+            body = {"subject": f"[sudocode] {text.splitlines()[0]}", "text": text}
+            queued.append(_queue(request, Delivery.Kind.EMAIL, event, ",".join(channel.to), body))
+        else:
+            body = {
+                "text": text,
+                "event": event,
+                "request_id": request.request_id,
+                "from": request.from_repo,
+                "approval_url": request.approval_url,
+            }
+            queued.append(_queue(request, Delivery.Kind.WEBHOOK, event, str(channel.webhook_url), body))
+    return queued
+
+
+def _text(request: CrossRepoRequest, event: str) -> str:
+    data = request.data
+    what = {"request_pending_approval": "needs approval"}.get(event, event.replace("_", " "))
+    return (
+        f'[{request.request_id}] {request.from_repo} requests: "{data.get("title") or data.get("id")}" ({what})\n'
+        f"Requested by: {request.requester or 'unknown'}\n"
+        f"Priority: {data.get('priority', 2)}  Labels: {', '.join(data.get('labels') or []) or 'none'}\n"
+        f"Review: {request.approval_url}"
+    )
+
+
+def _queue(request: CrossRepoRequest, kind: str, event: str, target: str, body: dict) -> Delivery:
+    from requests_app import tasks
+
+    now = timezone.now()
+    row = Delivery.objects.create(
+        request=request, kind=kind, event=event, target=target, body=body, next_attempt_at=now, created_at=now
+    )
+    transaction.on_commit(lambda: tasks.deliver.delay(row.pk))
+    return row
+
+
+def _backoff(attempts: int) -> timedelta:
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def deliver(delivery_id: int) -> str:
+    """Send one delivery if it is due. Safe to run twice: only the run that claims the row sends it."""
+    now = timezone.now()
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now).update(
+        status=Delivery.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + timedelta(minutes=5)
+    )
+    if not claimed:
+        return "not due"
+    row = Delivery.objects.select_related("request").get(pk=delivery_id)
+    try:
+        _send(row)
+    except PermanentFailure as exc:
+        _finish(row, Delivery.Status.DEAD, str(exc))
+        return "dead"
+    except Exception as exc:  # transient: the network, the other node, the mail relay
+        if row.attempts >= MAX_ATTEMPTS:
+            _finish(row, Delivery.Status.DEAD, f"gave up after {row.attempts} attempts: {exc}")
+            return "dead"
+        Delivery.objects.filter(pk=row.pk).update(
+            status=Delivery.Status.PENDING,
+            last_error=str(exc)[:2000],
+            next_attempt_at=timezone.now() + _backoff(row.attempts),
+        )
+        logger.info("delivery %s failed (attempt %d), retrying: %s", row.pk, row.attempts, exc)
+        return "retry"
+    _finish(row, Delivery.Status.DELIVERED, "")
+    return "delivered"
+
+
+def _finish(row: Delivery, status: str, error: str) -> None:
+    Delivery.objects.filter(pk=row.pk).update(
+        status=status,
+        last_error=error[:2000],
+        delivered_at=timezone.now() if status == Delivery.Status.DELIVERED else None,
+    )
+
+
+def due() -> list[int]:
+    """Deliveries whose time has come, and ones a crashed worker left claimed (their claim has expired)."""
+    now = timezone.now()
+    Delivery.objects.filter(status=Delivery.Status.SENDING, next_attempt_at__lte=now).update(
+        status=Delivery.Status.PENDING
+    )
+    return list(
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).values_list("pk", flat=True)[
+            :500
+        ]
+    )
+
+
+def redeliver(delivery_id: int) -> None:
+    """A dead delivery, tried again now (the dashboard's button)."""
+    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.DEAD).update(
+        status=Delivery.Status.PENDING, next_attempt_at=timezone.now(), attempts=0
+    )
+    from requests_app import tasks
+
+    transaction.on_commit(lambda: tasks.deliver.delay(delivery_id))
+
+
+def _send(row: Delivery) -> None:
+    if row.kind == Delivery.Kind.EMAIL:
+        send_mail(row.body["subject"], row.body["text"], settings.DEFAULT_FROM_EMAIL, row.target.split(","))
+    elif row.kind == Delivery.Kind.WEBHOOK:
+        response = http.post(row.target, json=row.body, timeout=(3, 10))
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise PermanentFailure(f"HTTP {response.status_code} from {row.target}")
+        response.raise_for_status()
+    else:
+        _send_callback(row)
+
+
+def _send_callback(row: Delivery) -> None:
+    from remotes.client import RemoteRejected
+    from remotes.models import RemoteRepo
+    from remotes.sync import audited_call, client_for
+
+    remote = RemoteRepo.objects.filter(url=row.target).first()
+    if remote is None or not remote.rest_endpoint:
+        raise PermanentFailure(f"{row.target} is not a remote with an endpoint here; it will poll for the outcome")
+    try:
+        audited_call(
+            remote,
+            "callback",
+            lambda: client_for(remote, "callback").post(
+                "/federation/callback", row.body, correlation_id=row.request.correlation_id
+            ),
+            payload={"status": row.body.get("status")},
+            request_id=row.request.request_id,
+        )
+    except RemoteRejected as exc:
+        raise PermanentFailure(str(exc)) from exc

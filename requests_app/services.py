@@ -1,0 +1,450 @@
+"""Requests for work between nodes: receiving one (incoming), deciding and carrying it out, and asking another
+node for one (outgoing) and learning its outcome. Both sides keep the request under the same request_id.
+
+Incoming: `request_receive` (the mutate endpoint) -> policy -> pending (a maintainer decides with
+`request_approve` / `request_reject`) or carried out at once -> the entity is written through the tracker and
+committed -> the requester is called back (a Delivery row, sent by the worker).
+Outgoing: `request_send` records the request, then sends it; the callback (`outcome_receive`) or the poller
+(`request_poll`) brings the outcome, and a completed request adds the cross-repo blocker to the local issue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from federation import messages
+from federation_site import identity, node
+from remotes.models import RemoteRepo
+from remotes.policy import Caller
+from remotes.services import kind_of_id
+from requests_app import delivery, policy
+from requests_app.models import CrossRepoRequest, Direction, RequestType
+from requests_app.states import APPROVED, COMPLETED, FAILED, FINAL, PENDING, REJECTED, transition
+from tracker import services as tracker
+from tracker.models import Entity
+
+logger = logging.getLogger(__name__)
+
+# The requester's issue is blocked by what it asked for when it says the new entity was discovered from it.
+_BLOCKS_ORIGIN = ("discovered-from", "blocks")
+_WAIT_FOR_AUTO = 10.0  # seconds a duplicate of an auto-approved request waits for the first one to finish
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4().hex[:12]}"
+
+
+# --- incoming ---------------------------------------------------------------------------------------------
+
+
+def request_receive(
+    *, caller: Caller, message: messages.MutateMessage, correlation_id: str, base_url: str
+) -> tuple[dict, int]:
+    """Record an incoming mutate message and answer it: (mutate_response, HTTP status). The same request_id
+    sent again (a retry, a duplicate delivery) gets the same answer and creates nothing more."""
+    cfg = node.config()
+    request_id = message.metadata.request_id
+    existing = CrossRepoRequest.objects.filter(request_id=request_id, direction=Direction.INCOMING).first()
+    if existing is not None:
+        return _answer_duplicate(existing, caller)
+    policy.check_may_mutate(caller, message.operation, cfg)
+    policy.check_rate(caller, message.operation, cfg)
+    decision = policy.decide(caller, message.operation, cfg)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            request = CrossRepoRequest.objects.create(
+                request_id=request_id,
+                direction=Direction.INCOMING,
+                from_repo=caller.identity,
+                to_repo=identity.local_url(),
+                request_type=message.operation,
+                payload=messages.dump(message),
+                requires_approval=not decision.auto,
+                requester=message.metadata.requester or "",
+                correlation_id=correlation_id,
+                approval_url=f"{base_url.rstrip('/')}/approvals/{request_id}",
+                created_at=now,
+                updated_at=now,
+            )
+            audit_record(
+                operation="mutate",
+                direction="incoming",
+                local_repo=request.to_repo,
+                remote_repo=caller.identity,
+                status="pending",
+                request_id=request_id,
+                correlation_id=correlation_id,
+                payload={"operation": message.operation, "title": message.data.title, "decision": decision.reason},
+            )
+    except IntegrityError:  # the same request arrived twice at once: the other one is recorded
+        return _answer_duplicate(
+            CrossRepoRequest.objects.get(request_id=request_id, direction=Direction.INCOMING), caller
+        )
+    if decision.auto:
+        transition(
+            request, APPROVED, actor=f"policy: {decision.reason}", approved_by="policy", approved_at=timezone.now()
+        )
+        _execute(request)
+    else:
+        delivery.queue_notifications(request, "request_pending_approval")
+    return response_for(request), 200
+
+
+def _answer_duplicate(request: CrossRepoRequest, caller: Caller) -> tuple[dict, int]:
+    if request.from_repo != caller.identity:
+        return {
+            "error": "conflict",
+            "detail": f"request_id {request.request_id} is already used by another repository; choose a new one",
+        }, 409
+    deadline = time.monotonic() + _WAIT_FOR_AUTO
+    while not request.requires_approval and request.status not in FINAL and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first copy is being carried out right now: answer with its outcome
+        request.refresh_from_db()
+    return response_for(request), 200
+
+
+def request_get(*, request_id: str, direction: str = Direction.INCOMING) -> CrossRepoRequest:
+    request = CrossRepoRequest.objects.filter(request_id=request_id, direction=direction).first()
+    if request is None:
+        raise CrossRepoRequest.DoesNotExist(f"no {direction} request {request_id!r}")
+    return request
+
+
+def request_approve(*, request_id: str, actor: str) -> CrossRepoRequest:
+    """A maintainer says yes: the entity is created (once, however often this is called) and the requester is
+    called back."""
+    request = request_get(request_id=request_id)
+    if request.status == PENDING:
+        if transition(request, APPROVED, actor=actor, approved_by=actor, approved_at=timezone.now()):
+            _execute(request)
+            return request
+        request.refresh_from_db()
+    if request.status in (APPROVED, COMPLETED):
+        return request  # approved twice (two clicks, two maintainers): one creation, same outcome
+    raise ValidationError({"status": f"request {request_id} is {request.status}; only a pending one can be approved"})
+
+
+def request_reject(*, request_id: str, actor: str, reason: str) -> CrossRepoRequest:
+    if not reason.strip():
+        raise ValidationError({"reason": "say why, for the requester"})
+    request = request_get(request_id=request_id)
+    if request.status == REJECTED:
+        return request
+    if request.status != PENDING or not transition(
+        request, REJECTED, actor=actor, approved_by=actor, rejection_reason=reason.strip()
+    ):
+        request.refresh_from_db()
+        raise ValidationError(
+            {"status": f"request {request_id} is {request.status}; only a pending one can be rejected"}
+        )
+    delivery.queue_callback(request)
+    return request
+
+
+def _execute(request: CrossRepoRequest) -> None:
+    """Carry out an approved incoming request through the tracker (write-through and git commit)."""
+    data = request.data
+    actor = f"{request.requester or 'a remote agent'} via {request.from_repo} (request {request.request_id})"
+    try:
+        entity = _mutate(request.request_type, data, actor=actor, remote_relationships=_remote_relationships(request))
+    except (ValidationError, ObjectDoesNotExist) as exc:
+        reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        transition(request, FAILED, actor="node", last_error=reason, result={"error": reason})
+    else:
+        created = {
+            "id": entity.sudocode_id,
+            "uuid": entity.uuid,
+            "type": entity.kind,
+            "canonical_ref": identity.canonical_ref(entity.sudocode_id),
+            "url": request.approval_url.split("/approvals/")[0] + f"/{entity.kind}s/{entity.sudocode_id}",
+        }
+        transition(request, COMPLETED, actor="node", result={"created": created})
+    delivery.queue_callback(request)
+
+
+def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: list[dict]) -> Entity:
+    if operation == RequestType.CREATE_ISSUE:
+        return tracker.issue_create(
+            title=data["title"],
+            content=data.get("description") or "",
+            priority=_priority(data),
+            tags=data.get("labels") or [],
+            actor=actor,
+            remote_relationships=remote_relationships,
+        )
+    if operation == RequestType.CREATE_SPEC:
+        return tracker.spec_create(
+            title=data["title"],
+            content=data.get("description") or "",
+            priority=_priority(data),
+            tags=data.get("labels") or [],
+            actor=actor,
+            remote_relationships=remote_relationships,
+        )
+    fields: dict[str, Any] = {}
+    for key, target in (
+        ("title", "title"),
+        ("description", "content"),
+        ("status", "status"),
+        ("priority", "priority"),
+        ("labels", "tags"),
+    ):
+        if data.get(key) is not None:
+            fields[target] = data[key]
+    return tracker.issue_update(issue=data["id"], actor=actor, add_remote_relationships=remote_relationships, **fields)
+
+
+def _priority(data: dict) -> int:
+    return 2 if data.get("priority") is None else data["priority"]
+
+
+def _remote_relationships(request: CrossRepoRequest) -> list[dict]:
+    """The request's relationships, seen from the new entity: kept as the seed's remote_relationships, plus
+    `blocks` on the requester's issue when the new entity was discovered from it."""
+    out = []
+    for rel in request.data.get("relationships") or []:
+        repo_path, _, remote_id = rel["remote_ref"].partition("#")
+        repo = request.from_repo if identity.repo_path(request.from_repo) == repo_path else repo_path
+        base = {
+            "remote_repo": repo,
+            "remote_entity_type": kind_of_id(remote_id),
+            "remote_id": remote_id,
+            "canonical_ref": rel["remote_ref"],
+        }
+        out.append({"type": rel["type"], **base})
+        if rel["type"] in _BLOCKS_ORIGIN and rel["type"] != "blocks":
+            out.append({"type": "blocks", **base})
+    return out
+
+
+def response_for(request: CrossRepoRequest) -> dict:
+    """The mutate_response describing `request` now (its answer, its status, its callback)."""
+    status = {PENDING: "pending_approval", APPROVED: "approved"}.get(request.status, request.status)
+    created = (request.result or {}).get("created")
+    response = messages.MutateResponse(
+        type="mutate_response",
+        from_=request.to_repo or None,
+        to=request.from_repo or None,
+        timestamp=timezone.now(),
+        status=status,
+        request_id=request.request_id,
+        approval_url=request.approval_url if request.status == PENDING else None,
+        message=_message(request),
+        created=messages.MutateCreated(**created) if created else None,
+        reason=request.rejection_reason or request.last_error or None,
+    )
+    return messages.dump(response)
+
+
+def _message(request: CrossRepoRequest) -> str:
+    name = identity.describe()["display_name"]
+    return {
+        PENDING: f"Request queued for review by {name} maintainers",
+        APPROVED: "Approved; being carried out",
+        COMPLETED: "Completed",
+        REJECTED: f"Rejected by {name} maintainers",
+        FAILED: "Could not be carried out",
+    }[request.status]
+
+
+# --- outgoing ---------------------------------------------------------------------------------------------
+
+
+def request_send(
+    *,
+    remote: RemoteRepo,
+    operation: str,
+    data: dict,
+    requester: str,
+    auto_approve: bool = False,
+    origin: str | None = None,
+) -> CrossRepoRequest:
+    """Ask `remote` for work. The request is recorded first, so it is never lost: if `remote` does not
+    answer, the poller sends it again later (the request_id makes that safe)."""
+    if origin:
+        local = Entity.objects.filter(sudocode_id=origin).first()
+        if local is None:
+            raise ValidationError({"discovered_from": f"no issue or spec {origin!r} in this repository"})
+        data = {
+            **data,
+            "relationships": [
+                *(data.get("relationships") or []),
+                {"type": "discovered-from", "remote_ref": identity.canonical_ref(origin)},
+            ],
+        }
+    request_id = new_request_id()
+    message = {
+        "type": "mutate",
+        "from": identity.local_url(),
+        "to": remote.url,
+        "timestamp": timezone.now(),
+        "operation": operation,
+        "data": {k: v for k, v in data.items() if v not in (None, [], "")},
+        "metadata": {"request_id": request_id, "requester": requester, "auto_approve": auto_approve},
+    }
+    try:
+        parsed = messages.parse_message(message)
+    except messages.MessageError as exc:
+        first = exc.errors[0]
+        raise ValidationError({first["path"] or "message": first["message"]}) from None
+    now = timezone.now()
+    request = CrossRepoRequest.objects.create(
+        request_id=request_id,
+        direction=Direction.OUTGOING,
+        from_repo=identity.local_url(),
+        to_repo=remote.url,
+        request_type=operation,
+        payload=messages.dump(parsed),
+        requires_approval=not auto_approve,
+        requester=requester,
+        correlation_id=uuid.uuid4().hex,
+        created_at=now,
+        updated_at=now,
+        sent=False,
+        next_poll_at=now,
+    )
+    _send(request)
+    return request
+
+
+def _send(request: CrossRepoRequest) -> None:
+    from remotes.client import RemoteError, RemoteRejected
+    from remotes.sync import audited_call, client_for
+
+    remote = RemoteRepo.objects.filter(url=request.to_repo).first()
+    if remote is None:
+        transition(request, FAILED, actor="node", last_error=f"{request.to_repo} is no longer a remote")
+        return
+    try:
+        response = audited_call(
+            remote,
+            "mutate",
+            lambda: client_for(remote, "mutate").post(
+                "/federation/mutate", request.payload, correlation_id=request.correlation_id
+            ),
+            payload={"operation": request.request_type, "title": request.data.get("title")},
+            request_id=request.request_id,
+        )
+    except RemoteRejected as exc:  # refused for good (403 untrusted, 400 invalid, 409 id taken)
+        CrossRepoRequest.objects.filter(pk=request.pk).update(sent=True)
+        transition(request, FAILED, actor=remote.url, last_error=str(exc), sent=True)
+        return
+    except RemoteError as exc:  # not reached: the poller sends it again
+        CrossRepoRequest.objects.filter(pk=request.pk).update(
+            last_error=str(exc)[:2000], next_poll_at=_next_poll(request)
+        )
+        request.last_error = str(exc)
+        return
+    CrossRepoRequest.objects.filter(pk=request.pk).update(sent=True, last_error="")
+    request.sent = True
+    _apply_outcome(request, messages.parse_response(response.data))
+
+
+def outcome_receive(*, caller: Caller, response: messages.MutateResponse) -> CrossRepoRequest:
+    """A callback: the node we asked tells us what became of our request."""
+    request = CrossRepoRequest.objects.filter(request_id=response.request_id, direction=Direction.OUTGOING).first()
+    if request is None or request.to_repo != caller.identity:
+        raise CrossRepoRequest.DoesNotExist(f"no request {response.request_id} was sent to {caller}")
+    audit_record(
+        operation="callback",
+        direction="incoming",
+        local_repo=request.from_repo,
+        remote_repo=caller.identity,
+        status="success",
+        request_id=request.request_id,
+        correlation_id=request.correlation_id,
+        payload={"status": response.status},
+    )
+    _apply_outcome(request, response)
+    return request
+
+
+def request_poll(*, request: CrossRepoRequest) -> None:
+    """Ask the other node what became of an outgoing request (a lost callback cannot strand it)."""
+    from remotes.client import RemoteError, RemoteRejected
+    from remotes.sync import audited_call, client_for
+
+    if not request.sent:
+        _send(request)
+        return
+    remote = RemoteRepo.objects.filter(url=request.to_repo).first()
+    if remote is None:
+        return
+    try:
+        response = audited_call(
+            remote,
+            "poll",
+            lambda: client_for(remote, "mutate").get(
+                f"/federation/requests/{request.request_id}", correlation_id=request.correlation_id
+            ),
+            request_id=request.request_id,
+        )
+    except (RemoteRejected, RemoteError) as exc:
+        CrossRepoRequest.objects.filter(pk=request.pk).update(
+            last_error=str(exc)[:2000], next_poll_at=_next_poll(request)
+        )
+        return
+    _apply_outcome(request, messages.parse_response(response.data))
+
+
+def _next_poll(request: CrossRepoRequest):
+    from datetime import timedelta
+
+    age = (timezone.now() - request.created_at).total_seconds()
+    return timezone.now() + timedelta(seconds=min(300, max(5, age / 10)))
+
+
+def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse) -> None:
+    """Bring our copy of an outgoing request in line with what the other node says. A completed creation
+    that was discovered from one of our issues makes that issue blocked by the new remote entity."""
+    fields: dict[str, Any] = {}
+    if response.approval_url and response.approval_url != request.approval_url:
+        fields["approval_url"] = response.approval_url
+    if response.status in ("pending_approval", "approved") or request.status in FINAL:
+        fields["next_poll_at"] = _next_poll(request)
+        CrossRepoRequest.objects.filter(pk=request.pk).update(**fields)
+        return
+    if response.status == "completed":
+        created = messages.dump(response.created) if response.created else None
+        if transition(request, COMPLETED, actor=request.to_repo, result={"created": created}, **fields) and created:
+            _block_origin(request, created)
+    elif response.status == "rejected":
+        transition(request, REJECTED, actor=request.to_repo, rejection_reason=response.reason or "", **fields)
+    elif response.status == "failed":
+        transition(request, FAILED, actor=request.to_repo, last_error=response.reason or "", **fields)
+
+
+def _block_origin(request: CrossRepoRequest, created: dict) -> None:
+    origins = [
+        r["remote_ref"].partition("#")[2]
+        for r in request.data.get("relationships") or []
+        if r.get("type") in _BLOCKS_ORIGIN and r["remote_ref"].startswith(f"{identity.repo_path(request.from_repo)}#")
+    ]
+    for origin in origins:
+        local = Entity.objects.filter(sudocode_id=origin, kind="issue").first()
+        if local is None:
+            continue
+        blocker = {
+            "type": "blocked-by",
+            "remote_repo": request.to_repo,
+            "remote_entity_type": created.get("type"),
+            "remote_id": created["id"],
+            "remote_uuid": created.get("uuid"),
+            "canonical_ref": created["canonical_ref"],
+        }
+        status = {"status": "blocked"} if local.status == "open" else {}
+        tracker.issue_update(
+            issue=local.uuid,
+            actor=f"{request.to_repo} (request {request.request_id})",
+            add_remote_relationships=[blocker],
+            **status,
+        )

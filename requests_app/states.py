@@ -1,0 +1,67 @@
+"""A request's states and the moves between them, in one place. `transition` is the only way a request
+changes state: a conditional update (so two approvers clicking at once cannot both win) plus its audit row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from audit.services import audit_record
+from requests_app.models import CrossRepoRequest, RequestStatus
+
+PENDING, APPROVED, REJECTED, COMPLETED, FAILED = (
+    RequestStatus.PENDING,
+    RequestStatus.APPROVED,
+    RequestStatus.REJECTED,
+    RequestStatus.COMPLETED,
+    RequestStatus.FAILED,
+)
+
+# pending -> approved -> completed | failed; pending -> rejected; pending -> completed | failed (no human needed,
+# or an outgoing request learning its outcome). Rejected, completed and failed are final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({APPROVED, REJECTED, COMPLETED, FAILED}),
+    APPROVED: frozenset({COMPLETED, FAILED}),
+    REJECTED: frozenset(),
+    COMPLETED: frozenset(),
+    FAILED: frozenset(),
+}
+FINAL = frozenset({REJECTED, COMPLETED, FAILED})
+
+# The audit operation each move is recorded as.
+_OPERATION = {APPROVED: "approve", REJECTED: "reject", COMPLETED: "complete", FAILED: "fail"}
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def transition(request: CrossRepoRequest, to: str, *, actor: str, **fields: Any) -> bool:
+    """Move `request` to `to` if it is still in the state we read. Returns False when another process moved
+    it first (the caller then re-reads it); raises InvalidTransition for a move the table forbids."""
+    current = request.status
+    if to not in TRANSITIONS[current]:
+        raise InvalidTransition(f"request {request.request_id} is {current}; it cannot become {to}")
+    now = timezone.now()
+    changes = {"status": to, "updated_at": now, **fields}
+    if to in FINAL:
+        changes["completed_at"] = now
+    moved = CrossRepoRequest.objects.filter(pk=request.pk, status=current).update(**changes) == 1
+    if not moved:
+        return False
+    for key, value in changes.items():
+        setattr(request, key, value)
+    audit_record(
+        operation=_OPERATION[to],
+        direction=request.direction,
+        local_repo=request.to_repo if request.direction == "incoming" else request.from_repo,
+        remote_repo=request.other_repo,
+        status="failed" if to == FAILED else "success",
+        request_id=request.request_id,
+        correlation_id=request.correlation_id,
+        payload={"by": actor, "from": current, "to": to},
+        result=request.result if to == COMPLETED else None,
+        error=(request.rejection_reason or request.last_error) if to in (REJECTED, FAILED) else "",
+    )
+    return True
