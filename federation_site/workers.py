@@ -13,7 +13,7 @@ from django.conf import settings
 def ensure_broker_folders() -> None:
     """kombu's filesystem transport does not create its folders."""
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
 

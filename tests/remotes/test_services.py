@@ -161,7 +161,8 @@ def test_each_operation_can_have_its_own_timeout(configured):
     data = json.loads(path.read_text())
     data["http"]["operation_timeouts"] = {"discover": 1.5}
     path.write_text(json.dumps(data))
-    remote, _ = services.remote_add(url="github.com/org/api", actor="a", endpoint="http://127.0.0.1:9/api/v1",
-                                    discover=False)
+    remote, _ = services.remote_add(
+        url="github.com/org/api", actor="a", endpoint="http://127.0.0.1:9/api/v1", discover=False
+    )
     assert client_for(remote, "discover").policy.read_timeout == 1.5
     assert client_for(remote, "query").policy.read_timeout == data["http"]["timeout_seconds"]
