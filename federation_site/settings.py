@@ -176,7 +176,8 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 # federation_site.workers), Redis when CELERY_BROKER_URL says so. Results are not kept: tasks record their
 # outcome in rows.
 _celery_dir = (_layout.sudocode_dir if _layout else BASE_DIR / "var") / "celery"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# ("filesystem://localhost/": kombu warns on every connection when the URL names no host.)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(_celery_dir / "queue"),

@@ -9,5 +9,7 @@ urlpatterns = [
     path("api/v1/federation/", include("federation.urls")),
     path("api/v1/", include("tracker.apis")),
     path("remotes/", include("remotes.urls")),
+    path("approvals/", include("requests_app.urls")),
+    path("audit/", include("audit.urls")),
     path("", include("tracker.urls")),
 ]

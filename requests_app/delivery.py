@@ -78,14 +78,24 @@ def _text(request: CrossRepoRequest, event: str) -> str:
 
 
 def _queue(request: CrossRepoRequest, kind: str, event: str, target: str, body: dict) -> Delivery:
-    from requests_app import tasks
-
     now = timezone.now()
     row = Delivery.objects.create(
         request=request, kind=kind, event=event, target=target, body=body, next_attempt_at=now, created_at=now
     )
-    transaction.on_commit(lambda: tasks.deliver.delay(row.pk))
+    transaction.on_commit(lambda: _wake(row.pk))
     return row
+
+
+def _wake(delivery_id: int) -> None:
+    """Ask the worker to send it now. If no worker runs, the row waits: the periodic task finds it."""
+    from federation_site.workers import ensure_broker_folders
+    from requests_app import tasks
+
+    ensure_broker_folders()
+    try:
+        tasks.deliver.delay(delivery_id)
+    except Exception as exc:  # a broker that is down must not fail the request; the row is the truth
+        logger.warning("could not queue delivery %s (%s); the periodic task will send it", delivery_id, exc)
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -148,9 +158,7 @@ def redeliver(delivery_id: int) -> None:
     Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.DEAD).update(
         status=Delivery.Status.PENDING, next_attempt_at=timezone.now(), attempts=0
     )
-    from requests_app import tasks
-
-    transaction.on_commit(lambda: tasks.deliver.delay(delivery_id))
+    transaction.on_commit(lambda: _wake(delivery_id))
 
 
 def _send(row: Delivery) -> None:

@@ -412,6 +412,8 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse)
     if response.status in ("pending_approval", "approved") or request.status in FINAL:
         fields["next_poll_at"] = _next_poll(request)
         CrossRepoRequest.objects.filter(pk=request.pk).update(**fields)
+        for key, value in fields.items():
+            setattr(request, key, value)
         return
     if response.status == "completed":
         created = messages.dump(response.created) if response.created else None

@@ -1,16 +1,15 @@
 """Celery tasks: each loads its row and calls a service; all are safe to run twice."""
 
-from celery import shared_task
-
+from federation_site.celery import app
 from requests_app import delivery
 
 
-@shared_task(ignore_result=True)
+@app.task(ignore_result=True)
 def deliver(delivery_id: int) -> str:
     return delivery.deliver(delivery_id)
 
 
-@shared_task(ignore_result=True)
+@app.task(ignore_result=True)
 def deliver_due() -> int:
     """Periodic: wake every delivery whose time has come (the broker is only a wake-up call)."""
     due = delivery.due()
@@ -19,7 +18,7 @@ def deliver_due() -> int:
     return len(due)
 
 
-@shared_task(ignore_result=True)
+@app.task(ignore_result=True)
 def poll_outgoing() -> int:
     """Periodic: send outgoing requests that could not be sent, and ask about pending ones."""
     from django.utils import timezone

@@ -143,6 +143,25 @@ def _remote_commands(commands) -> None:
     token.add_argument("token", help="the key, or - to read it from standard input")
     _command(token, "remotes:set_token")
 
+    create = sub.add_parser(
+        "create-issue",
+        help="ask a remote to create an issue (its maintainers or policy decide)",
+        description="Send a create_issue request. It is recorded here first, so it is never lost: if the remote "
+        "does not answer, `sudocode-fed serve` sends it again. The outcome comes back by callback or polling.",
+    )
+    create.add_argument("url", help="the remote")
+    create.add_argument("--title", required=True, help="the issue's title")
+    create.add_argument("--description", default="", help="markdown body")
+    create.add_argument("--priority", type=_priority, help="0 (highest) to 4")
+    create.add_argument("--labels", type=_csv, metavar="A,B", help="tags for the new issue")
+    create.add_argument(
+        "--discovered-from", metavar="ID", help="the local issue that needs it: it becomes blocked by the new issue"
+    )
+    create.add_argument("--requester", help="who asks (default: git user.name)")
+    create.add_argument("--auto-approve", action="store_true", help="ask for auto-approval (their policy decides)")
+    _format(create)
+    _command(create, "requests:create_issue")
+
     query = sub.add_parser(
         "query",
         help="query a remote's issues or specs",
@@ -160,6 +179,54 @@ def _remote_commands(commands) -> None:
     query.add_argument("--all-pages", action="store_true", help="follow the cursor to the last page")
     _format(query, ("table", "json"))
     _command(query, "remotes:query")
+
+
+def _request_commands(commands) -> None:
+    many = commands.add_parser(
+        "requests",
+        help="requests between nodes: pending, list",
+        description="Requests other nodes made here (incoming) and ours (outgoing).",
+    )
+    many.set_defaults(_group=many)
+    sub = many.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    pending = sub.add_parser("pending", help="incoming requests waiting for a decision")
+    pending.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
+    _format(pending)
+    _command(pending, "requests:pending")
+    listing = sub.add_parser("list", help="list requests")
+    listing.add_argument("--direction", choices=("incoming", "outgoing"), help="only this direction")
+    listing.add_argument("--status", choices=("pending", "approved", "rejected", "completed", "failed"))
+    listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
+    _format(listing)
+    _command(listing, "requests:list_")
+
+    one = commands.add_parser("request", help="show, approve or reject one request")
+    one.set_defaults(_group=one)
+    sub = one.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    show = sub.add_parser("show", help="a request with its whole message")
+    show.add_argument("request_id")
+    _format(show)
+    _command(show, "requests:show")
+    approve = sub.add_parser("approve", help="approve a pending incoming request: the entity is created")
+    approve.add_argument("request_id")
+    _command(approve, "requests:approve")
+    reject = sub.add_parser("reject", help="reject a pending incoming request")
+    reject.add_argument("request_id")
+    reject.add_argument("--reason", required=True, help="why, for the requester")
+    _command(reject, "requests:reject")
+
+    audit = commands.add_parser("audit", help="the audit log of cross-repo operations")
+    audit.set_defaults(_group=audit)
+    sub = audit.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="recent audit entries, newest first")
+    listing.add_argument("--direction", choices=("incoming", "outgoing"))
+    listing.add_argument("--operation", help="query, discover, mutate, approve, reject, callback, ...")
+    listing.add_argument("--status", choices=("success", "failed", "pending"))
+    listing.add_argument("--remote", help="only entries with this remote (substring)")
+    listing.add_argument("--request-id", help="only entries of this request")
+    listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
+    _format(listing)
+    _command(listing, "requests:audit_list")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(status, "node:status")
 
     _remote_commands(commands)
+    _request_commands(commands)
 
     for kind, plural in (("issue", "issues"), ("spec", "specs")):
         group = commands.add_parser(

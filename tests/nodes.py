@@ -109,4 +109,8 @@ def link(a: Node, b: Node, *, trust: str = "verified") -> str:
     key = next(line.strip() for line in added.out.splitlines() if line.strip().startswith("sfk_"))
     result = a.cli("remote", "add", b.identity, "--trust", "verified", "--endpoint", b.api, "--token", key)
     assert result.code == 0, result.err
+    # And the other way: b calls a back (callbacks) with the key a issued to b.
+    back = next(line.strip() for line in result.out.splitlines() if line.strip().startswith("sfk_"))
+    stored = b.cli("remote", "set-token", a.identity, back)
+    assert stored.code == 0, stored.err
     return key

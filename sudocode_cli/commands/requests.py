@@ -1,0 +1,191 @@
+"""`remote create-issue`, `requests ...`, `request ...` and `audit list`: thin callers of requests_app and audit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sudocode_cli import runtime
+from sudocode_cli.output import print_json, print_table
+
+
+def create_issue(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from remotes.selectors import remote_get
+    from requests_app.services import request_send
+
+    remote = remote_get(url=args.url)
+    data = {"title": args.title, "description": args.description, "priority": args.priority, "labels": args.labels}
+    request = request_send(
+        remote=remote,
+        operation="create_issue",
+        data=data,
+        requester=args.requester or runtime.actor(lay),
+        auto_approve=args.auto_approve,
+        origin=args.discovered_from,
+    )
+    if args.format == "json":
+        print_json(_summary(request))
+        return 0
+    print(f"→ Request ID: {request.request_id}")
+    print(f"→ Status: {_status_line(request)}")
+    if request.approval_url and request.status == "pending":
+        print(f"→ Approval URL: {request.approval_url}")
+    created = (request.result or {}).get("created")
+    if created:
+        print(f"→ Created: {created['canonical_ref']}")
+    if not request.sent:
+        print(f"→ Not delivered yet ({request.last_error}); it is sent again while `sudocode-fed serve` runs")
+    return 0 if request.status != "failed" else 1
+
+
+def _status_line(request) -> str:
+    name = request.to_repo.rsplit("/", 1)[-1]
+    if request.status == "pending":
+        return f"Pending approval from {name} maintainers" if request.sent else "Not sent yet (will retry)"
+    if request.status == "failed":
+        return f"Failed: {request.last_error}"
+    if request.status == "rejected":
+        return f"Rejected: {request.rejection_reason}"
+    return request.status.capitalize()
+
+
+def _summary(request) -> dict:
+    return {
+        "request_id": request.request_id,
+        "direction": request.direction,
+        "from": request.from_repo,
+        "to": request.to_repo,
+        "type": request.request_type,
+        "status": request.status,
+        "title": request.data.get("title") or request.data.get("id"),
+        "requester": request.requester,
+        "priority": request.data.get("priority"),
+        "labels": request.data.get("labels") or [],
+        "approval_url": request.approval_url or None,
+        "approved_by": request.approved_by or None,
+        "rejection_reason": request.rejection_reason or None,
+        "result": request.result,
+        "error": request.last_error or None,
+        "created_at": request.created_at.isoformat(),
+        "updated_at": request.updated_at.isoformat(),
+    }
+
+
+def pending(args: argparse.Namespace) -> int:
+    args.direction, args.status = "incoming", "pending"
+    return list_(args)
+
+
+def list_(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from requests_app.models import CrossRepoRequest
+
+    qs = CrossRepoRequest.objects.all()
+    if args.direction:
+        qs = qs.filter(direction=args.direction)
+    if args.status:
+        qs = qs.filter(status=args.status)
+    rows = [_summary(r) for r in qs[: args.limit]]
+    if args.format == "json":
+        print_json(rows)
+        return 0
+    if not rows:
+        sys.stderr.write("No requests match.\n")
+        return 0
+    for r in rows:
+        other = r["from"] if r["direction"] == "incoming" else r["to"]
+        arrow = "requests" if r["direction"] == "incoming" else "asked"
+        print(f'→ [{r["request_id"]}] {other} {arrow}: "{r["title"]}" ({r["status"]})')
+        print(f"  {'From' if r['direction'] == 'incoming' else 'To'}: {other}")
+        print(f"  Requested by: {r['requester'] or 'unknown'}")
+        print(f"  Priority: {r['priority'] if r['priority'] is not None else 2}")
+        print(f"  Labels: {', '.join(r['labels']) or 'none'}")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    request = _find(args.request_id)
+    if args.format == "json":
+        print_json(_summary(request) | {"payload": request.payload})
+        return 0
+    info = _summary(request)
+    for key, value in info.items():
+        if value not in (None, [], ""):
+            shown = json.dumps(value) if isinstance(value, dict) else value
+            print(f"{key.replace('_', ' ').capitalize() + ':':<18}{shown}")
+    print("Message:")
+    print(json.dumps(request.payload, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _find(request_id: str):
+    from requests_app.models import CrossRepoRequest
+
+    found = CrossRepoRequest.objects.filter(request_id=request_id).order_by("direction").first()
+    if found is None:
+        raise CrossRepoRequest.DoesNotExist(f"no request {request_id!r}: see `sudocode-fed requests list`")
+    return found
+
+
+def approve(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from requests_app.services import request_approve
+
+    request = request_approve(request_id=args.request_id, actor=runtime.actor(lay))
+    created = (request.result or {}).get("created")
+    if request.status == "completed" and created:
+        print(f"→ Created: {created['id']} in {request.to_repo.rsplit('/', 1)[-1]}")
+        for rel in request.data.get("relationships") or []:
+            kind = "Blocks" if rel["type"] in ("discovered-from", "blocks") else rel["type"]
+            print(f"→ Relationships: {kind} {rel['remote_ref']}")
+    else:
+        print(f"→ {request.request_id} is {request.status}: {request.last_error or ''}".rstrip(": "))
+    return 0 if request.status != "failed" else 1
+
+
+def reject(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from requests_app.services import request_reject
+
+    request = request_reject(request_id=args.request_id, actor=runtime.actor(lay), reason=args.reason or "")
+    print(f"→ Rejected {request.request_id}: {request.rejection_reason}")
+    return 0
+
+
+def audit_list(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from audit.selectors import audit_entries
+
+    rows = audit_entries(
+        direction=args.direction,
+        operation=args.operation,
+        status=args.status,
+        remote=args.remote,
+        request_id=args.request_id,
+        limit=args.limit,
+    )
+    if args.format == "json":
+        print_json(rows)
+        return 0
+    if not rows:
+        sys.stderr.write("No audit entries match.\n")
+        return 0
+    print_table(
+        [
+            (
+                r["timestamp"][:19],
+                r["direction"],
+                r["operation"],
+                r["remote_repo"],
+                r["status"],
+                r["duration_ms"] if r["duration_ms"] is not None else "",
+                r["request_id"] or r["error"] or "",
+            )
+            for r in rows
+        ],
+        ("time", "dir", "operation", "remote", "status", "ms", "request / error"),
+    )
+    return 0
