@@ -1,8 +1,9 @@
-"""`make demo`: a demo repository with the project's demo data, served by a real node.
+"""`make demo`: the seed's Use Case 1 on two real nodes.
 
-Builds var/demo/frontend (a fresh git repository holding demo/data/frontend, the seed's Use Case 1 from the
-frontend's side), runs `sudocode-fed init` and a few commands in it, printing each one with its output, then
-serves it and prints the URLs to open. Ctrl-C stops the node. DEMO_PORT changes the port (default 8000).
+Builds var/demo/frontend and var/demo/api-service (fresh git repositories holding demo/data/*), serves each
+(daphne, a Celery worker and beat), links them, and plays Use Case 1 through the CLI, printing each command with
+its output: frontend asks api-service for an endpoint, a maintainer approves, frontend's issue becomes blocked by
+the new remote issue. Then both dashboards stay up. Ctrl-C stops them. DEMO_PORT sets the first port (8000).
 """
 
 from __future__ import annotations
@@ -73,32 +74,11 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> Non
     sys.exit(f"the node did not answer on port {port} within {timeout:.0f}s")
 
 
-def main() -> None:
-    port = int(os.environ.get("DEMO_PORT", "8000"))
-    print(f"Building the demo repository in {WORK / 'frontend'} ...")
-    repo = make_repo("frontend", "git@github.com:org/frontend.git")
-    run([FED, "init", "--display-name", "Frontend"], cwd=repo)
+def make_node(name: str, display: str) -> Path:
+    repo = make_repo(name, f"git@github.com:org/{name}.git")
+    run([FED, "init", "--display-name", display], cwd=repo, show=False)
     run(["git", "add", "-A"], cwd=repo, show=False)
     run(["git", "commit", "-q", "-m", "Set up sudocode federation"], cwd=repo, show=False)
-    run([FED, "issue", "list"], cwd=repo)
-    run([FED, "issue", "show", "issue-101"], cwd=repo)
-    run(
-        [
-            FED,
-            "issue",
-            "create",
-            "Show recent activity on the profile",
-            "-p",
-            "2",
-            "--tags",
-            "ui,profile",
-            "--implements",
-            "spec-020",
-            "--depends-on",
-            "issue-100",
-        ],
-        cwd=repo,
-    )
     # The dashboard's login: a staff user in this node's database.
     manage = [sys.executable, str(ROOT / "manage.py")]
     run([*manage, "migrate", "--verbosity", "0"], cwd=repo, show=False)
@@ -108,33 +88,119 @@ def main() -> None:
         "DJANGO_SUPERUSER_EMAIL": "demo@example.com",
     }
     run([*manage, "createsuperuser", "--noinput"], cwd=repo, show=False, env=env)
+    return repo
 
-    print(f"\n$ sudocode-fed serve --port {port}", flush=True)
-    node = subprocess.Popen([FED, "serve", "--port", str(port)], cwd=repo, env=env_for(repo))
+
+def key_from(output: str) -> str:
+    return next(line.strip() for line in output.splitlines() if line.strip().startswith("sfk_"))
+
+
+def serve(repo: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [FED, "serve", "--port", str(port)],
+        cwd=repo,
+        env=env_for(repo),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    port = int(os.environ.get("DEMO_PORT", "8000"))
+    front_url, api_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
+    print(f"Building two demo repositories in {WORK} (the seed's Use Case 1) ...")
+    front = make_node("frontend", "Frontend")
+    api = make_node("api-service", "API Service")
+    nodes = [serve(front, port), serve(api, port + 1)]
     try:
-        wait_for_port(port, node)
-        base = f"http://127.0.0.1:{port}"
+        wait_for_port(port, nodes[0])
+        wait_for_port(port + 1, nodes[1])
+        print("\n# Each node declares the other and stores the key the other issued.")
+        added = run(
+            [
+                FED,
+                "remote",
+                "add",
+                "github.com/org/frontend",
+                "--trust",
+                "verified",
+                "--endpoint",
+                f"{front_url}/api/v1",
+                "--no-discover",
+            ],
+            cwd=api,
+        )
+        added_back = run(
+            [
+                FED,
+                "remote",
+                "add",
+                "github.com/org/api-service",
+                "--endpoint",
+                f"{api_url}/api/v1",
+                "--token",
+                key_from(added),
+            ],
+            cwd=front,
+        )
+        run([FED, "remote", "set-token", "github.com/org/frontend", key_from(added_back)], cwd=api, show=False)
+
+        print("\n# Frontend: the profile page needs an API endpoint that does not exist yet.")
+        run([FED, "issue", "show", "issue-100"], cwd=front)
+        out = run(
+            [
+                FED,
+                "remote",
+                "create-issue",
+                "github.com/org/api-service",
+                "--title",
+                "Add user profile endpoint",
+                "--description",
+                "Frontend needs GET /api/v1/users/:id",
+                "--labels",
+                "api,frontend-request",
+                "--discovered-from",
+                "issue-100",
+                "--requester",
+                "claude-code-agent",
+            ],
+            cwd=front,
+        )
+        request_id = out.split("Request ID: ")[1].split()[0]
+
+        print("\n# API service: a maintainer reviews the request (or opens the approval URL above).")
+        run([FED, "requests", "pending"], cwd=api)
+        run([FED, "request", "approve", request_id], cwd=api)
+
+        print("\n# Frontend: the callback arrived; issue-100 is blocked by the new remote issue.")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            shown = run([FED, "issue", "show", "issue-100"], cwd=front, show=False)
+            if "Status: blocked" in shown:
+                break
+            time.sleep(0.5)
+        run([FED, "issue", "show", "issue-100"], cwd=front)
+
         print(
             f"""
-The frontend node is up. Open:
-  {base}/                    issues and specs, with relationships
-  {base}/issues/issue-101    one issue: blockers, relationships, references
-  {base}/admin/              the admin (login: {DEMO_USER} / {DEMO_PASSWORD})
-  {base}/api/docs/           the API (OpenAPI at {base}/api/schema/)
-  {base}/api/v1/issues       the read API
-
-Try the CLI in another terminal:  cd {repo} && {FED} issue list
-Press Ctrl-C to stop the node.""",
+Both nodes are up (login: {DEMO_USER} / {DEMO_PASSWORD}):
+  Frontend      {front_url}/issues/issue-100     {front_url}/approvals/  (our request, completed)
+  API service   {api_url}/                      {api_url}/approvals/    (the decision, the audit log at /audit/)
+  API docs      {api_url}/api/docs/
+Try:  cd {front} && {FED} remote query github.com/org/api-service issue --status open
+Press Ctrl-C to stop both nodes.""",
             flush=True,
         )
-        node.wait()
+        nodes[0].wait()
     except KeyboardInterrupt:
-        print("\nStopping the node ...")
+        print("\nStopping the nodes ...")
     finally:
-        if node.poll() is None:
-            node.terminate()
+        for node in nodes:
+            if node.poll() is None:
+                node.terminate()
+        for node in nodes:
             try:
-                node.wait(10)
+                node.wait(15)
             except subprocess.TimeoutExpired:
                 node.kill()
 

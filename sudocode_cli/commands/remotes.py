@@ -32,7 +32,9 @@ def add(args: argparse.Namespace) -> int:
     )
     print(f"Added remote {remote.url} ({remote.trust_level}), written to .sudocode/federation.config.json")
     if remote.rest_endpoint:
-        state = "reachable" if remote.sync_status == "synced" else f"{remote.sync_status}: {remote.last_error}"
+        state = {"synced": "reachable", "unknown": "not contacted yet"}.get(
+            remote.sync_status, f"{remote.sync_status}: {remote.last_error}"
+        )
         print(f"  Endpoint: {remote.rest_endpoint} ({state})")
     else:
         print("  No endpoint yet: `sudocode-fed remote add` again with --endpoint, or edit the config")
