@@ -363,6 +363,12 @@ class JsonlSnapshot:
         return {record["uuid"]: (line, record) for line, record in zip(self.lines, self.records, strict=True)}
 
 
+# Lines already parsed and validated in this process, by their exact text: a file read again after a write
+# (or a sync) parses only the lines that changed. Snapshots share these records: treat them as read-only.
+_parsed: dict[tuple[str, str], dict] = {}
+_PARSED_MAX = 200_000
+
+
 def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
     """Read and validate a whole file; a missing file is an empty snapshot with `exists=False`.
 
@@ -392,7 +398,12 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
     for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip(_JS_WHITESPACE):
             continue
-        record = parse_line(raw, path=str(path), line=number, kind=kind)
+        record = _parsed.get((kind, raw))
+        if record is None:
+            record = parse_line(raw, path=str(path), line=number, kind=kind)
+            if len(_parsed) >= _PARSED_MAX:
+                _parsed.clear()
+            _parsed[(kind, raw)] = record
         uuid = record["uuid"]
         if uuid in first_line_of_uuid:
             raise JsonlFormatError(
