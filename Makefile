@@ -32,11 +32,12 @@ test-sqlite: install
 	$(BIN)/pytest
 
 # Runs when PostgreSQL answers on 127.0.0.1:5432; says so when it skips. FEDERATION_REQUIRE_SERVICES=1 (CI)
-# turns a missing server into a failure.
+# turns a missing server into a failure. The `slow` tests are left out of this pass: they run real nodes and
+# CLI processes, each on its own repository's SQLite database, so they would only repeat the first pass.
 test-postgres: install
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2)" 2>/dev/null; then \
 		echo "== PostgreSQL pass ($(PG_URL))"; \
-		DATABASE_URL=$(PG_URL) $(BIN)/pytest; \
+		DATABASE_URL=$(PG_URL) $(BIN)/pytest -m "not slow"; \
 	elif [ "$$FEDERATION_REQUIRE_SERVICES" = "1" ]; then \
 		echo "FAIL: PostgreSQL does not answer at 127.0.0.1:5432 and FEDERATION_REQUIRE_SERVICES=1"; exit 1; \
 	else \

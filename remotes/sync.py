@@ -190,7 +190,9 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
     for ref in refs:
         if ref.remote_repo is None:
             continue
-        if force or ref.last_fetched_at is None or now - ref.last_fetched_at > ttl or ref.fetch_status != "success":
+        # A reference fetched within the TTL waits, whatever the answer was ("not found" included); one never
+        # fetched is due at once (a remote that just failed is left alone by _resting below).
+        if force or ref.last_fetched_at is None or now - ref.last_fetched_at > ttl:
             due[(ref.remote_repo.url, ref.remote_entity_type or kind_of_id(ref.remote_id))].append(ref)
     refreshed = 0
     for (_url, kind), group in due.items():

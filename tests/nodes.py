@@ -3,14 +3,17 @@ free port of 127.0.0.1, driven through the real CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.conftest import CliResult, cli_env, copy_corpus, make_git_repo, run_cli
+from tests.conftest import REPO_ROOT, CliResult, cli_env, copy_corpus, make_git_repo, run_cli
 
 
 def free_port() -> int:
@@ -20,14 +23,16 @@ def free_port() -> int:
 
 
 class Node:
-    def __init__(self, root: Path, name: str, *, dataset: str | None = None, org: str = "org"):
+    def __init__(self, root: Path, name: str, *, dataset: str | None = None, org: str = "org", worker: bool = True):
         self.name = name
+        self.worker = worker  # False: serve without the Celery worker and beat (faster to start and stop)
         self.identity = f"github.com/{org}/{name}"
         self.repo = make_git_repo(root / name, origin=f"git@github.com:{org}/{name}.git")
         if dataset:
             copy_corpus(dataset, self.repo)
         self.port = free_port()
         self.access_log = root / f"{name}-access.log"
+        self.log_path = root / f"{name}-node.log"
         self.proc: subprocess.Popen | None = None
         result = self.cli("init")
         assert result.code == 0, result.err
@@ -48,6 +53,24 @@ class Node:
         assert result.code == 0, result.err
         return json.loads(result.out)
 
+    def create_staff(self, username: str, password: str) -> None:
+        """A superuser in the node's database, who can log in to /admin/ and decide requests on /approvals/."""
+        env = cli_env(
+            SUDOCODE_REPO=str(self.repo),
+            DJANGO_SUPERUSER_USERNAME=username,
+            DJANGO_SUPERUSER_PASSWORD=password,
+            DJANGO_SUPERUSER_EMAIL=f"{username}@example.com",
+        )
+        result = subprocess.run(
+            [sys.executable, "manage.py", "createsuperuser", "--noinput"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
     def config(self) -> dict:
         return json.loads((self.repo / ".sudocode" / "federation.config.json").read_text())
 
@@ -67,16 +90,19 @@ class Node:
                 str(self.port),
                 "--access-log",
                 str(self.access_log),
+                *([] if self.worker else ["--no-worker"]),
             ],
             env=cli_env(),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            # A file, not a pipe: a node (and its worker) that logs more than a pipe holds must not block.
+            stderr=self.log_path.open("a"),
+            # Its own process group: stop() ends daphne, the worker and beat together, leaving no orphans.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited: {self.proc.stderr.read()}")
+                raise AssertionError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return self
@@ -85,13 +111,18 @@ class Node:
         raise AssertionError(f"{self.name} did not listen on {self.port}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+        if self.proc is not None:
             try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+            # The worker and beat may outlive daphne by a moment: the group goes with it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc = None
 
     def requests_to(self, path_prefix: str) -> int:
