@@ -23,8 +23,18 @@ def free_port() -> int:
 
 
 class Node:
-    def __init__(self, root: Path, name: str, *, dataset: str | None = None, org: str = "org", worker: bool = True):
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        *,
+        dataset: str | None = None,
+        org: str = "org",
+        worker: bool = True,
+        env: dict[str, str] | None = None,
+    ):
         self.name = name
+        self.env = env or {}  # extra environment for the node and its CLI (e.g. the scale-out profile's URLs)
         self.worker = worker  # False: serve without the Celery worker and beat (faster to start and stop)
         self.identity = f"github.com/{org}/{name}"
         self.repo = make_git_repo(root / name, origin=f"git@github.com:{org}/{name}.git")
@@ -46,7 +56,7 @@ class Node:
         return f"{self.base}/api/v1"
 
     def cli(self, *args: str) -> CliResult:
-        return run_cli("--repo", str(self.repo), *args)
+        return run_cli("--repo", str(self.repo), *args, env=cli_env(**self.env))
 
     def cli_json(self, *args: str):
         result = self.cli(*args, "--format", "json")
@@ -92,7 +102,7 @@ class Node:
                 str(self.access_log),
                 *([] if self.worker else ["--no-worker"]),
             ],
-            env=cli_env(),
+            env=cli_env(**self.env),
             stdout=subprocess.DEVNULL,
             # A file, not a pipe: a node (and its worker) that logs more than a pipe holds must not block.
             stderr=self.log_path.open("a"),
