@@ -109,7 +109,8 @@ if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 else:
-    _db_path = _layout.db_path if _layout else BASE_DIR / "var" / "federation.db"
+    # No repository (manage.py makemigrations in the project itself): nothing to keep, so nothing on disk.
+    _db_path = _layout.db_path if _layout else ":memory:"
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
