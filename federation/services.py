@@ -114,7 +114,8 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
     more = len(page) > query.limit
     page = page[: query.limit]
     include = set(query.include)
-    results = [grant.project(federated_result(e, include=include)) for e in page]
+    repo = identity.repo_path(identity.local_url())
+    results = [grant.project(federated_result(e, include=include, repo=repo)) for e in page]
     response = messages.QueryResponse(
         type="query_response",
         from_=identity.local_url() or None,
@@ -140,16 +141,16 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
     return messages.dump(response)
 
 
-def federated_result(entity: Entity, *, include: set[str]) -> dict:
-    """One entity as the federation shows it: its record's fields, `canonical_ref`, and what `include` asks
-    for. The caller's grant then removes what it may not see."""
+def federated_result(entity: Entity, *, include: set[str], repo: str) -> dict:
+    """One entity as the federation shows it: its record's fields, `canonical_ref` (in `repo`, this node's
+    "org/name"), and what `include` asks for. The caller's grant then removes what it may not see."""
     record = json.loads(entity.raw)
     out: dict[str, Any] = {
         "id": entity.sudocode_id,
         "uuid": entity.uuid,
         "kind": entity.kind,
         "title": entity.title,
-        "canonical_ref": identity.canonical_ref(entity.sudocode_id),
+        "canonical_ref": f"{repo}#{entity.sudocode_id}" if repo else entity.sudocode_id,
     }
     for key in (
         "status",
