@@ -52,8 +52,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install  ## benchmarks; print JSON figures
+bench: install  ## benchmarks; print JSON figures (a few minutes; run on a quiet machine)
 	$(BIN)/python benchmarks/bench_tracker.py
+	$(BIN)/python benchmarks/bench_query.py
+	$(BIN)/python benchmarks/bench_mutate.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
