@@ -66,6 +66,7 @@ class Node:
     def create_staff(self, username: str, password: str) -> None:
         """A superuser in the node's database, who can log in to /admin/ and decide requests on /approvals/."""
         env = cli_env(
+            **self.env,
             SUDOCODE_REPO=str(self.repo),
             DJANGO_SUPERUSER_USERNAME=username,
             DJANGO_SUPERUSER_PASSWORD=password,
