@@ -263,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="do not start the Celery worker and beat")
     _command(serve, "node:serve")
 
+    staff = commands.add_parser("staff", help="people who may log in to the dashboard")
+    staff.set_defaults(_group=staff)
+    staff_sub = staff.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    staff_add = staff_sub.add_parser("add", help="add (or update) a staff user; asks for the password")
+    staff_add.add_argument("username")
+    staff_add.add_argument("--email", default="", help="their email address")
+    staff_add.add_argument("--superuser", action="store_true", help="may also change everything in the admin")
+    staff_add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _command(staff_add, "node:staff_add")
+
     status = commands.add_parser("status", help="what this node serves and how it is set up")
     _format(status)
     _command(status, "node:status")

@@ -57,9 +57,10 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> CliResult:
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str = "") -> CliResult:
     result = subprocess.run(
         [sys.executable, "-m", "sudocode_cli.main", *args],
+        input=stdin,
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -200,3 +200,33 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         workers.stop(background)
     return 0
+
+
+def staff_add(args: argparse.Namespace) -> int:
+    """A staff user for the dashboard and the admin (a superuser with --superuser)."""
+    runtime.setup(args.repo)
+    import getpass
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {args.username}: ")
+        if password != getpass.getpass("Again: "):
+            raise UsageError("the two passwords differ")
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=args.username).first() or user_model(username=args.username)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise UsageError(f"password: {' '.join(exc.messages)}") from None
+    user.is_staff = True
+    user.is_superuser = user.is_superuser or args.superuser
+    user.email = args.email or user.email
+    user.set_password(password)
+    user.save()
+    print(f"{args.username} can log in at /admin/login/ and decide requests at /approvals/.")
+    return 0

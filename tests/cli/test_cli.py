@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from sudocode_cli.main import build_parser, main
-from tests.conftest import copy_corpus, git, make_git_repo, run_cli
+from tests.conftest import cli_env, copy_corpus, git, make_git_repo, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -216,3 +218,24 @@ def test_list_reads_a_real_data_set(tmp_path):
     assert len(json.loads(listed.out)) == 676
     shown = run_cli("--repo", str(repo), "issue", "show", "ISSUE-001", "--format", "json")
     assert json.loads(shown.out)["record"]["id"] == "ISSUE-001"
+
+
+def test_staff_add_makes_a_login_for_the_dashboard(inited):
+    weak = run_cli("--repo", str(inited), "staff", "add", "bob", "--password-stdin", stdin="short\n")
+    assert weak.code == 2 and "password" in weak.err
+    added = run_cli(
+        "--repo", str(inited), "staff", "add", "alice", "--superuser", "--password-stdin", stdin="a-long-password-123\n"
+    )
+    assert added.code == 0, added.err
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.contrib.auth import authenticate; "
+            "u = authenticate(username='alice', password='a-long-password-123'); print(u.is_staff, u.is_superuser)",
+        ],
+        env=cli_env(SUDOCODE_REPO=str(inited), DJANGO_SETTINGS_MODULE="federation_site.settings"),
+        capture_output=True,
+        text=True,
+    )
+    assert check.stdout.strip() == "True True", check.stderr
