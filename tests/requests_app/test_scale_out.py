@@ -6,13 +6,10 @@ them the tests skip, except under FEDERATION_REQUIRE_SERVICES=1 (.ci/run), where
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -48,28 +45,9 @@ def pg_database():
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def receiver():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/slack", received
-    server.shutdown()
-
-
 def test_a_node_on_postgresql_with_a_redis_broker_takes_requests_and_notifies(tmp_path, pg_database, receiver):
     require(REDIS, "Redis")
-    url, received = receiver
+    url, received = receiver.url, receiver.received
     db = 8 + uuid.uuid4().int % 8  # a Redis database of its own, so parallel runs don't share a queue
     profile = {"DATABASE_URL": pg_database, "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{db}"}
     api = Node(tmp_path, "api-service", env=profile)
