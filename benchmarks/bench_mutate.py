@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.test_settings")
 
 import requests  # noqa: E402
+from common import percentile, progress  # noqa: E402
 
 from tests.nodes import Node, link  # noqa: E402
 
@@ -35,15 +36,6 @@ REFERENCE = {
     "requests_per_s": 1000,
     "target_requests_per_s": 500,
 }
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def message(sender: str, to: str, n: int) -> dict:
@@ -99,8 +91,8 @@ def run(node: Node, sender: Node, key: str, total: int, concurrency: int) -> dic
         "first_error": errors[0] if errors else None,
         "requests_per_s": round(total / wall, 1),
         "latency_ms": {
-            "p50": round(percentile(latencies, 50), 1),
-            "p99": round(percentile(latencies, 99), 1),
+            "p50": round(percentile(latencies, 0.50), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
             "max": round(max(latencies), 1),
         },
     }
@@ -137,7 +129,7 @@ def main() -> None:
                 run(api, caller, key, 10, 1)  # warm-up
                 results[name] = {}
                 for concurrency in (1, 16):
-                    log(f"{name}, concurrency {concurrency}: {args.requests} create_issue requests ...")
+                    progress(f"{name}, concurrency {concurrency}: {args.requests} create_issue requests ...")
                     results[name][f"concurrency_{concurrency}"] = run(api, caller, key, args.requests, concurrency)
                 lines = (api.repo / ".sudocode" / "issues.jsonl").read_text().splitlines()
                 results[name]["issues_in_jsonl_after"] = len(lines)

@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import corpus_dir, count_lines, largest_dataset, percentile, progress  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = REPO_ROOT / ".venv" / "bin" / "daphne"
 FLOOR_PATH = "/bench/floor"
@@ -63,31 +65,7 @@ QUERIES: dict[str, tuple[dict, int | None]] = {
 _FOREIGN_ENV = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SUDOCODE_REPO", "SUDOCODE_FED_CLI", "DEBUG", "LOG_LEVEL")
 
 
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 # --- the corpus -------------------------------------------------------------------------------------------------
-
-
-def corpus_dir() -> Path:
-    # Same rule as tests/corpus.py.
-    configured = os.environ.get("SUDOCODE_CORPUS")
-    return Path(configured) if configured else (REPO_ROOT.parent / "shared" / "corpus").resolve()
-
-
-def count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with path.open(encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip())
-
-
-def largest_dataset(root: Path) -> str:
-    folders = [p for p in root.iterdir() if p.is_dir() and (p / "issues.jsonl").exists()]
-    if not folders:
-        raise SystemExit(f"no data set with an issues.jsonl in {root}")
-    return max(folders, key=lambda p: (count_lines(p / "issues.jsonl"), p.name)).name
 
 
 # --- processes --------------------------------------------------------------------------------------------------
@@ -284,12 +262,6 @@ class Outcome:
     first_reply: bytes = b""
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, math.ceil(len(ordered) * fraction))  # nearest rank
-    return ordered[rank - 1]
-
-
 def run_load(target: Target, *, concurrency: int, requests_max: int, seconds_max: float, warmup: int) -> Outcome:
     """Warm up every thread's session (its connection, the server's caches), then send until `requests_max`
     requests are done or `seconds_max` have passed, whichever comes first."""
@@ -347,7 +319,8 @@ def run_load(target: Target, *, concurrency: int, requests_max: int, seconds_max
                 else:
                     mine.append(elapsed)
         except threading.BrokenBarrierError:
-            pass  # another thread crashed; it says why
+            # Another thread crashed and broke the start barrier; its own entry in `crashes` says why.
+            return
         except BaseException as exc:
             start.abort()
             crashes.append(f"{type(exc).__name__}: {exc}")

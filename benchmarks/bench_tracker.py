@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from common import corpus_dir, count_lines, largest_dataset, percentile, progress  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLI = REPO_ROOT / ".venv" / "bin" / "sudocode-fed"
 # What sudocode's own CLI (Node) takes on its 676-issue repository on this machine, measured by hand.
@@ -34,31 +36,7 @@ REFERENCE_NOTE = "sudocode's own CLI (Node), sudocode-ai/sudocode repository (67
 _FOREIGN_ENV = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SUDOCODE_REPO", "SUDOCODE_FED_CLI")
 
 
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 # --- the corpus and temp repositories -------------------------------------------------------------------------
-
-
-def corpus_dir() -> Path:
-    # Same rule as tests/corpus.py, which imports pytest and so is not for a script.
-    configured = os.environ.get("SUDOCODE_CORPUS")
-    return Path(configured) if configured else (REPO_ROOT.parent / "shared" / "corpus").resolve()
-
-
-def count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with path.open(encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip())
-
-
-def largest_dataset(root: Path) -> str:
-    folders = [p for p in root.iterdir() if p.is_dir() and (p / "issues.jsonl").exists()]
-    if not folders:
-        raise SystemExit(f"no data set with an issues.jsonl in {root}")
-    return max(folders, key=lambda p: (count_lines(p / "issues.jsonl"), p.name)).name
 
 
 def git(repo: Path, *args: str) -> None:
@@ -125,12 +103,6 @@ def init_node(repo: Path) -> None:
 
 
 # --- figures ----------------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * fraction // 1))  # nearest rank, ceil(n * fraction)
-    return ordered[int(rank) - 1]
 
 
 def summary(values: list[float]) -> dict:
