@@ -19,7 +19,7 @@ from federation_site import identity, node
 from remotes import policy
 from remotes.policy import Caller
 from tracker.models import Entity, EntityKind
-from tracker.selectors import entity_search
+from tracker.selectors import entity_search, tags_and_relationships
 
 PROTOCOLS = ["rest", "a2a", "git"]
 OPERATIONS = ["discover", "query_issues", "query_specs"]
@@ -115,7 +115,13 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
     page = page[: query.limit]
     include = set(query.include)
     repo = identity.repo_path(identity.local_url())
-    results = [grant.project(federated_result(e, include=include, repo=repo)) for e in page]
+    tags, relationships = tags_and_relationships([e.uuid for e in page])
+    results = [
+        grant.project(
+            federated_result(e, include=include, repo=repo, tags=tags[e.uuid], relationships=relationships[e.uuid])
+        )
+        for e in page
+    ]
     response = messages.QueryResponse(
         type="query_response",
         from_=identity.local_url() or None,
@@ -141,7 +147,9 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
     return messages.dump(response)
 
 
-def federated_result(entity: Entity, *, include: set[str], repo: str) -> dict:
+def federated_result(
+    entity: Entity, *, include: set[str], repo: str, tags: list[str], relationships: list[dict]
+) -> dict:
     """One entity as the federation shows it: its record's fields, `canonical_ref` (in `repo`, this node's
     "org/name"), and what `include` asks for. The caller's grant then removes what it may not see."""
     record = json.loads(entity.raw)
@@ -170,15 +178,11 @@ def federated_result(entity: Entity, *, include: set[str], repo: str) -> dict:
         if key in record:
             out[key] = record[key]
     out["archived"] = bool(record.get("archived"))
-    out["tags"] = [t.name for t in entity.tags.all()]
-    relationships = list(entity.relationships.all())
+    out["tags"] = tags
     if "relationships" in include:
-        out["relationships"] = [
-            {"from": r.from_id, "from_type": r.from_type, "to": r.to_id, "to_type": r.to_type, "type": r.type}
-            for r in relationships
-        ]
+        out["relationships"] = relationships
     if "spec_refs" in include:
-        out["spec_refs"] = sorted({r.to_id for r in relationships if r.to_type == EntityKind.SPEC})
+        out["spec_refs"] = sorted({r["to"] for r in relationships if r["to_type"] == EntityKind.SPEC})
     return out
 
 

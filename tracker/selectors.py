@@ -164,5 +164,22 @@ def entity_search(
     total = qs.count()
     if after is not None:
         qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], uuid__gt=after[1]))
-    page = list(qs.order_by("created_at", "uuid").prefetch_related("tags", "relationships")[:limit])
+    page = list(qs.order_by("created_at", "uuid")[:limit])
     return page, total
+
+
+def tags_and_relationships(uuids: list[str]) -> tuple[dict[str, list[str]], dict[str, list[dict]]]:
+    """The tags and the relationship entries of many entities, in their file order, in two plain queries
+    (a prefetch building model instances cost two thirds of a federated query)."""
+    tags: dict[str, list[str]] = {u: [] for u in uuids}
+    for uuid, name in (
+        Tag.objects.filter(entity__in=uuids).order_by("entity", "position").values_list("entity_id", "name")
+    ):
+        tags[uuid].append(name)
+    rels: dict[str, list[dict]] = {u: [] for u in uuids}
+    fields = ("source_id", "from_id", "from_type", "to_id", "to_type", "type")
+    for source, *values in (
+        Relationship.objects.filter(source__in=uuids).order_by("source", "position").values_list(*fields)
+    ):
+        rels[source].append(dict(zip(("from", "from_type", "to", "to_type", "type"), values, strict=True)))
+    return tags, rels
