@@ -38,6 +38,8 @@ from pydantic import (
 )
 from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
+from federation_site.jsontext import format_path, show
+
 SCHEMAS_VERSION = "1.0"
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DEPTH = 64  # nesting of a decoded body; real messages are 5 deep
@@ -112,7 +114,7 @@ def _to_utc(value: object) -> datetime:
         except ValueError:
             pass
     if not isinstance(value, datetime):
-        raise _Problem(f"expected an ISO 8601 date-time like {_TIMESTAMP_EXAMPLE}, got {_show(value)}")
+        raise _Problem(f"expected an ISO 8601 date-time like {_TIMESTAMP_EXAMPLE}, got {show(value)}")
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     try:
@@ -462,26 +464,26 @@ def json_schema_of(tp: Any) -> dict[str, Any]:
 def _model_for(data: object, models: dict[str, type[_Wire]]) -> type[_Wire]:
     supported = ", ".join(models)
     if not isinstance(data, dict):
-        raise MessageError.at("", f"expected a JSON object, got {_show(data)}")
+        raise MessageError.at("", f"expected a JSON object, got {show(data)}")
     if "type" not in data:
         raise MessageError.at("type", f"missing (supported: {supported})")
     kind = data["type"]
     if not isinstance(kind, str):
-        raise MessageError.at("type", f"expected a string, got {_show(kind)}")
+        raise MessageError.at("type", f"expected a string, got {show(kind)}")
     if kind not in models:
-        raise MessageError.at("type", f"{_show(kind)} is not supported here (supported: {supported})")
+        raise MessageError.at("type", f"{show(kind)} is not supported here (supported: {supported})")
     return models[kind]
 
 
 def _validate(model: type[_Wire], data: object) -> Any:
     if not isinstance(data, dict):
-        raise MessageError.at("", f"expected a JSON object, got {_show(data)}")
+        raise MessageError.at("", f"expected a JSON object, got {show(data)}")
     try:
         return model.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
         problems = [pair for error in exc.errors(include_url=False) for pair in _describe(error, model)]
         raise MessageError(
-            [{"path": _format_loc(loc), "message": reason} for loc, reason in problems[:MAX_ERRORS]]
+            [{"path": format_path(loc), "message": reason} for loc, reason in problems[:MAX_ERRORS]]
         ) from None
 
 
@@ -551,11 +553,11 @@ def _check_structure(data: object, *, check_strings: bool) -> None:
     while stack:
         value, depth, loc = stack.pop()
         if check_strings and isinstance(value, str) and not _is_unicode(value):
-            raise MessageError.at(_format_loc(loc), "not valid Unicode (a lone surrogate escape)")
+            raise MessageError.at(format_path(loc), "not valid Unicode (a lone surrogate escape)")
         if check_strings and isinstance(value, dict):
             bad_key = next((key for key in value if not _is_unicode(key)), None)
             if bad_key is not None:
-                raise MessageError.at(_format_loc(loc), "a key is not valid Unicode (a lone surrogate escape)")
+                raise MessageError.at(format_path(loc), "a key is not valid Unicode (a lone surrogate escape)")
         if isinstance(value, dict):
             items: Any = value.items()
         elif isinstance(value, list):
@@ -565,7 +567,7 @@ def _check_structure(data: object, *, check_strings: bool) -> None:
         if depth > MAX_DEPTH:
             raise MessageError.at("", f"nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, _ObjectWithDuplicates):
-            raise MessageError.at(_format_loc((*loc, value.duplicate)), "duplicate key")
+            raise MessageError.at(format_path((*loc, value.duplicate)), "duplicate key")
         stack.extend((child, depth + 1, (*loc, key)) for key, child in items)
 
 
@@ -613,17 +615,17 @@ def _describe(error: Any, model: type[BaseModel]) -> list[tuple[Loc, str]]:
 
 def _reason(kind: str, ctx: dict[str, Any], value: Any, msg: str) -> str:
     if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}, got {_show(value)}"
+        return f"expected {_EXPECTED[kind]}, got {show(value)}"
     if kind == "literal_error":
         options = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
         return (
-            f"{_show(value)} is not one of {options}"
+            f"{show(value)} is not one of {options}"
             if isinstance(value, str)
-            else f"expected one of {options}, got {_show(value)}"
+            else f"expected one of {options}, got {show(value)}"
         )
     if kind == "string_pattern_mismatch":
         reason = _PATTERN_REASONS.get(ctx.get("pattern", ""), "has the wrong format")
-        return reason if reason.startswith("must") else f"{_show(value)} {reason}"
+        return reason if reason.startswith("must") else f"{show(value)} {reason}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":
@@ -633,12 +635,12 @@ def _reason(kind: str, ctx: dict[str, Any], value: Any, msg: str) -> str:
     if kind == "too_long":
         return f"must have at most {ctx['max_length']} items (got {ctx.get('actual_length', len(value))})"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}, got {_show(value)}"
+        return f"must be at least {ctx['ge']}, got {show(value)}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}, got {_show(value)}"
+        return f"must be at most {ctx['le']}, got {show(value)}"
     if kind == "string_unicode":
         return "must be valid Unicode text"
-    return f"{msg[:1].lower()}{msg[1:]}, got {_show(value)}"
+    return f"{msg[:1].lower()}{msg[1:]}, got {show(value)}"
 
 
 def _unknown_key_reason(model: type[BaseModel], loc: Loc) -> str:
@@ -682,32 +684,3 @@ def _unwrap(annotation: Any) -> Any:
             annotation = members[0]
         else:
             return annotation
-
-
-def _format_loc(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            # A key is echoed as sent, but short and encodable (an unknown key may be anything).
-            key = str(part)[:80].encode("utf-8", "backslashreplace").decode("utf-8")
-            text += f".{key}" if text else key
-    return text
-
-
-def _show(value: Any) -> str:
-    """A value as the sender wrote it in JSON (strings quoted like Python, so 'abc'), kept short."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, int) and value.bit_length() > 64:
-        return "a very large integer"  # repr() of a huge int is slow, or refused beyond 4300 digits
-    if isinstance(value, str) and len(value) > 80:
-        return repr(value[:77] + "...")
-    return repr(value)

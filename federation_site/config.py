@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from federation_site.files import write_atomic
+from federation_site.jsontext import format_path, show
 
 CONFIG_FILENAME = "federation.config.json"
 
@@ -91,7 +92,7 @@ _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 def _identity(value: str) -> str:
     if not _IDENTITY_RE.fullmatch(value) or "://" in value:
-        raise _Problem(f"{_show(value)} is not a repo identity (expected host/path like 'github.com/org/repo')")
+        raise _Problem(f"{show(value)} is not a repo identity (expected host/path like 'github.com/org/repo')")
     return value
 
 
@@ -99,7 +100,7 @@ def _url_checker(*schemes: str):
     def check(value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in schemes or not parts.netloc:
-            raise _Problem(f"expected a {'/'.join(schemes)} URL, got {_show(value)}")
+            raise _Problem(f"expected a {'/'.join(schemes)} URL, got {show(value)}")
         return value
 
     return check
@@ -107,7 +108,7 @@ def _url_checker(*schemes: str):
 
 def _email(value: str) -> str:
     if not _EMAIL_RE.fullmatch(value):
-        raise _Problem(f"expected an email address, got {_show(value)}")
+        raise _Problem(f"expected an email address, got {show(value)}")
     return value
 
 
@@ -353,7 +354,7 @@ class FederationConfig(_Model):
             if key in first_index:
                 first = first_index[key]
                 raise _Problem(
-                    f"duplicate of remote_repos[{first}].url ({_show(remotes[first].url)})", at=(index, "url")
+                    f"duplicate of remote_repos[{first}].url ({show(remotes[first].url)})", at=(index, "url")
                 )
             first_index[key] = index
         return remotes
@@ -410,11 +411,11 @@ def _parse(text: str, *, source: str, path: Path | None) -> FederationConfig:
             column=exc.colno,
         ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a JSON object at the top level, got {_show(data)}", source=source, path=path)
+        raise ConfigError(f"expected a JSON object at the top level, got {show(data)}", source=source, path=path)
     duplicate = _find_duplicate_key(data, ())
     if duplicate:
         loc, key = duplicate
-        raise ConfigError(f"duplicate key {key!r}", key_path=_format_loc(loc), source=source, path=path)
+        raise ConfigError(f"duplicate key {key!r}", key_path=format_path(loc), source=source, path=path)
     try:
         return FederationConfig.model_validate(data)
     except ValidationError as exc:
@@ -480,30 +481,30 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     ctx = error.get("ctx") or {}
     value = error.get("input")
     if kind == "missing":
-        return _format_loc(loc[:-1]), f"missing key {loc[-1]!r}"
+        return format_path(loc[:-1]), f"missing key {loc[-1]!r}"
     if kind == "extra_forbidden":
-        return _format_loc(loc), _unknown_key_reason(loc)
+        return format_path(loc), _unknown_key_reason(loc)
     if kind == "value_error":
         problem = ctx.get("error")
         at = getattr(problem, "at", ())
-        return _format_loc((*loc, *at)), str(problem)
+        return format_path((*loc, *at)), str(problem)
     if kind in _EXPECTED:
-        return _format_loc(loc), f"expected {_EXPECTED[kind]}, got {_show(value)}"
+        return format_path(loc), f"expected {_EXPECTED[kind]}, got {show(value)}"
     if kind == "literal_error":
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", ""))) or [str(ctx.get("expected"))]
-        return _format_loc(loc), f"{_show(value)} is not one of {', '.join(options)}"
+        return format_path(loc), f"{show(value)} is not one of {', '.join(options)}"
     if kind == "greater_than":
-        return _format_loc(loc), f"must be greater than {_number(ctx['gt'])}, got {_show(value)}"
+        return format_path(loc), f"must be greater than {_number(ctx['gt'])}, got {show(value)}"
     if kind == "greater_than_equal":
-        return _format_loc(loc), f"must be at least {_number(ctx['ge'])}, got {_show(value)}"
+        return format_path(loc), f"must be at least {_number(ctx['ge'])}, got {show(value)}"
     if kind == "less_than_equal":
-        return _format_loc(loc), f"must be at most {_number(ctx['le'])}, got {_show(value)}"
+        return format_path(loc), f"must be at most {_number(ctx['le'])}, got {show(value)}"
     if kind == "string_too_short":
-        return _format_loc(loc), "must not be empty"
+        return format_path(loc), "must not be empty"
     if kind == "finite_number":
-        return _format_loc(loc), f"must be a finite number, got {_show(value)}"
+        return format_path(loc), f"must be a finite number, got {show(value)}"
     message = str(error.get("msg", kind))
-    return _format_loc(loc), f"{message[:1].lower()}{message[1:]}, got {_show(value)}"
+    return format_path(loc), f"{message[:1].lower()}{message[1:]}, got {show(value)}"
 
 
 def _unknown_key_reason(loc: tuple[str | int, ...]) -> str:
@@ -554,30 +555,8 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _format_loc(loc: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _number(value: Any) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def _show(value: Any) -> str:
-    """A value as the operator wrote it in JSON (strings quoted like Python, so 'abc')."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, str) and len(value) > 80:
-        return repr(value[:77] + "...")
-    return repr(value)
 
 
 # --- writing ------------------------------------------------------------------------------------------------
