@@ -172,20 +172,12 @@ def _execute(request: CrossRepoRequest) -> None:
 
 
 def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: list[dict]) -> Entity:
-    if operation == RequestType.CREATE_ISSUE:
-        return tracker.issue_create(
+    create = {RequestType.CREATE_ISSUE: tracker.issue_create, RequestType.CREATE_SPEC: tracker.spec_create}
+    if operation in create:
+        return create[operation](
             title=data["title"],
             content=data.get("description") or "",
-            priority=_priority(data),
-            tags=data.get("labels") or [],
-            actor=actor,
-            remote_relationships=remote_relationships,
-        )
-    if operation == RequestType.CREATE_SPEC:
-        return tracker.spec_create(
-            title=data["title"],
-            content=data.get("description") or "",
-            priority=_priority(data),
+            priority=2 if data.get("priority") is None else data["priority"],
             tags=data.get("labels") or [],
             actor=actor,
             remote_relationships=remote_relationships,
@@ -201,10 +193,6 @@ def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: lis
         if data.get(key) is not None:
             fields[target] = data[key]
     return tracker.issue_update(issue=data["id"], actor=actor, add_remote_relationships=remote_relationships, **fields)
-
-
-def _priority(data: dict) -> int:
-    return 2 if data.get("priority") is None else data["priority"]
 
 
 def _remote_relationships(request: CrossRepoRequest) -> list[dict]:
