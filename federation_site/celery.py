@@ -9,6 +9,9 @@ import os
 
 from celery import Celery
 
+from federation_site import broker
+
+broker.install()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.settings")
 
 app = Celery("federation_site")

@@ -6,6 +6,8 @@ Two directions, one module:
 - `write_through` applies a change made here: under a cross-process lock it re-reads the file, lets the caller
   compute new records, updates the database and replaces the file atomically, but only if nobody changed the
   file since it was read (otherwise it re-imports and tries again).
+
+Both directions record an event per changed entity (events.services) in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from events.services import record_changes
 from federation_site.node import layout
 from tracker import jsonl, refs
 from tracker.locks import file_lock
@@ -186,6 +189,7 @@ def _import(snapshot: jsonl.JsonlSnapshot) -> list[Change]:
     _insert(kind, [(incoming[u][0], incoming[u][1]) for u in changed])
     changes = [Change(kind, u, before.get(u), incoming[u][1]) for u in changed]
     changes += [Change(kind, u, before.get(u), None) for u in gone]
+    record_changes(kind, [(c.uuid, c.before, c.after) for c in changes])
     if changes:
         logger.info("imported %s: %d changed, %d removed", snapshot.path.name, len(changed), len(gone))
     return changes
@@ -219,8 +223,14 @@ def _delete(uuids: list[str]) -> None:
 
 def _apply_edit(kind: str, snapshot: jsonl.JsonlSnapshot, edit: Edit) -> None:
     uuids = list(edit.upserts) + list(edit.deletes)
+    before = _records(uuids)
     _delete(uuids)
     _insert(kind, [(jsonl.dump_record(rec), rec) for rec in edit.upserts.values()])
+    record_changes(
+        kind,
+        [(u, before.get(u), rec) for u, rec in edit.upserts.items()]
+        + [(u, before[u], None) for u in edit.deletes if u in before],
+    )
 
 
 def _insert(kind: str, rows: list[tuple[str, dict]]) -> None:
