@@ -370,8 +370,102 @@ class MutateResponse(_Response):
     reason: LongText | None = Field(None, description="Why it was rejected or failed.")
 
 
-Message = Annotated[DiscoverMessage | QueryMessage | MutateMessage, Field(discriminator="type")]
-Response = Annotated[DiscoverResponse | QueryResponse | MutateResponse, Field(discriminator="type")]
+# Subscriptions: watch another node's issues or specs, hear about each change by webhook (or WebSocket)
+
+SubscriptionId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+Secret = Annotated[str, StringConstraints(min_length=32, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[\x21-\x7e]+$")]
+Seq = Annotated[int, Field(ge=0)]
+
+
+class Watch(_Wire):
+    entity_type: Entity
+    filters: QueryFilters = Field(
+        default_factory=QueryFilters,
+        description="The query filters; an entity matches when it matched before the change or after it.",
+    )
+
+
+class CallbackAuth(_Wire):
+    type: Literal["bearer"] = "bearer"
+    token: Token = Field(description="Sent back as `Authorization: Bearer <token>` with every webhook.")
+
+
+class Callback(_Wire):
+    url: HttpUrl = Field(description="Where events are POSTed, e.g. https://frontend.dev/api/v1/webhooks/cross-repo.")
+    auth: CallbackAuth | None = None
+    secret: Secret | None = Field(
+        None,
+        description="The HMAC-SHA256 key for this subscription's webhook signatures. Left out, the responder "
+        "makes one and returns it in the subscribe_response.",
+    )
+
+
+class SubscribeMessage(_Request):
+    type: Literal["subscribe"] = "subscribe"
+    watch: Watch
+    callback: Callback | None = Field(None, description="Required over REST; absent on a WebSocket.")
+    subscription_id: SubscriptionId | None = Field(
+        None,
+        description="Chosen by the subscriber to make subscribing idempotent: subscribing again with the same "
+        "id replaces the watch and the callback of that subscription.",
+    )
+    since: Seq | None = Field(
+        None, description="Deliver the matching events after this sequence number (default: from now on)."
+    )
+
+
+class SubscribeResponse(_Response):
+    type: Literal["subscribe_response"] = "subscribe_response"
+    subscription_id: SubscriptionId
+    status: Literal["active", "paused", "cancelled"]
+    head_seq: Seq = Field(description="The responder's last sequence number when the subscription was made.")
+    secret: Secret | None = Field(None, description="Only when the responder made the secret.")
+    events_url: HttpUrl | None = Field(None, description="Where to catch up: GET ?after=<seq>.")
+
+
+class FieldChange(_Wire):
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+EventType = Annotated[str, StringConstraints(max_length=40, pattern=r"^(issue|spec)_(created|updated|deleted)$")]
+
+
+class EventEntity(_Wire):
+    id: Text
+    uuid: Text
+    kind: Entity
+    canonical_ref: CanonicalRef | None = None
+    title: Text | None = None
+    status: Status | None = None
+    priority: Priority | None = None
+    updated_at: Text | None = None
+    deleted: bool | None = None
+
+
+class EventBody(_Wire):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-fA-F-]+$")] = Field(
+        description="The event id (a UUID), unique across the network: receivers drop a second copy."
+    )
+    seq: Annotated[int, Field(ge=1)] = Field(description="The sender's sequence number: strictly increasing.")
+    type: EventType
+    entity: EventEntity
+    changes: Annotated[dict[Text, FieldChange], Field(max_length=200)] = {}
+    timestamp: Timestamp
+
+
+class EventMessage(_Request):
+    """Not answered on the A2A endpoint: events arrive signed, at the subscriber's webhook."""
+
+    type: Literal["event"] = "event"
+    event: EventBody
+
+
+Message = Annotated[DiscoverMessage | QueryMessage | MutateMessage | SubscribeMessage, Field(discriminator="type")]
+Response = Annotated[DiscoverResponse | QueryResponse | MutateResponse | SubscribeResponse, Field(discriminator="type")]
 
 
 def _by_type(union: Any) -> dict[str, type[_Wire]]:
@@ -385,6 +479,7 @@ SUPPORTED_TYPES: tuple[str, ...] = tuple(_REQUESTS)
 RESPONSE_TYPES: tuple[str, ...] = tuple(_RESPONSES)
 _MESSAGE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Message)
 _RESPONSE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Response)
+_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(EventMessage)
 
 
 # --- parsing -----------------------------------------------------------------------------------------------
@@ -398,6 +493,11 @@ def parse_message(data: object) -> Message:
 def parse_response(data: object) -> Response:
     """A remote's decoded answer as its response model; MessageError for anything else."""
     return _validate(_model_for(data, _RESPONSES), data)
+
+
+def parse_event(data: object) -> EventMessage:
+    """The body of a webhook delivery (after its signature was checked)."""
+    return _validate(_model_for(data, {"event": EventMessage}), data)
 
 
 def parse_query(data: object) -> QueryMessage:
@@ -424,7 +524,11 @@ def message_json_schema(*, ref_template: str = DEFAULT_REF_TEMPLATE) -> dict[str
 
     `ref_template` places the definitions elsewhere, e.g. "#/components/schemas/{model}" for OpenAPI.
     """
-    keys = [("Message", "validation", _MESSAGE_ADAPTER), ("Response", "validation", _RESPONSE_ADAPTER)]
+    keys = [
+        ("Message", "validation", _MESSAGE_ADAPTER),
+        ("Response", "validation", _RESPONSE_ADAPTER),
+        ("Event", "validation", _EVENT_ADAPTER),
+    ]
     mapping, top = TypeAdapter.json_schemas(keys, ref_template=ref_template)
     defs = dict(top.get("$defs", {}))
     for key, mode, _adapter in keys:

@@ -150,8 +150,8 @@ class Endpoints(_Model):
 
 # --- remote repos and their permissions (seed: Trust and Security Model) -----------------------------------
 
-# Per-remote permissions: `allowed` left out (None) means the trust level decides (remotes.policy); true or
-# false overrides it. Mutations and subscriptions are granted explicitly.
+# Per-remote permissions: `allowed` left out (None) means the trust level decides (remotes.policy,
+# subscriptions.policy); true or false overrides it. Mutations are granted explicitly.
 
 
 class QueryPermission(_Model):
@@ -172,7 +172,7 @@ class MutatePermission(_Model):
 
 
 class SubscribePermission(_Model):
-    allowed: bool = False
+    allowed: bool | None = None  # None: verified and trusted remotes may subscribe, untrusted ones may not
     max_subscriptions: NonNegativeInt | None = None  # None: rate_limits.per_repo.subscriptions_max
 
 

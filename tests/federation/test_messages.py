@@ -156,8 +156,55 @@ def test_seed_examples_validate_against_the_json_schema():
 
 
 def test_supported_types_follow_the_union():
-    assert SUPPORTED_TYPES == ("discover", "query", "mutate")
-    assert messages.RESPONSE_TYPES == ("discover_response", "query_response", "mutate_response")
+    assert SUPPORTED_TYPES == ("discover", "query", "mutate", "subscribe")
+    assert messages.RESPONSE_TYPES == ("discover_response", "query_response", "mutate_response", "subscribe_response")
+
+
+# The seed's subscribe message and event notification (section "Subscribe"), word for word.
+SEED_SUBSCRIBE = {
+    "type": "subscribe",
+    "from": "github.com/org/frontend",
+    "to": "github.com/org/api-service",
+    "watch": {"entity_type": "issue", "filters": {"labels": ["frontend-blocking"]}},
+    "callback": {
+        "url": "https://frontend.dev/api/v1/webhooks/cross-repo",
+        "auth": {"type": "bearer", "token": "..."},
+    },
+}
+SEED_EVENT = {
+    "type": "event",
+    "from": "github.com/org/api-service",
+    "to": "github.com/org/frontend",
+    "event": {
+        "type": "issue_updated",
+        "entity": {
+            "id": "issue-084",
+            "uuid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            "canonical_ref": "org/api-service#issue-084",
+        },
+        "changes": {"status": {"from": "open", "to": "closed"}},
+        "timestamp": "2025-11-06T14:30:00Z",
+    },
+}
+
+
+def test_the_seeds_subscribe_message_parses():
+    message = messages.parse_message(SEED_SUBSCRIBE)
+    assert message.watch.filters.labels == ["frontend-blocking"]
+    assert message.callback.auth.token == "..."
+    assert messages.dump(message) == SEED_SUBSCRIBE
+
+
+def test_an_event_carries_its_id_seq_and_entity_kind_besides_the_seeds_fields():
+    with pytest.raises(MessageError) as exc:
+        messages.parse_event(SEED_EVENT)
+    paths = {e["path"] for e in exc.value.errors}
+    assert paths == {"event.id", "event.seq", "event.entity.kind"}
+    ours = json.loads(json.dumps(SEED_EVENT))
+    ours["event"].update(id="5d0f4f0e-8f0c-4a4e-9a43-2f5c7c3f3c11", seq=42)
+    ours["event"]["entity"]["kind"] = "issue"
+    event = messages.parse_event(ours).event
+    assert (event.seq, event.changes["status"].to) == (42, "closed")
 
 
 def test_statuses_are_sudocodes():
@@ -278,14 +325,19 @@ def test_a_message_must_be_an_object(data, shown):
 
 
 def test_type_is_required_and_must_be_supported():
-    assert errors_of({"from": "github.com/org/a"}) == [("type", "missing (supported: discover, query, mutate)")]
+    assert errors_of({"from": "github.com/org/a"}) == [
+        ("type", "missing (supported: discover, query, mutate, subscribe)")
+    ]
     assert errors_of({**SEED_DISCOVER, "type": 5}) == [("type", "expected a string, got 5")]
     assert errors_of({**SEED_DISCOVER, "type": "delegate"}) == [
-        ("type", "'delegate' is not supported here (supported: discover, query, mutate)")
+        ("type", "'delegate' is not supported here (supported: discover, query, mutate, subscribe)")
     ]
     assert errors_of(SEED_DISCOVER, parse_query) == [("type", "'discover' is not supported here (supported: query)")]
     assert errors_of(SEED_QUERY, parse_response) == [
-        ("type", "'query' is not supported here (supported: discover_response, query_response, mutate_response)")
+        (
+            "type",
+            "'query' is not supported here (supported: discover_response, query_response, mutate_response, subscribe_response)",
+        )
     ]
 
 

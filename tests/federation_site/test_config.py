@@ -213,7 +213,7 @@ def test_it_grants_a_remote_nothing_by_default():
     assert remote.trust_level == "untrusted"
     assert not remote.permissions.query.allowed
     assert not remote.permissions.mutate.allowed
-    assert not remote.permissions.subscribe.allowed
+    assert remote.permissions.subscribe.allowed is None  # the trust level (untrusted) decides: no
     assert remote.sync.auto_sync is False
     assert remote.sync.interval_minutes == 60
 
