@@ -336,7 +336,8 @@ def test_type_is_required_and_must_be_supported():
     assert errors_of(SEED_QUERY, parse_response) == [
         (
             "type",
-            "'query' is not supported here (supported: discover_response, query_response, mutate_response, subscribe_response)",
+            "'query' is not supported here "
+            "(supported: discover_response, query_response, mutate_response, subscribe_response)",
         )
     ]
 
