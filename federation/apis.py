@@ -62,12 +62,24 @@ def _mutate(request: Request, caller: Caller, message, correlation_id: str) -> t
     )
 
 
+def _subscribe(request: Request, caller: Caller, message, correlation_id: str) -> tuple[dict, int]:
+    from subscriptions.incoming import subscription_receive
+
+    return subscription_receive(
+        caller=caller,
+        message=message,
+        correlation_id=correlation_id,
+        base_url=request.build_absolute_uri("/").rstrip("/"),
+    )
+
+
 # One entry per message type this node answers; a type is supported once it is here and in messages.
 # A handler returns the response body, or (body, HTTP status).
 DISPATCH: dict[str, Callable[[Request, Caller, object, str], dict | tuple[dict, int]]] = {
     "discover": _discover,
     "query": _query,
     "mutate": _mutate,
+    "subscribe": _subscribe,
 }
 
 

@@ -248,7 +248,7 @@ def _not_null_on_the_wire(schema: dict[str, Any]) -> None:
         schema.update(members[0])
 
 
-_ANONYMOUS_SENDER = "anonymous_sender"  # validation context set only by parse_query for a bare REST body
+_ANONYMOUS_SENDER = "anonymous_sender"  # validation context set by parse_query (bare body) and parse_subscribe
 
 
 class QueryMessage(_Request):
@@ -405,6 +405,8 @@ class Callback(_Wire):
 
 class SubscribeMessage(_Request):
     type: Literal["subscribe"] = "subscribe"
+    # None only through parse_subscribe (the REST endpoint, a WebSocket): the sender is known from authentication.
+    from_: Identity | None = Field(alias="from", description=_FROM, json_schema_extra=_not_null_on_the_wire)
     watch: Watch
     callback: Callback | None = Field(None, description="Required over REST; absent on a WebSocket.")
     subscription_id: SubscriptionId | None = Field(
@@ -415,6 +417,24 @@ class SubscribeMessage(_Request):
     since: Seq | None = Field(
         None, description="Deliver the matching events after this sequence number (default: from now on)."
     )
+
+    @field_validator("from_")
+    @classmethod
+    def _sender_given(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and not (info.context or {}).get(_ANONYMOUS_SENDER):
+            raise _Problem("expected a string, got null")
+        return value
+
+
+class SubscribeBody(_Wire):
+    """The seed's bare REST body of POST /api/v1/federation/subscribe (parse_subscribe makes it a message)."""
+
+    watch: Watch
+    callback_url: HttpUrl
+    callback_auth: CallbackAuth | None = None
+    secret: Secret | None = None
+    subscription_id: SubscriptionId | None = None
+    since: Seq | None = None
 
 
 class SubscribeResponse(_Response):
@@ -514,6 +534,30 @@ def parse_query(data: object) -> QueryMessage:
     )
 
 
+def parse_subscribe(data: object) -> SubscribeMessage:
+    """The body of POST /api/v1/federation/subscribe: a whole subscribe message, or the seed's bare body
+    `{"watch", "callback_url", "callback_auth", "secret", "subscription_id", "since"}`. `from` may be left out
+    (the sender is known from its key); a bare body's error paths are its own (`callback_url`, not
+    `callback.url`)."""
+    anonymous = {_ANONYMOUS_SENDER: True}
+    if isinstance(data, dict) and "type" in data:
+        model = _model_for(data, {"subscribe": SubscribeMessage})
+        return _validate(model, {"from": None, **data}, context=anonymous)
+    body = _validate(SubscribeBody, data)
+    callback = Callback(url=body.callback_url, auth=body.callback_auth, secret=body.secret)
+    return SubscribeMessage.model_validate(
+        {
+            "type": "subscribe",
+            "from": None,
+            "watch": body.watch,
+            "callback": callback,
+            "subscription_id": body.subscription_id,
+            "since": body.since,
+        },
+        context=anonymous,
+    )
+
+
 def dump(model: BaseModel) -> dict[str, Any]:
     """A JSON-ready dict: keys by alias ("from"), date-times in UTC with a Z, None fields left out."""
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -579,11 +623,11 @@ def _model_for(data: object, models: dict[str, type[_Wire]]) -> type[_Wire]:
     return models[kind]
 
 
-def _validate(model: type[_Wire], data: object) -> Any:
+def _validate(model: type[_Wire], data: object, *, context: dict[str, Any] | None = None) -> Any:
     if not isinstance(data, dict):
         raise MessageError.at("", f"expected a JSON object, got {show(data)}")
     try:
-        return model.model_validate(data, by_alias=True, by_name=False)
+        return model.model_validate(data, by_alias=True, by_name=False, context=context)
     except ValidationError as exc:
         problems = [pair for error in exc.errors(include_url=False) for pair in _describe(error, model)]
         raise MessageError(

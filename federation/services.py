@@ -21,8 +21,8 @@ from remotes.policy import Caller
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_search, tags_and_relationships
 
-PROTOCOLS = ["rest", "a2a", "git"]
-OPERATIONS = ["discover", "query_issues", "query_specs"]
+PROTOCOLS = ["rest", "a2a", "websocket", "git"]
+OPERATIONS = ["discover", "query_issues", "query_specs", "create_issues", "create_specs", "update_issues", "subscribe"]
 
 
 class QueryError(ValueError):
@@ -55,6 +55,7 @@ def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "")
     started = time.perf_counter()
     cfg = node.config()
     endpoints = cfg.endpoints if cfg else None
+    rest = str(endpoints.rest) if endpoints and endpoints.rest else rest_base
     response = messages.DiscoverResponse(
         type="discover_response",
         from_=identity.local_url() or None,
@@ -66,14 +67,21 @@ def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "")
             schemas_version=messages.SCHEMAS_VERSION,
             trust_level=caller.trust_level,
             endpoints=messages.CapabilityEndpoints(
-                rest=str(endpoints.rest) if endpoints and endpoints.rest else rest_base,
-                ws=str(endpoints.websocket) if endpoints and endpoints.websocket else None,
+                rest=rest,
+                ws=str(endpoints.websocket) if endpoints and endpoints.websocket else _ws_url(rest),
                 git=endpoints.git if endpoints and endpoints.git else None,
             ),
         ),
     )
     _audit(caller, "discover", status="success", started=started, correlation_id=correlation_id)
     return messages.dump(response)
+
+
+def _ws_url(rest_base: str) -> str | None:
+    """Where our WebSocket listens when the config does not say: beside the REST API (/api/v1/ws)."""
+    if rest_base.startswith(("http://", "https://")):
+        return "ws" + rest_base[len("http") :].rstrip("/") + "/ws"
+    return None
 
 
 def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_id: str = "") -> dict:

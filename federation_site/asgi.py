@@ -5,12 +5,22 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.settings")
 
-# Django must be set up before anything imports models; WebSocket routes join here in the subscriptions app.
+# Django must be set up before anything imports models (the WebSocket consumer does).
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from subscriptions.routing import websocket_urlpatterns  # noqa: E402
+
+# No origin check in front of the WebSocket: remote agents send no Origin and authenticate with their key. The
+# session (the dashboard's live pages) counts only from this node's own origin; subscriptions.consumers checks.
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+    }
+)
 
 # Everything loaded so far lives as long as the process: keep it out of the garbage collector's full passes,
 # which otherwise cost ~90 ms every few dozen requests (measured by benchmarks/bench_query.py).

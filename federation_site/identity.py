@@ -28,6 +28,23 @@ def local_url() -> str:
     return cfg.local_identity.url if cfg and cfg.local_identity else ""
 
 
+SERVED_URL_ENV = "SUDOCODE_SERVED_URL"
+
+
+def rest_base() -> str:
+    """Where other nodes reach our REST API ("https://node.example/api/v1"): `endpoints.rest` in the config, else
+    what `sudocode-fed serve` is bound to (it exports it to its workers), else ""."""
+    import os
+
+    try:
+        cfg = node.config()
+    except node.RepoNotFound:
+        cfg = None
+    if cfg is not None and cfg.endpoints.rest:
+        return str(cfg.endpoints.rest).rstrip("/")
+    return os.environ.get(SERVED_URL_ENV, "").rstrip("/")
+
+
 def repo_path(url: str) -> str:
     """How references name a repository: "github.com/org/api" -> "org/api" (a host-less identity stays)."""
     head, _, rest = url.partition("/")

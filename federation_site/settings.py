@@ -172,7 +172,33 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The channel layer only wakes WebSocket consumers (they read the outbox themselves): in memory, inside one web
+# process, by default; Redis when CHANNEL_LAYER_URL says so (the scale-out profile: several web processes, and
+# wake-ups from the Celery worker). Nodes sharing one Redis database need distinct CHANNEL_LAYER_PREFIXes.
+CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL", default="")
+if CHANNEL_LAYER_URL and not CHANNEL_LAYER_URL.startswith(("redis://", "rediss://", "unix://")):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"CHANNEL_LAYER_URL={CHANNEL_LAYER_URL!r}: expected a Redis URL like redis://127.0.0.1:6379/1 (or leave it "
+        "unset for the in-memory layer of a single web process)"
+    )
+CHANNEL_LAYERS = {
+    "default": (
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [CHANNEL_LAYER_URL],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="sudocode-fed"),
+            },
+        }
+        if CHANNEL_LAYER_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+# How often each web process looks at the outbox's head for events that woke nobody here (committed by the CLI,
+# or by another process when the layer is in memory). 0 turns the look off (then only the layer wakes consumers).
+WEBSOCKET_POLL_SECONDS = env.float("WEBSOCKET_POLL_SECONDS", default=0.3)
 
 # Celery: the filesystem transport by default (no server; kombu needs its folders made, see
 # federation_site.workers), Redis when CELERY_BROKER_URL says so. Results are not kept: tasks record their
@@ -196,8 +222,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
+    "refresh-node-state": {"task": "tracker.tasks.refresh_node_state", "schedule": 2.0},
     "deliver-due": {"task": "requests_app.tasks.deliver_due", "schedule": 2.0},
     "poll-outgoing-requests": {"task": "requests_app.tasks.poll_outgoing", "schedule": 5.0},
+    "deliver-webhooks": {"task": "subscriptions.tasks.deliver_due", "schedule": 1.0},
+    # The watching side: auto-subscriptions follow the references (also queued when they change), pushes
+    # retry while a remote is down, and blocked issues follow their remote blockers (a repair loop).
+    "sync-outgoing-subscriptions": {"task": "subscriptions.tasks.sync_outgoing", "schedule": 60.0},
+    "push-outgoing-subscriptions": {"task": "subscriptions.tasks.push_outgoing_due", "schedule": 5.0},
+    "reconcile-blocked-issues": {"task": "subscriptions.tasks.reconcile_blocked", "schedule": 30.0},
 }
 
 LOGGING = {

@@ -2,14 +2,18 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from subscriptions.apis import CrossRepoWebhookApi
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/federation/", include("federation.urls")),
+    path("api/v1/webhooks/cross-repo", CrossRepoWebhookApi.as_view(), name="webhook-cross-repo"),
     path("api/v1/", include("tracker.apis")),
     path("remotes/", include("remotes.urls")),
     path("approvals/", include("requests_app.urls")),
+    path("subscriptions/", include("subscriptions.urls")),
     path("audit/", include("audit.urls")),
     path("", include("tracker.urls")),
 ]

@@ -104,24 +104,24 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _new_session() -> requests.Session:
+def _new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
     session = requests.Session()
     # No proxies, netrc credentials or CA bundles from the environment: what leaves this node is decided here.
     session.trust_env = False
     # The protocol is stateless (bearer tokens); a cookie set by one call must not ride along on the next.
     session.cookies.set_policy(_NoCookies())
     # Retries are ours (with backoff and Retry-After); urllib3 must not retry underneath us.
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def _session_for(base_url: str) -> requests.Session:
+def _session_for(base_url: str, *, pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
     with _sessions_lock:
         session = _sessions.get(base_url)
         if session is None:
-            session = _sessions[base_url] = _new_session()
+            session = _sessions[base_url] = _new_session(pool_maxsize)
         return session
 
 
@@ -252,6 +252,10 @@ class RemoteClient:
         body = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
         return self._request("POST", path, body=body, correlation_id=correlation_id, timeout=timeout)
 
+    def delete(self, path: str, *, correlation_id: str | None = None, timeout: float | None = None) -> Response:
+        # Retried like the others: a DELETE of the protocol (cancelling a subscription) is idempotent.
+        return self._request("DELETE", path, correlation_id=correlation_id, timeout=timeout)
+
     def url(self, path: str) -> str:
         path = path.lstrip("/")
         return f"{self.base_url}/{path}" if path else self.base_url
@@ -351,3 +355,49 @@ class RemoteClient:
         if not isinstance(data, dict):
             raise fail(RemoteBadResponse, problem, status=response.status_code, body=_error_body(response))
         return data
+
+
+# --- webhooks ------------------------------------------------------------------------------------------------
+
+# A webhook receiver should answer at once and do its work later; one that does not is retried later from the
+# delivery row, not waited for.
+WEBHOOK_TIMEOUTS = (3.0, 5.0)  # connect, read
+WEBHOOK_POOL_MAXSIZE = 16  # the fan-out's threads may all post to one host
+
+
+def post_webhook(
+    url: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str],
+    correlation_id: str | None = None,
+    timeouts: tuple[float, float] = WEBHOOK_TIMEOUTS,
+) -> int:
+    """POST `body` (already serialized: it may be signed) to a webhook `url`, once: no retries here, the
+    caller's delivery row is the retry. Returns the 2xx status (any body). RemoteRejected for a 4xx other than
+    408/429 (`.status` tells 410 Gone from the rest), RemoteUnreachable for what may pass (connection errors,
+    timeouts, 408, 429, 5xx), RemoteBadResponse for anything else (1xx, 3xx: redirects are not followed)."""
+    correlation_id = correlation_id or uuid.uuid4().hex
+    parts = urlsplit(url)
+
+    def fail(cls: type[RemoteError], message: str, **extra: Any) -> RemoteError:
+        return cls(f"POST {url}: {message}", url=url, correlation_id=correlation_id, attempts=1, **extra)
+
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail(RemoteRejected, "not an http(s) URL with a host")
+    sent_headers = {"User-Agent": user_agent(), "X-Correlation-ID": correlation_id, **headers}
+    session = _session_for(f"{parts.scheme}://{parts.netloc}", pool_maxsize=WEBHOOK_POOL_MAXSIZE)
+    try:
+        response = session.post(url, data=body, headers=sent_headers, timeout=timeouts, allow_redirects=False)
+    except _TRANSIENT_EXCEPTIONS as exc:
+        raise fail(RemoteUnreachable, f"{type(exc).__name__}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise fail(RemoteError, f"{type(exc).__name__}: {exc}") from exc
+    status = response.status_code
+    if 200 <= status <= 299:
+        return status
+    seen = _error_body(response)
+    if _is_transient(status):
+        raise fail(RemoteUnreachable, f"HTTP {status}{_reason(seen)}", status=status, body=seen)
+    cls = RemoteRejected if 400 <= status <= 499 else RemoteBadResponse
+    raise fail(cls, f"HTTP {status}{_reason(seen)}", status=status, body=seen)

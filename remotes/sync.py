@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 UNREACHABLE_BACKOFF = timedelta(seconds=30)
 
 
-def client_for(remote: RemoteRepo, operation: str = "") -> RemoteClient:
+def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None = None) -> RemoteClient:
+    """The client for `remote`. `retries` overrides the config's: a caller that keeps its own delivery row
+    (and retries it with backoff) passes 0 rather than sleeping in the call."""
     if not remote.rest_endpoint:
         raise RemoteUnreachable(
             f"{remote.url} has no REST endpoint: set its endpoint in federation.config.json (or the admin)",
@@ -37,7 +39,7 @@ def client_for(remote: RemoteRepo, operation: str = "") -> RemoteClient:
     policy = HttpPolicy(
         connect_timeout=http.connect_timeout_seconds if http else 3.0,
         read_timeout=http.timeout_for(operation) if http else 10.0,
-        retries=http.retries if http else 3,
+        retries=retries if retries is not None else (http.retries if http else 3),
     )
     token = get_secret(node.layout().secrets_path, token_env_name(remote.url))
     return RemoteClient(remote.rest_endpoint, token=token, policy=policy)
@@ -146,8 +148,11 @@ def entity_detail_with_cross_repo(*, entity: Entity) -> dict:
     `blocked_by` next to local ones: the one shape `issue show` has in the CLI, the API and the page."""
     from tracker.selectors import entity_detail
 
+    cross_repo = entity_cross_repo(entity=entity)
+    # The refresh may just have learnt that the last remote blocker closed, and unblocked the issue.
+    entity = Entity.objects.filter(pk=entity.pk).first() or entity
     detail = entity_detail(entity)
-    detail["cross_repo"] = entity_cross_repo(entity=entity)
+    detail["cross_repo"] = cross_repo
     detail["blocked_by"] += [
         {
             "type": ref["type"],
@@ -195,6 +200,8 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
         if force or ref.last_fetched_at is None or now - ref.last_fetched_at > ttl:
             due[(ref.remote_repo.url, ref.remote_entity_type or kind_of_id(ref.remote_id))].append(ref)
     refreshed = 0
+    # Local issues whose remote blocker's status we now see differently: their own status may have to follow.
+    status_changed: set[str] = set()
     for (_url, kind), group in due.items():
         remote = group[0].remote_repo
         if not force and _resting(remote, now):
@@ -216,6 +223,10 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
             continue
         for ref in group:
             item = found.get(ref.remote_id) or (found.get(ref.remote_uuid) if ref.remote_uuid else None)
+            if ref.relationship_type in REMOTE_BLOCKING and (ref.cached_data or {}).get("status") != (
+                (item or {}).get("status")
+            ):
+                status_changed.add(ref.local_uuid)
             if item is None:
                 CrossRepoReference.objects.filter(pk=ref.pk).update(
                     fetch_status=FetchStatus.FAILED,
@@ -233,4 +244,8 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
                 fetch_error="",
             )
             refreshed += 1
+    if status_changed:
+        from remotes.blocking import blocked_status_reconcile
+
+        blocked_status_reconcile(local_uuids=status_changed)
     return refreshed

@@ -8,11 +8,10 @@ a bad address) or too many attempts makes it dead, visible in the admin with its
 
 from __future__ import annotations
 
+import json
 import logging
-import random
 from datetime import timedelta
 
-import requests as http
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -20,13 +19,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from federation_site import node
+from federation_site.backoff import backoff
+from remotes.client import RemoteError, RemoteUnreachable, post_webhook
 from requests_app.models import CrossRepoRequest, Delivery
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12  # about 3 hours of backoff
-BACKOFF_BASE = 2.0
-BACKOFF_CAP = 30 * 60.0
 
 
 class PermanentFailure(Exception):
@@ -98,11 +97,6 @@ def _wake(delivery_id: int) -> None:
         logger.warning("could not queue delivery %s (%s); the periodic task will send it", delivery_id, exc)
 
 
-def _backoff(attempts: int) -> timedelta:
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempts - 1, 0))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
-
-
 def deliver(delivery_id: int) -> str:
     """Send one delivery if it is due. Safe to run twice: only the run that claims the row sends it."""
     now = timezone.now()
@@ -124,7 +118,7 @@ def deliver(delivery_id: int) -> str:
         Delivery.objects.filter(pk=row.pk).update(
             status=Delivery.Status.PENDING,
             last_error=str(exc)[:2000],
-            next_attempt_at=timezone.now() + _backoff(row.attempts),
+            next_attempt_at=timezone.now() + backoff(row.attempts),
         )
         logger.info("delivery %s failed (attempt %d), retrying: %s", row.pk, row.attempts, exc)
         return "retry"
@@ -165,10 +159,13 @@ def _send(row: Delivery) -> None:
     if row.kind == Delivery.Kind.EMAIL:
         send_mail(row.body["subject"], row.body["text"], settings.DEFAULT_FROM_EMAIL, row.target.split(","))
     elif row.kind == Delivery.Kind.WEBHOOK:
-        response = http.post(row.target, json=row.body, timeout=(3, 10))
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            raise PermanentFailure(f"HTTP {response.status_code} from {row.target}")
-        response.raise_for_status()
+        body = json.dumps(row.body, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            post_webhook(row.target, body, headers={"Content-Type": "application/json"}, timeouts=(3, 10))
+        except RemoteUnreachable:
+            raise  # transient: retried from the row
+        except RemoteError as exc:  # a 4xx (but 408/429), a redirect, a bad address: trying again will not help
+            raise PermanentFailure(str(exc)) from exc
     else:
         _send_callback(row)
 

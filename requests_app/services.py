@@ -27,7 +27,7 @@ from remotes.policy import Caller
 from remotes.services import kind_of_id
 from requests_app import delivery, policy
 from requests_app.models import CrossRepoRequest, Direction, RequestType
-from requests_app.states import APPROVED, COMPLETED, FAILED, FINAL, PENDING, REJECTED, transition
+from requests_app.states import APPROVED, COMPLETED, FAILED, FINAL, PENDING, REJECTED, request_event, transition
 from tracker import services as tracker
 from tracker.models import Entity
 
@@ -85,6 +85,7 @@ def request_receive(
                 correlation_id=correlation_id,
                 payload={"operation": message.operation, "title": message.data.title, "decision": decision.reason},
             )
+            request_event(request, type="request_created", status_from=None)
     except IntegrityError:  # the same request arrived twice at once: the other one is recorded
         return _answer_duplicate(
             CrossRepoRequest.objects.get(request_id=request_id, direction=Direction.INCOMING), caller
@@ -285,21 +286,23 @@ def request_send(
         first = exc.errors[0]
         raise ValidationError({first["path"] or "message": first["message"]}) from None
     now = timezone.now()
-    request = CrossRepoRequest.objects.create(
-        request_id=request_id,
-        direction=Direction.OUTGOING,
-        from_repo=identity.local_url(),
-        to_repo=remote.url,
-        request_type=operation,
-        payload=messages.dump(parsed),
-        requires_approval=not auto_approve,
-        requester=requester,
-        correlation_id=uuid.uuid4().hex,
-        created_at=now,
-        updated_at=now,
-        sent=False,
-        next_poll_at=now,
-    )
+    with transaction.atomic():
+        request = CrossRepoRequest.objects.create(
+            request_id=request_id,
+            direction=Direction.OUTGOING,
+            from_repo=identity.local_url(),
+            to_repo=remote.url,
+            request_type=operation,
+            payload=messages.dump(parsed),
+            requires_approval=not auto_approve,
+            requester=requester,
+            correlation_id=uuid.uuid4().hex,
+            created_at=now,
+            updated_at=now,
+            sent=False,
+            next_poll_at=now,
+        )
+        request_event(request, type="request_created", status_from=None)
     _send(request)
     return request
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from events.services import record_local
 from requests_app.models import CrossRepoRequest, RequestStatus
 
 PENDING, APPROVED, REJECTED, COMPLETED, FAILED = (
@@ -47,21 +49,37 @@ def transition(request: CrossRepoRequest, to: str, *, actor: str, **fields: Any)
     changes = {"status": to, "updated_at": now, **fields}
     if to in FINAL:
         changes["completed_at"] = now
-    moved = CrossRepoRequest.objects.filter(pk=request.pk, status=current).update(**changes) == 1
-    if not moved:
-        return False
-    for key, value in changes.items():
-        setattr(request, key, value)
-    audit_record(
-        operation=_OPERATION[to],
-        direction=request.direction,
-        local_repo=request.to_repo if request.direction == "incoming" else request.from_repo,
-        remote_repo=request.other_repo,
-        status="failed" if to == FAILED else "success",
-        request_id=request.request_id,
-        correlation_id=request.correlation_id,
-        payload={"by": actor, "from": current, "to": to},
-        result=request.result if to == COMPLETED else None,
-        error=(request.rejection_reason or request.last_error) if to in (REJECTED, FAILED) else "",
-    )
+    # One transaction: the move, its audit row and its event (the live approval queue) exist together or not.
+    with transaction.atomic():
+        moved = CrossRepoRequest.objects.filter(pk=request.pk, status=current).update(**changes) == 1
+        if not moved:
+            return False
+        for key, value in changes.items():
+            setattr(request, key, value)
+        audit_record(
+            operation=_OPERATION[to],
+            direction=request.direction,
+            local_repo=request.to_repo if request.direction == "incoming" else request.from_repo,
+            remote_repo=request.other_repo,
+            status="failed" if to == FAILED else "success",
+            request_id=request.request_id,
+            correlation_id=request.correlation_id,
+            payload={"by": actor, "from": current, "to": to},
+            result=request.result if to == COMPLETED else None,
+            error=(request.rejection_reason or request.last_error) if to in (REJECTED, FAILED) else "",
+        )
+        request_event(request, type="request_updated", status_from=current)
     return True
+
+
+def request_event(request: CrossRepoRequest, *, type: str, status_from: str | None) -> None:
+    """A local-scope event (only this node's staff hear it: the live approval queue) for a request that
+    arrived (`request_created`) or moved (`request_updated`). Inside the transaction of the change."""
+    record_local(
+        type=type,
+        kind="request",
+        uuid_=str(request.pk),
+        id_=request.request_id,
+        changes={"status": {"from": status_from, "to": request.status}},
+        state={"status": request.status, "direction": request.direction, "from_repo": request.from_repo},
+    )

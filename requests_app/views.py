@@ -13,9 +13,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from events.selectors import head_seq
 from remotes.models import RemoteRepo
 from requests_app import delivery, services
 from requests_app.models import CrossRepoRequest, Delivery, Direction, RequestStatus
+from subscriptions import live
 
 
 def _row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
@@ -33,6 +35,7 @@ def _row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
 
 @staff_member_required
 def queue(request: HttpRequest) -> HttpResponse:
+    since = head_seq()  # before the page's data: a request arriving while it renders is replayed to the script
     trust = dict(RemoteRepo.objects.values_list("url", "trust_level"))
     incoming = CrossRepoRequest.objects.filter(direction=Direction.INCOMING)
     pending = [_row(r, trust) for r in incoming.filter(status=RequestStatus.PENDING).order_by("created_at")]
@@ -47,6 +50,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "decided": decided,
             "outgoing": outgoing,
             "dead": dead,
+            "live": live.page_config(entity_type="request", since=since),
         },
     )
 

@@ -180,6 +180,25 @@ def _remote_commands(commands) -> None:
     _format(query, ("table", "json"))
     _command(query, "remotes:query")
 
+    subscribe = sub.add_parser(
+        "subscribe",
+        help="watch a remote's issues or specs: their changes come here by signed webhook",
+        description="Subscribe to changes of a remote's issues or specs that match the filters. Events arrive at "
+        "this node's /api/v1/webhooks/cross-repo, so endpoints.rest must be declared in federation.config.json. "
+        "(The entities this repository references are watched automatically.)",
+    )
+    subscribe.add_argument("url", help="the remote")
+    subscribe.add_argument("--entity", choices=("issue", "spec"), default="issue", help="what to watch")
+    subscribe.add_argument("--label", dest="label", action="append", default=[], help="with this label (repeatable)")
+    subscribe.add_argument("--labels", type=_csv, metavar="A,B", help="with all of these labels")
+    subscribe.add_argument("--status", type=_statuses, metavar="S,S", help="with one of these statuses")
+    subscribe.add_argument("--priority", type=_priorities, metavar="N,N", help="with one of these priorities")
+    subscribe.add_argument("--ids", type=_csv, metavar="ID,ID", help="only these ids")
+    subscribe.add_argument("--filters", metavar="JSON", help="filters as JSON (the seed's query filters)")
+    subscribe.add_argument("--since", type=int, metavar="SEQ", help="also the events after this sequence number")
+    _format(subscribe)
+    _command(subscribe, "remotes:subscribe")
+
 
 def _request_commands(commands) -> None:
     many = commands.add_parser(
@@ -227,6 +246,32 @@ def _request_commands(commands) -> None:
     listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
     _format(listing)
     _command(listing, "requests:audit_list")
+
+
+def _subscription_commands(commands) -> None:
+    many = commands.add_parser(
+        "subscriptions",
+        help="subscriptions between nodes: list",
+        description="Who watches this node (incoming: events go to their webhooks) and what it watches (outgoing).",
+    )
+    many.set_defaults(_group=many)
+    sub = many.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="list subscriptions with their delivery state")
+    listing.add_argument("--direction", choices=("incoming", "outgoing"), help="only this direction")
+    listing.add_argument("--limit", type=int, default=200, help="at most N (default: %(default)s)")
+    _format(listing)
+    _command(listing, "subscriptions:list_")
+
+    one = commands.add_parser("subscription", help="act on one subscription")
+    one.set_defaults(_group=one)
+    sub = one.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    redeliver = sub.add_parser(
+        "redeliver",
+        help="deliver a dead webhook stream again",
+        description="An incoming subscription whose webhooks gave up (dead) starts again from the event it stopped at.",
+    )
+    redeliver.add_argument("subscription_id")
+    _command(redeliver, "subscriptions:redeliver")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _remote_commands(commands)
     _request_commands(commands)
+    _subscription_commands(commands)
 
     for kind, plural in (("issue", "issues"), ("spec", "specs")):
         group = commands.add_parser(
@@ -329,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
             close.add_argument("ref", metavar="ID", help="the issue's id (or uuid)")
             _format(close)
             _command(close, "tracker:issue_close")
+
+            why = sub.add_parser(
+                "why-blocked",
+                help="why an issue is blocked: its local and remote blockers, down the chain",
+                description="Explain what blocks an issue: open local blockers (and theirs), and remote blockers "
+                "with their last known status and how fresh it is. Give a local id, or the org/repo#id of a remote "
+                "issue one of ours references to see what we know of it.",
+            )
+            why.add_argument("ref", metavar="ID|REF", help="issue-100, or org/api-service#issue-084")
+            _format(why)
+            _command(why, "tracker:issue_why_blocked")
     return parser
 
 

@@ -136,6 +136,30 @@ class Node:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL the node with its worker and beat, as a crash or an OOM kill would: no clean shutdown."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.proc = None
+
+    def db(self):
+        """A read-only connection to the node's SQLite database, to look at its state without calling it."""
+        import sqlite3
+
+        path = self.repo / ".sudocode" / "federation.db"
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+    def issue_status(self, issue_id: str) -> str | None:
+        """The status in the node's issues.jsonl: what git will record, read without asking the node."""
+        path = self.repo / ".sudocode" / "issues.jsonl"
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("id") == issue_id:
+                return record.get("status")
+        return None
+
     def requests_to(self, path_prefix: str) -> int:
         """How many requests this node's access log shows for paths starting with `path_prefix`."""
         if not self.access_log.exists():

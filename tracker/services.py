@@ -184,6 +184,8 @@ def _entity_create(
     edit, _ = write_through(kind, compute)
     record = edit.upserts[new_uuid]
     _commit(kind, f"create {kind} {record['id']}: {title}", actor)
+    if remote_relationships or "[[" in content:
+        _references_changed()
     return Entity.objects.get(uuid=new_uuid)
 
 
@@ -230,7 +232,16 @@ def _entity_update(
     entity = entity_get(kind=kind, ref=ref)
     if edit.upserts:
         _commit(kind, f"update {kind} {entity.sudocode_id}: {', '.join(summary)}", actor)
+        if {"content", "remote_relationships"} & set(summary):
+            _references_changed()
     return entity
+
+
+def _references_changed() -> None:
+    # Its cross-repo references may have changed: the node's auto-subscriptions follow, after the commit.
+    from subscriptions.outgoing import references_changed
+
+    references_changed()
 
 
 REMOTE_RELATIONSHIP_KEYS = ("type", "remote_repo", "remote_entity_type", "remote_id", "remote_uuid", "canonical_ref")

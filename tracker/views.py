@@ -3,6 +3,8 @@
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from events.selectors import head_seq
+from subscriptions import live
 from tracker.models import Entity, EntityKind, IssueStatus
 from tracker.selectors import entity_get, entity_list, open_blockers
 
@@ -30,6 +32,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
+    since = head_seq()  # before the page's data: a change made while it renders is replayed to the live script
     try:
         entity = entity_get(kind=kind, ref=ref)
     except Entity.DoesNotExist as exc:
@@ -44,5 +47,9 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
             "entity": entity,
             "detail": detail,
             "open_blockers": open_blockers(detail),
+            # Live updates come over the WebSocket, which only this node's staff may open from a page.
+            "live": live.page_config(entity_type="*", since=since, ids=live.entity_page_ids(entity.sudocode_id, detail))
+            if request.user.is_staff
+            else None,
         },
     )

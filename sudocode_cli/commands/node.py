@@ -173,7 +173,7 @@ def serve(args: argparse.Namespace) -> int:
     lay = runtime.setup(args.repo, web=True)
     from django.conf import settings
 
-    from federation_site import node
+    from federation_site import identity, node
     from federation_site.secrets import is_tracked_by_git
 
     if settings.SECRET_KEY_IS_EPHEMERAL:
@@ -187,6 +187,15 @@ def serve(args: argparse.Namespace) -> int:
 
     base = f"http://{args.host}:{args.port}"
     note(f"Serving {lay.root} at {base}/  (admin: {base}/admin/, API docs: {base}/api/docs/)")
+    cfg = node.config()
+    if cfg is not None and not cfg.endpoints.rest and args.host not in ("0.0.0.0", "::"):
+        # Remotes call us back (webhooks of our subscriptions) at this address unless the config declares one.
+        os.environ[identity.SERVED_URL_ENV] = f"{base}/api/v1"
+    elif cfg is not None and not cfg.endpoints.rest:
+        warn(
+            "endpoints.rest is not set in federation.config.json: remotes cannot deliver our subscriptions' events "
+            "until it names the address they reach this node at (e.g. https://node.example.com/api/v1)"
+        )
     sys.stderr.flush()
     from federation_site import workers
 

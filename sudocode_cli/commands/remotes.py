@@ -195,3 +195,42 @@ def query(args: argparse.Namespace) -> int:
     if len(results) < total:
         note(f"{len(results)} of {total} shown; --all-pages for the rest")
     return 0
+
+
+def subscribe(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from subscriptions import outgoing
+
+    remote = _remote(args.url)
+    filters: dict = {}
+    if args.filters:
+        try:
+            filters = json.loads(args.filters)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--filters is not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(filters, dict):
+            raise UsageError('--filters must be a JSON object, e.g. \'{"labels": ["api"]}\'')
+    labels = [*args.label, *(args.labels or [])]
+    if labels:
+        filters["labels"] = labels
+    for name in ("status", "priority", "ids"):
+        if getattr(args, name) is not None:
+            filters[name] = getattr(args, name)
+    row = outgoing.subscription_create(
+        remote=remote, watch={"entity_type": args.entity, "filters": filters}, since=args.since
+    )
+    outgoing.subscription_push(subscription_id=row.subscription_id)  # now, to say how it went
+    row.refresh_from_db()
+    info = outgoing.outgoing_summary(row)
+    if args.format == "json":
+        print_json(info)
+        return 0 if row.delivery_status == "confirmed" else 1
+    print(f"Subscription {row.subscription_id} to {remote.url}'s {args.entity}s {json.dumps(filters)}")
+    if row.delivery_status == "confirmed":
+        print(f"  Confirmed: events come to {row.callback_url}")
+        return 0
+    if row.delivery_status == "dead":
+        print(f"  Refused: {row.last_error}")
+        return 1
+    print(f"  Not confirmed yet ({row.last_error or row.delivery_status}); `sudocode-fed serve` keeps trying")
+    return 1

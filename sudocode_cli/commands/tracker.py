@@ -92,7 +92,8 @@ def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
         w(f"Created {entity.kind} {entity.sudocode_id}\n")
     w(f"{entity.kind.capitalize()}: {entity.sudocode_id} - {entity.title}\n")
     if entity.is_issue:
-        w(f"  Status: {entity.status}    Priority: {entity.priority}\n")
+        # detail's status: showing the issue may just have refreshed its remote blockers and unblocked it.
+        w(f"  Status: {detail.get('status', entity.status)}    Priority: {entity.priority}\n")
     else:
         w(f"  Priority: {entity.priority}    File: {entity.file_path}\n")
     if detail["tags"]:
@@ -147,6 +148,23 @@ def _edge(e: dict) -> str:
         return f"{e['id']} (not in this repository)"
     status = f" ({e['status']})" if e["status"] else ""
     return f'{e["id"]}{status} - "{e["title"]}"'
+
+
+def issue_why_blocked(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes.blocking import why_blocked
+    from sudocode_cli.errors import UsageError
+    from tracker.models import Entity
+
+    try:
+        result = why_blocked(entity=args.ref)
+    except Entity.DoesNotExist as exc:
+        raise UsageError(str(exc)) from None
+    if args.format == "json":
+        print_json(result)
+    else:
+        sys.stdout.write(result["text"] + "\n")
+    return 0
 
 
 def issue_list(args: argparse.Namespace) -> int:

@@ -1,0 +1,12 @@
+"""Celery tasks of the tracker."""
+
+from federation_site.celery import app
+
+
+@app.task(ignore_result=True)
+def refresh_node_state() -> None:
+    """Periodic: pick up JSONL files changed by another tool (a `git pull`, the sudocode CLI, an editor) even when
+    nobody calls this node, so their changes become events within seconds. A stat per file when nothing changed."""
+    from federation_site.middleware import refresh_node_state as refresh
+
+    refresh()
