@@ -147,31 +147,48 @@ def summary(values_ms: list[float]) -> dict:
 class WsClient(threading.Thread):
     def __init__(self, node: Node, key: str):
         super().__init__(daemon=True)
-        from websockets.sync.client import connect
-
+        self.url = f"ws://127.0.0.1:{node.port}/api/v1/ws"
+        self.key = key
         self.arrivals: dict[str, float] = {}
-        self.conn = connect(
-            f"ws://127.0.0.1:{node.port}/api/v1/ws", additional_headers={"Authorization": f"Bearer {key}"}
-        )
-        self.conn.send(
-            json.dumps({"type": "subscribe", "watch": {"entity_type": "issue", "filters": {"ids": ["issue-084"]}}})
-        )
-        answer = json.loads(self.conn.recv(10))
-        if answer.get("type") != "subscribed":
-            raise SystemExit(f"the WebSocket subscribe failed: {answer}")
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.error: str = ""
 
     def run(self) -> None:
+        from websockets.sync.client import connect
+
+        watch = {"entity_type": "issue", "filters": {"ids": ["issue-084"]}}
         try:
-            for raw in self.conn:
-                now = time.time()
-                message = json.loads(raw)
-                if message.get("type") == "event":
-                    self.arrivals[uuid.UUID(message["event"]["id"]).hex] = now
-        except Exception:
-            pass
+            with connect(self.url, additional_headers={"Authorization": f"Bearer {self.key}"}) as conn:
+                conn.send(json.dumps({"type": "subscribe", "watch": watch}))
+                answer = json.loads(conn.recv(10))
+                if answer.get("type") != "subscribed":
+                    self.error = f"the WebSocket subscribe failed: {answer}"
+                    return
+                self.ready.set()
+                while not self.stopping.is_set():
+                    try:
+                        raw = conn.recv(0.5)
+                    except TimeoutError:
+                        continue
+                    now = time.time()
+                    message = json.loads(raw)
+                    if message.get("type") == "event":
+                        self.arrivals[uuid.UUID(message["event"]["id"]).hex] = now
+        except Exception as exc:
+            self.error = str(exc)
+        finally:
+            self.ready.set()
+
+    def open(self) -> None:
+        self.start()
+        self.ready.wait(15)
+        if self.error or not self.ready.is_set():
+            raise SystemExit(self.error or "the WebSocket client did not subscribe")
 
     def close(self) -> None:
-        self.conn.close()
+        self.stopping.set()
+        self.join(5)
 
 
 # --- the fan-out receiver -------------------------------------------------------------------------------------
@@ -243,7 +260,7 @@ def propagation(
         api, front, key = setup(root, envs)
         try:
             ws = WsClient(api, key)
-            ws.start()
+            ws.open()
             start_seq = head_seq(api)
             progress(f"{profile}: {changes} changes to issue-084, {interval * 1000:.0f} ms apart")
             started = time.monotonic()

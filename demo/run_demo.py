@@ -3,7 +3,8 @@
 Builds var/demo/frontend and var/demo/api-service (fresh git repositories holding demo/data/*), serves each
 (daphne, a Celery worker and beat), links them, and plays Use Case 1 through the CLI, printing each command with
 its output: frontend asks api-service for an endpoint, a maintainer approves, frontend's issue becomes blocked by
-the new remote issue. Then both dashboards stay up. Ctrl-C stops them. DEMO_PORT sets the first port (8000).
+the new remote issue and frontend subscribes to it; api-service closes it and frontend's issue unblocks itself
+(a signed webhook, no sync). Then both dashboards stay up. Ctrl-C stops them. DEMO_PORT sets the first port (8000).
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def key_from(output: str) -> str:
     return next(line.strip() for line in output.splitlines() if line.strip().startswith("sfk_"))
 
 
+def _line_of(path: Path, entity_id: str) -> str:
+    """The JSONL line of one entity, read straight from the file (asking the node would refresh it)."""
+    marker = f'"id":"{entity_id}"'
+    return next(
+        (line.replace(" ", "") for line in path.read_text().splitlines() if marker in line.replace(" ", "")), ""
+    )
+
+
 def serve(repo: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [FED, "serve", "--port", str(port)],
@@ -170,7 +179,8 @@ def main() -> None:
 
         print("\n# API service: a maintainer reviews the request (or opens the approval URL above).")
         run([FED, "requests", "pending"], cwd=api)
-        run([FED, "request", "approve", request_id], cwd=api)
+        approved = run([FED, "request", "approve", request_id], cwd=api)
+        created_id = approved.split("Created: ")[1].split()[0]
 
         print("\n# Frontend: the callback arrived; issue-100 is blocked by the new remote issue.")
         deadline = time.monotonic() + 20
@@ -181,11 +191,33 @@ def main() -> None:
             time.sleep(0.5)
         run([FED, "issue", "show", "issue-100"], cwd=front)
 
+        print("\n# Frontend subscribed by itself to the issue that blocks it; api-service lists the subscription.")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            listed = run([FED, "subscriptions", "list", "--direction", "incoming"], cwd=api, show=False)
+            if created_id in listed:
+                break
+            time.sleep(0.5)
+        run([FED, "subscriptions", "list", "--direction", "incoming"], cwd=api)
+
+        print(f"\n# Later: api-service finishes the endpoint and closes {created_id}. Nobody runs a sync.")
+        run([FED, "issue", "close", created_id], cwd=api)
+        closed_at = time.monotonic()
+        issues_file = front / ".sudocode" / "issues.jsonl"
+        while time.monotonic() < closed_at + 20 and '"status":"blocked"' in _line_of(issues_file, "issue-100"):
+            time.sleep(0.05)
+        print(
+            f"(frontend's issues.jsonl changed {time.monotonic() - closed_at:.2f} s after the close command returned)"
+        )
+        run([FED, "issue", "show", "issue-100"], cwd=front)
+
         print(
             f"""
 Both nodes are up (login: {DEMO_USER} / {DEMO_PASSWORD}):
   Frontend      {front_url}/issues/issue-100     {front_url}/approvals/  (our request, completed)
   API service   {api_url}/                      {api_url}/approvals/    (the decision, the audit log at /audit/)
+  Subscriptions {api_url}/subscriptions/         {front_url}/subscriptions/
+  Live updates  keep {front_url}/issues/issue-100 open and run `{FED} issue update {created_id} --status open` in {api}
   API docs      {api_url}/api/docs/
 Try:  cd {front} && {FED} remote query github.com/org/api-service issue --status open
 Press Ctrl-C to stop both nodes.""",

@@ -198,7 +198,7 @@ CHANNEL_LAYERS = {
 }
 # How often each web process looks at the outbox's head for events that woke nobody here (committed by the CLI,
 # or by another process when the layer is in memory). 0 turns the look off (then only the layer wakes consumers).
-WEBSOCKET_POLL_SECONDS = env.float("WEBSOCKET_POLL_SECONDS", default=0.3)
+WEBSOCKET_POLL_SECONDS = env.float("WEBSOCKET_POLL_SECONDS", default=0.1)
 
 # Celery: the filesystem transport by default (no server; kombu needs its folders made, see
 # federation_site.workers), Redis when CELERY_BROKER_URL says so. Results are not kept: tasks record their
