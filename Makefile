@@ -23,10 +23,11 @@ demo: install  ## a demo repository with demo data, served on http://127.0.0.1:8
 run: install  ## serve the repository you are in (or REPO=path)
 	$(BIN)/sudocode-fed $(if $(REPO),--repo $(REPO)) serve
 
-test: install lint  ## the whole suite on SQLite, then again on PostgreSQL when one answers
+# The two passes run side by side (each prints its output when it ends): the SQLite pass mostly waits on real
+# nodes and CLI processes, the PostgreSQL pass on the database, so together they take about as long as the first.
+test: install lint  ## the whole suite on SQLite and, at the same time, on PostgreSQL when one answers
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(MAKE) --no-print-directory test-sqlite
-	$(MAKE) --no-print-directory test-postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: install
 	$(BIN)/pytest

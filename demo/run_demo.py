@@ -200,7 +200,13 @@ def main() -> None:
             time.sleep(0.5)
         run([FED, "subscriptions", "list", "--direction", "incoming"], cwd=api)
 
-        print(f"\n# Later: api-service finishes the endpoint and closes {created_id}. Nobody runs a sync.")
+        print("\n# api-service ships the OAuth token endpoint (issue-042), one of issue-100's two remote blockers.")
+        run([FED, "issue", "close", "issue-042"], cwd=api, show=True)
+        time.sleep(2)
+        print("# frontend heard about it, but issue-100 stays blocked: the new endpoint is still open.")
+        run([FED, "issue", "why-blocked", "issue-100"], cwd=front)
+
+        print(f"\n# Later: api-service finishes the profile endpoint and closes {created_id}. Nobody runs a sync.")
         run([FED, "issue", "close", created_id], cwd=api)
         closed_at = time.monotonic()
         issues_file = front / ".sudocode" / "issues.jsonl"

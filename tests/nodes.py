@@ -11,9 +11,22 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT, CliResult, cli_env, copy_corpus, make_git_repo, run_cli
+
+
+def eventually(check: Callable[[], object], *, timeout: float = 15.0, what: str = "the condition", every: float = 0.1):
+    """Retry `check` until it returns something truthy (and return it), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(every)
 
 
 def free_port() -> int:

@@ -147,19 +147,25 @@ def rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filters_arg(text: str | None) -> dict:
+    """--filters JSON: the seed's query filters, as an object."""
+    if not text:
+        return {}
+    try:
+        filters = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--filters is not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(filters, dict):
+        raise UsageError('--filters must be a JSON object, e.g. \'{"labels": ["api"]}\'')
+    return filters
+
+
 def query(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
     from remotes.sync import remote_query
 
     remote = _remote(args.url)
-    filters: dict = {}
-    if args.filters:
-        try:
-            filters = json.loads(args.filters)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--filters is not JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(filters, dict):
-            raise UsageError('--filters must be a JSON object, e.g. \'{"labels": ["api"]}\'')
+    filters = _filters_arg(args.filters)
     for name in ("status", "labels", "priority", "ids"):
         value = getattr(args, name)
         if value is not None:
@@ -202,14 +208,7 @@ def subscribe(args: argparse.Namespace) -> int:
     from subscriptions import outgoing
 
     remote = _remote(args.url)
-    filters: dict = {}
-    if args.filters:
-        try:
-            filters = json.loads(args.filters)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--filters is not JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(filters, dict):
-            raise UsageError('--filters must be a JSON object, e.g. \'{"labels": ["api"]}\'')
+    filters = _filters_arg(args.filters)
     labels = [*args.label, *(args.labels or [])]
     if labels:
         filters["labels"] = labels

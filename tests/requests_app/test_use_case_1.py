@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import json
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ import requests
 
 from tests.conftest import git
 from tests.nodes import Node, link
+from tests.nodes import eventually as _eventually
 
 pytestmark = pytest.mark.slow
 
@@ -116,15 +116,7 @@ def issues_of(node: Node) -> list[dict]:
 
 
 def eventually(check: Callable[[], object], *, timeout: float = WAIT, what: str = "the condition"):
-    """Retry `check` until it returns something truthy (and return it), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(0.3)
+    return _eventually(check, timeout=timeout, what=what, every=0.3)
 
 
 def outgoing_when_final(nodes: Nodes, request_id: str) -> dict:

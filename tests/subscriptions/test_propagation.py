@@ -13,20 +13,13 @@ import time
 import pytest
 import requests
 
-from tests.nodes import Node, link
+from tests.nodes import Node, eventually, link
 
 pytestmark = pytest.mark.slow
 
 
 def wait_until(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(0.1)
+    return eventually(check, what=what, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
