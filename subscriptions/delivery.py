@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -114,7 +115,8 @@ def fan_out(*, now: datetime | None = None) -> dict[str, str]:
     ids = due(now=now)
     with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="webhooks") as pool:
         for _ in range(3):
-            streams = [stream for sid in ids if (stream := _Stream.open(sid, now)) is not None]
+            # Opened one by one as the pool takes them: the first POST leaves before the last row is claimed.
+            streams = (stream for sid in ids if (stream := _Stream.open(sid, now)) is not None)
             outcomes.update(_drive(streams, pool))
             # An event committed while a stream was letting go found it claimed and left it to us: look again.
             ids = [sid for sid, outcome in outcomes.items() if outcome == "delivered" and _behind(sid)]
@@ -144,10 +146,11 @@ def _behind(subscription_id: str) -> bool:
     return Subscription.objects.filter(pk=subscription_id, cursor_seq__lt=head_seq()).exists()
 
 
-def _drive(streams: list[_Stream], pool: ThreadPoolExecutor | None) -> dict[str, str]:
+def _drive(streams: Iterable[_Stream], pool: ThreadPoolExecutor | None) -> dict[str, str]:
     """Run each stream to its end: send its next event, record the answer, repeat. With a pool the POSTs of
     different streams overlap; without one they run here, one after the other."""
     inflight: dict[Future, tuple[_Stream, _Outgoing]] = {}
+    started: list[_Stream] = []
 
     def start(stream: _Stream) -> None:
         while (outgoing := stream.next()) is not None:
@@ -158,6 +161,7 @@ def _drive(streams: list[_Stream], pool: ThreadPoolExecutor | None) -> dict[str,
                 return
 
     for stream in streams:
+        started.append(stream)
         start(stream)
     while inflight:
         done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -165,7 +169,7 @@ def _drive(streams: list[_Stream], pool: ThreadPoolExecutor | None) -> dict[str,
             stream, outgoing = inflight.pop(future)
             stream.answered(outgoing, future.result())
             start(stream)
-    return {stream.subscription_id: stream.outcome or "delivered" for stream in streams}
+    return {stream.subscription_id: stream.outcome or "delivered" for stream in started}
 
 
 # --- one subscription's stream -------------------------------------------------------------------------------
