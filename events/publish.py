@@ -1,6 +1,7 @@
 """After an event commits: wake whoever delivers it. Both wake-ups are hints; the outbox is the truth, and
 each deliverer also finds new events on its own (the periodic fan-out task; the WebSocket watcher's poll), so a
-wake-up lost with a process costs latency, never an event."""
+wake-up lost with a process costs latency, never an event. The CLI sends neither: it leaves its events to
+those two, which find them within half a second."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def _wake_websockets(seq: int) -> None:
 
 
 def _wake_webhooks() -> None:
+    if settings.CLI_PROFILE:
+        # A CLI command would pay ~0.4 s importing Celery and opening the broker to say what the worker's
+        # periodic fan-out (every 0.5 s) finds anyway.
+        return
     from subscriptions.delivery import wake
 
     wake()

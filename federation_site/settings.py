@@ -225,7 +225,8 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-node-state": {"task": "tracker.tasks.refresh_node_state", "schedule": 2.0},
     "deliver-due": {"task": "requests_app.tasks.deliver_due", "schedule": 2.0},
     "poll-outgoing-requests": {"task": "requests_app.tasks.poll_outgoing", "schedule": 5.0},
-    "deliver-webhooks": {"task": "subscriptions.tasks.deliver_due", "schedule": 1.0},
+    # Also how events committed by the CLI (which wakes nobody) go out: keep it short, it is one cheap query.
+    "deliver-webhooks": {"task": "subscriptions.tasks.deliver_due", "schedule": 0.5},
     # The watching side: auto-subscriptions follow the references (also queued when they change), pushes
     # retry while a remote is down, and blocked issues follow their remote blockers (a repair loop).
     "sync-outgoing-subscriptions": {"task": "subscriptions.tasks.sync_outgoing", "schedule": 60.0},

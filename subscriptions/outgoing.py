@@ -431,6 +431,21 @@ def due(*, limit: int = 200) -> list[str]:
     )
 
 
+def subscriptions_resume() -> int:
+    """When this node starts (`serve`): subscribe again to everything it watches. A remote that kept failing to
+    reach us backs off, up to half an hour between tries; a subscribe with the same id makes that stream due at
+    once, so what we missed while down arrives now. It also tells remotes our callback address if it changed
+    (another port). No network here: the push task sends them (within seconds, by beat)."""
+    now = timezone.now()
+    rows = Subscription.objects.filter(direction=Direction.OUTGOING, status=SubscriptionStatus.ACTIVE).exclude(
+        delivery_status=DeliveryStatus.SENDING
+    )
+    url = callback_url()
+    if url:
+        rows.filter(auto=True).update(callback_url=url)
+    return rows.update(delivery_status=DeliveryStatus.PENDING, next_attempt_at=now, attempts=0, updated_at=now)
+
+
 def push_due() -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for subscription_id in due():

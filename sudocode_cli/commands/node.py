@@ -196,6 +196,11 @@ def serve(args: argparse.Namespace) -> int:
             "endpoints.rest is not set in federation.config.json: remotes cannot deliver our subscriptions' events "
             "until it names the address they reach this node at (e.g. https://node.example.com/api/v1)"
         )
+    from subscriptions.outgoing import subscriptions_resume
+
+    resumed = subscriptions_resume()
+    if resumed:
+        note(f"Subscribing again to {resumed} remote subscription(s), so what changed meanwhile arrives now")
     sys.stderr.flush()
     from federation_site import workers
 

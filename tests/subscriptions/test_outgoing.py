@@ -234,3 +234,23 @@ def test_a_dead_subscription_can_be_retried_by_hand(node, fake):
     assert row.delivery_status == "dead"
     fake.fail_with = None  # the remote now trusts us
     assert outgoing.subscription_retry(subscription_id=row.subscription_id).delivery_status == "confirmed"
+
+
+def test_a_node_that_starts_subscribes_again_so_the_remote_delivers_at_once(node_repo, fake, monkeypatch):
+    monkeypatch.setattr("subscriptions.delivery.wake", lambda: None)
+    watching_node(node_repo, fake, rest=None)
+    monkeypatch.setenv("SUDOCODE_SERVED_URL", "http://127.0.0.1:9100/api/v1")  # what `serve` exports
+    services.issue_create(title="Page", actor="ana", remote_relationships=[BLOCKER])
+    [row] = auto_rows()
+    assert row.delivery_status == "confirmed" and len(fake.subscribes) == 1
+
+    monkeypatch.setenv("SUDOCODE_SERVED_URL", "http://127.0.0.1:9200/api/v1")  # started again, on another port
+    assert outgoing.subscriptions_resume() == 1
+    row.refresh_from_db()
+    assert row.delivery_status == "pending" and row.callback_url == "http://127.0.0.1:9200/api/v1/webhooks/cross-repo"
+    assert outgoing.push_due() == {"confirmed": 1}
+    [_, again] = fake.subscribes
+    assert again["body"]["subscription_id"] == row.subscription_id  # the same subscription: the remote's stream
+    assert again["body"]["callback"]["url"] == row.callback_url  # wakes up and learns the new address
+    row.refresh_from_db()
+    assert row.last_seq == fake.head_seq and row.delivery_status == "confirmed"
