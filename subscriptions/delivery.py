@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -107,10 +108,33 @@ def due(*, now: datetime | None = None, limit: int = 1000) -> list[str]:
     )
 
 
+# One fan-out at a time per process: the worker runs tasks in threads, and a woken fan-out beside the periodic one
+# would only fight it for the same rows and for SQLite's write lock. One that finds another running asks it to go
+# round once more instead, so nothing it was woken for waits for the next period.
+_fanning_out = threading.Lock()
+_again = threading.Event()
+
+
 def fan_out(*, now: datetime | None = None) -> dict[str, str]:
     """Deliver every due subscription: {subscription_id: outcome}. The POSTs run in a thread pool, at most one
     in flight per subscription (its order) and up to THREADS at once (so a slow or failing subscriber holds up
     only itself); this thread alone reads and writes the database, which keeps SQLite's writers in one line."""
+    if not _fanning_out.acquire(blocking=False):
+        _again.set()
+        return {}
+    try:
+        outcomes: dict[str, str] = {}
+        while True:
+            _again.clear()
+            outcomes.update(_fan_out_once(now))
+            if not _again.is_set():
+                return outcomes
+            now = None
+    finally:
+        _fanning_out.release()
+
+
+def _fan_out_once(now: datetime | None) -> dict[str, str]:
     outcomes: dict[str, str] = {}
     ids = due(now=now)
     with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="webhooks") as pool:

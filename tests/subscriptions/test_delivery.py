@@ -374,3 +374,18 @@ def test_without_subscribers_a_change_queues_no_fan_out(node, monkeypatch):
     )
     blocking_issue("Now somebody listens")
     assert queued == [1]
+
+
+def test_a_fan_out_woken_while_another_runs_leaves_the_work_to_it_and_asks_for_one_more_round(monkeypatch):
+    rounds: list[int] = []
+
+    def once(now):
+        rounds.append(1)
+        if len(rounds) == 1:  # meanwhile an event commits and its wake-up finds this fan-out running
+            assert delivery.fan_out() == {}
+        return {}
+
+    monkeypatch.setattr(delivery, "_fan_out_once", once)
+    delivery.fan_out()
+    assert len(rounds) == 2  # the running one went round again for it
+    assert not delivery._fanning_out.locked()
