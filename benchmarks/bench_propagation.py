@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -80,12 +79,7 @@ def run_writer(node: Node, count: int, interval: float) -> None:
     )
 
 
-# --- reading the nodes' databases (read-only; the nodes keep running) ----------------------------------------
-
-
-def db(node: Node) -> sqlite3.Connection:
-    path = node.repo / ".sudocode" / "federation.db"
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+# --- reading the nodes' databases (Node.db: read-only; the nodes keep running) ------------------------------------
 
 
 def when(text: str) -> float:
@@ -94,19 +88,19 @@ def when(text: str) -> float:
 
 
 def events_of(node: Node, after_seq: int) -> dict[str, tuple[int, float]]:
-    with db(node) as conn:
+    with node.db() as conn:
         rows = conn.execute("SELECT event_id, seq, created_at FROM events_event WHERE seq > ?", (after_seq,))
         return {uuid.UUID(str(eid)).hex: (seq, when(created)) for eid, seq, created in rows}
 
 
 def received_of(node: Node) -> dict[str, float]:
-    with db(node) as conn:
+    with node.db() as conn:
         rows = conn.execute("SELECT event_id, received_at FROM subscriptions_receivedevent")
         return {uuid.UUID(str(eid)).hex: when(received) for eid, received in rows}
 
 
 def head_seq(node: Node) -> int:
-    with db(node) as conn:
+    with node.db() as conn:
         return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events_event").fetchone()[0]
 
 
@@ -121,7 +115,7 @@ def wait(check, what: str, timeout: float = 60.0):
 
 
 def confirmed_subscription(node: Node) -> bool:
-    with db(node) as conn:
+    with node.db() as conn:
         row = conn.execute(
             "SELECT COUNT(*) FROM cross_repo_subscriptions WHERE direction = 'outgoing' AND status = 'active' "
             "AND delivery_status = 'confirmed'"

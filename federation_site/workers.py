@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
+_folders_made = False
+
+
+def queue(task, *args) -> bool:
+    """Ask the worker to run `task` now: a wake-up call, never the only way the work gets done (the row it acts
+    on is the truth, and a periodic task finds whatever is due). So a broker that is down is logged, not raised:
+    it must not fail the request or write that asked. Returns whether the message was queued."""
+    global _folders_made
+    try:
+        if not _folders_made:
+            ensure_broker_folders()
+            _folders_made = True
+        task.delay(*args)
+        return True
+    except Exception as exc:
+        logger.warning("could not queue %s%r (%s); the periodic task will pick it up", task.name, args, exc)
+        return False
 
 
 def ensure_broker_folders() -> None:

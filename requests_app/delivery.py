@@ -87,14 +87,10 @@ def _queue(request: CrossRepoRequest, kind: str, event: str, target: str, body: 
 
 def _wake(delivery_id: int) -> None:
     """Ask the worker to send it now. If no worker runs, the row waits: the periodic task finds it."""
-    from federation_site.workers import ensure_broker_folders
+    from federation_site.workers import queue
     from requests_app import tasks
 
-    ensure_broker_folders()
-    try:
-        tasks.deliver.delay(delivery_id)
-    except Exception as exc:  # a broker that is down must not fail the request; the row is the truth
-        logger.warning("could not queue delivery %s (%s); the periodic task will send it", delivery_id, exc)
+    queue(tasks.deliver, delivery_id)
 
 
 def deliver(delivery_id: int) -> str:

@@ -15,6 +15,7 @@ match a watch and how an event looks is events.selectors'. PROTOCOL.md ("WebSock
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 import weakref
@@ -291,10 +292,8 @@ class Watcher:
                 continue
             last = head
             for name in list(self.channels):
-                try:
+                with contextlib.suppress(ChannelFull):  # that consumer has wake-ups waiting already
                     await layer.send(name, {"type": "events.wake", "seq": head})
-                except ChannelFull:
-                    pass  # that consumer has wake-ups waiting already
 
 
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watcher] = weakref.WeakKeyDictionary()

@@ -66,27 +66,17 @@ _WAITING = (DeliveryStatus.IDLE, DeliveryStatus.PENDING, DeliveryStatus.RETRYING
 
 # --- waking and fanning out ----------------------------------------------------------------------------------
 
-_broker_ready = False
-
 
 def wake() -> None:
     """After an event commits (events.publish): queue a fan-out. A broker that is down costs latency, not
     events: the periodic task finds every subscription that is behind."""
-    global _broker_ready
     listening = Subscription.objects.filter(direction=Direction.INCOMING, status=SubscriptionStatus.ACTIVE)
     if not listening.exclude(delivery_status=DeliveryStatus.DEAD).exists():
-        return  # nobody to tell (most nodes, most of the time): no broker message, no Celery import in the CLI
+        return  # nobody to tell (most nodes, most of the time): no broker message
+    from federation_site.workers import queue
     from subscriptions import tasks
 
-    try:
-        if not _broker_ready:
-            from federation_site.workers import ensure_broker_folders
-
-            ensure_broker_folders()
-            _broker_ready = True
-        tasks.fan_out.delay()
-    except Exception as exc:
-        logger.warning("could not queue the webhook fan-out (%s); the periodic task will deliver", exc)
+    queue(tasks.fan_out)
 
 
 def due(*, now: datetime | None = None, limit: int = 1000) -> list[str]:

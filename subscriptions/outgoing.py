@@ -495,40 +495,14 @@ def references_changed() -> None:
 
 
 def _queue_sync() -> None:
-    from federation_site.workers import ensure_broker_folders
+    from federation_site.workers import queue
     from subscriptions import tasks
 
-    try:
-        ensure_broker_folders()
-        tasks.sync_outgoing.delay()
-    except Exception as exc:  # a broker that is down must not fail the write; the periodic task catches up
-        logger.warning("could not queue the outgoing subscriptions reconcile (%s); the periodic task will", exc)
+    queue(tasks.sync_outgoing)
 
 
 def queue_push(subscription_id: str) -> None:
-    from federation_site.workers import ensure_broker_folders
+    from federation_site.workers import queue
     from subscriptions import tasks
 
-    try:
-        ensure_broker_folders()
-        tasks.push_outgoing.delay(subscription_id)
-    except Exception as exc:
-        logger.warning("could not queue the push of %s (%s); the periodic task will", subscription_id, exc)
-
-
-def outgoing_summary(row: Subscription) -> dict[str, Any]:
-    return {
-        "subscription_id": row.subscription_id,
-        "remote": row.to_repo,
-        "watch": row.watch_config,
-        "auto": row.auto,
-        "status": row.status,
-        "delivery_status": row.delivery_status,
-        "last_error": row.last_error or None,
-        "attempts": row.attempts,
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
-        "callback_url": row.callback_url or None,
-        "last_seq": row.last_seq,
-        "event_count": row.event_count,
-        "last_event_at": row.last_event_at.isoformat() if row.last_event_at else None,
-    }
+    queue(tasks.push_outgoing, subscription_id)

@@ -12,17 +12,7 @@ from django.views.decorators.http import require_POST
 from events.selectors import head_seq
 from subscriptions import delivery
 from subscriptions.models import DeliveryStatus, Direction, Subscription
-
-
-def watch_text(watch: dict) -> str:
-    """ "issue: labels=frontend-blocking, status=open" """
-    filters = watch.get("filters") or {}
-    parts = [
-        f"{name}={','.join(map(str, value)) if isinstance(value, list) else value}"
-        for name, value in sorted(filters.items())
-        if value not in (None, [], "")
-    ]
-    return f"{watch.get('entity_type', '?')}: {', '.join(parts)}" if parts else f"every {watch.get('entity_type', '?')}"
+from subscriptions.selectors import watch_text
 
 
 @staff_member_required

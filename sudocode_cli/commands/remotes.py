@@ -206,6 +206,7 @@ def query(args: argparse.Namespace) -> int:
 def subscribe(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
     from subscriptions import outgoing
+    from subscriptions.selectors import subscription_summary
 
     remote = _remote(args.url)
     filters = _filters_arg(args.filters)
@@ -220,7 +221,7 @@ def subscribe(args: argparse.Namespace) -> int:
     )
     outgoing.subscription_push(subscription_id=row.subscription_id)  # now, to say how it went
     row.refresh_from_db()
-    info = outgoing.outgoing_summary(row)
+    info = subscription_summary(row)
     if args.format == "json":
         print_json(info)
         return 0 if row.delivery_status == "confirmed" else 1

@@ -10,39 +10,13 @@ from sudocode_cli.errors import CliError
 from sudocode_cli.output import print_json, print_table
 
 
-def _summary(row) -> dict:
-    return {
-        "subscription_id": row.subscription_id,
-        "direction": row.direction,
-        "from": row.from_repo,
-        "to": row.to_repo,
-        "watch": row.watch_config,
-        "callback_url": row.callback_url or None,
-        "status": row.status,
-        "auto": row.auto,
-        "delivery_status": row.delivery_status,
-        "cursor_seq": row.cursor_seq,
-        "last_seq": row.last_seq,
-        "event_count": row.event_count,
-        "attempts": row.attempts,
-        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
-        "last_event_at": row.last_event_at.isoformat() if row.last_event_at else None,
-        "last_error": row.last_error or None,
-        "created_at": row.created_at.isoformat(),
-    }
-
-
 def list_(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
-    from subscriptions.models import Subscription
-    from subscriptions.views import watch_text
+    from subscriptions.selectors import subscription_summary, subscriptions_list, watch_text
 
-    rows = Subscription.objects.defer("secret").order_by("direction", "-created_at")
-    if args.direction:
-        rows = rows.filter(direction=args.direction)
-    rows = list(rows[: args.limit])
+    rows = subscriptions_list(direction=args.direction, limit=args.limit)
     if args.format == "json":
-        print_json([_summary(r) for r in rows])
+        print_json([subscription_summary(r) for r in rows])
         return 0
     if not rows:
         sys.stderr.write("No subscriptions.\n")
