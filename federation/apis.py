@@ -1,8 +1,10 @@
 """The federation endpoints under /api/v1/federation/: where another node's messages enter.
 
-Each view reads the raw body (size-checked), validates it into a typed message, and hands it to one answer in
-`federation.services`, through one dispatch table and one error path: 400 for a message that is not valid
-(naming the path), 403 when the caller may not do it, never a 500 for anything a caller sends.
+Each view reads the raw body (size-checked), validates it into a typed message, and hands it to one answer
+(`federation.services`, `requests_app.services`, `subscriptions.incoming`), through one dispatch table and one
+error path: 400 for a message that is not valid (naming the path), 403 when the caller may not do it, never a
+500 for anything a caller sends. The request endpoints (status, approve, reject, callback) are
+`requests_app.apis`; the webhook receiver is `subscriptions.apis`.
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from federation import messages, services
+from federation import services
+from protocol import messages
 from remotes.auth import RemoteKeyAuthentication, request_caller
 from remotes.policy import Caller, PermissionDenied
 from requests_app.policy import RateLimited
+from subscriptions import incoming
+from subscriptions.models import Subscription
 
-CORRELATION_HEADER = "X-Correlation-ID"
+CORRELATION_HEADER = messages.CORRELATION_HEADER
 
 
 def _correlation_id(request: Request) -> str:
@@ -63,9 +68,7 @@ def _mutate(request: Request, caller: Caller, message, correlation_id: str) -> t
 
 
 def _subscribe(request: Request, caller: Caller, message, correlation_id: str) -> tuple[dict, int]:
-    from subscriptions.incoming import subscription_receive
-
-    return subscription_receive(
+    return incoming.subscription_receive(
         caller=caller,
         message=message,
         correlation_id=correlation_id,
@@ -84,10 +87,9 @@ DISPATCH: dict[str, Callable[[Request, Caller, object, str], dict | tuple[dict, 
 
 
 def _answer(request: Request, parse: Callable[[object], object] | None, *, only: str | None = None) -> Response:
-    correlation_id = _correlation_id(request)
-    caller = request_caller(request)
-    headers = {CORRELATION_HEADER: correlation_id}
-    try:
+    """Read the body as a message (`parse`; None: no body, a discover) and answer it through DISPATCH."""
+
+    def call(caller: Caller, correlation_id: str) -> dict | tuple[dict, int]:
         if parse is None:
             message, handler = None, DISPATCH["discover"]
         else:
@@ -95,18 +97,39 @@ def _answer(request: Request, parse: Callable[[object], object] | None, *, only:
             if only and message.type != only:
                 raise messages.MessageError.at("type", f"{message.type!r} is not supported here (supported: {only})")
             handler = DISPATCH[message.type]
-        result = handler(request, caller, message, correlation_id)
+        return handler(request, caller, message, correlation_id)
+
+    return _respond(request, call)
+
+
+def _respond(request: Request, call: Callable[[Caller, str], dict | tuple[dict, int]]) -> Response:
+    """The one error path of every federation endpoint: `call(caller, correlation_id)` returns the body, or
+    (body, HTTP status); what it raises becomes a 4xx with a JSON body."""
+    correlation_id = _correlation_id(request)
+    caller = request_caller(request)
+    headers = {CORRELATION_HEADER: correlation_id}
+    try:
+        result = call(caller, correlation_id)
         body, status = result if isinstance(result, tuple) else (result, 200)
-    except messages.MessageError as exc:
-        body, status = exc.as_json(), 400
-    except services.QueryError as exc:
+    except (messages.MessageError, services.QueryError) as exc:
         body, status = exc.as_json(), 400
     except PermissionDenied as exc:
         body, status = {"error": "forbidden", "detail": str(exc), "trust_level": caller.trust_level}, 403
+    except Subscription.DoesNotExist as exc:
+        body, status = {"error": "not_found", "detail": str(exc)}, 404
     except RateLimited as exc:
         body, status = {"error": "rate_limited", "detail": str(exc), "retry_after": exc.retry_after}, 429
         headers["Retry-After"] = str(exc.retry_after)
     return Response(body, status=status, headers=headers)
+
+
+def _int_param(request: Request, name: str, default: int, *, minimum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 18 or int(raw) < minimum:
+        raise messages.MessageError.at(name, f"expected an integer of at least {minimum}, got {raw[:40]!r}")
+    return int(raw)
 
 
 class _FederationView(APIView):
@@ -173,6 +196,81 @@ class A2AApi(_FederationView):
     )
     def post(self, request: Request) -> Response:
         return _answer(request, messages.parse_message)
+
+
+class SubscribeApi(_FederationView):
+    @extend_schema(
+        tags=["subscriptions"],
+        summary="Subscribe to this node's changes (a subscribe message, or the seed's bare body)",
+        request={"application/json": messages.json_schema_of(messages.SubscribeMessage)},
+        responses={
+            200: messages.json_schema_of(messages.SubscribeResponse),
+            400: OpenApiResponse(description="not a valid message: `{error, errors: [{path, message}]}`"),
+            403: OpenApiResponse(description="the caller may not subscribe, or has max_subscriptions already"),
+            409: OpenApiResponse(description="the subscription_id is already used by another repository"),
+        },
+        examples=[
+            OpenApiExample(
+                "bare body",
+                request_only=True,
+                value={
+                    "watch": {"entity_type": "issue", "filters": {"labels": ["frontend-blocking"]}},
+                    "callback_url": "https://frontend.dev/api/v1/webhooks/cross-repo",
+                    "callback_auth": {"type": "bearer", "token": "whk_..."},
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        return _answer(request, messages.parse_subscribe)
+
+
+class SubscriptionApi(_FederationView):
+    @extend_schema(
+        tags=["subscriptions"],
+        summary="Cancel a subscription (only its subscriber may)",
+        responses={200: OpenApiResponse(description="the subscription, cancelled"), 404: OpenApiResponse()},
+    )
+    def delete(self, request: Request, subscription_id: str) -> Response:
+        def cancel(caller, correlation_id: str) -> dict:
+            row = incoming.subscription_cancel(
+                caller=caller, subscription_id=subscription_id, correlation_id=correlation_id
+            )
+            return incoming.subscription_state(row)
+
+        return _respond(request, cancel)
+
+
+class EventsApi(_FederationView):
+    @extend_schema(
+        tags=["subscriptions"],
+        summary="Catch up: a subscription's events after a sequence number (its subscriber only)",
+        parameters=[
+            OpenApiParameter("subscription", str, required=True, description="the subscription_id"),
+            OpenApiParameter("after", int, description="the last sequence number the caller has (default 0)"),
+            OpenApiParameter("limit", int, description=f"events per page, 1-{incoming.FEED_MAX_LIMIT}"),
+        ],
+        responses={
+            200: OpenApiResponse(
+                description="`{subscription_id, status, events: [{previous_seq, event}], head_seq, next_after, more}`"
+            ),
+            403: OpenApiResponse(),
+            404: OpenApiResponse(),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        def read(caller, correlation_id: str) -> dict:
+            subscription_id = request.query_params.get("subscription") or ""
+            if not subscription_id:
+                raise messages.MessageError.at("subscription", "missing (the subscription_id)")
+            return incoming.events_for(
+                caller=caller,
+                subscription_id=subscription_id,
+                after=_int_param(request, "after", 0, minimum=0),
+                limit=_int_param(request, "limit", incoming.FEED_LIMIT, minimum=1),
+            )
+
+        return _respond(request, read)
 
 
 class SchemaApi(_FederationView):

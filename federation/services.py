@@ -14,8 +14,8 @@ from typing import Any
 from django.utils import timezone
 
 from audit.services import audit_record
-from federation import messages
 from federation_site import identity, node
+from protocol import messages
 from remotes import policy
 from remotes.policy import Caller
 from tracker.models import Entity, EntityKind

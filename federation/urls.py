@@ -2,7 +2,6 @@ from django.urls import path
 
 from federation import apis
 from requests_app import apis as request_apis
-from subscriptions import apis as subscription_apis
 
 urlpatterns = [
     path("info", apis.InfoApi.as_view(), name="federation-info"),
@@ -13,12 +12,12 @@ urlpatterns = [
     path("requests/<str:request_id>", request_apis.RequestStatusApi.as_view(), name="federation-request"),
     path("requests/<str:request_id>/approve", request_apis.ApproveApi.as_view(), name="federation-request-approve"),
     path("requests/<str:request_id>/reject", request_apis.RejectApi.as_view(), name="federation-request-reject"),
-    path("subscribe", subscription_apis.SubscribeApi.as_view(), name="federation-subscribe"),
+    path("subscribe", apis.SubscribeApi.as_view(), name="federation-subscribe"),
     path(
         "subscribe/<str:subscription_id>",
-        subscription_apis.SubscriptionApi.as_view(),
+        apis.SubscriptionApi.as_view(),
         name="federation-subscription",
     ),
-    path("events", subscription_apis.EventsApi.as_view(), name="federation-events"),
+    path("events", apis.EventsApi.as_view(), name="federation-events"),
     path("schema", apis.SchemaApi.as_view(), name="federation-schema"),
 ]

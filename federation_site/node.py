@@ -8,6 +8,7 @@ tracker, the CLI) asks this module for paths instead of building them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +103,13 @@ def config():
     loaded = load_config(path)
     _config_cache[str(path)] = (key, loaded)
     return loaded
+
+
+def refresh_state(*, progress: Callable[[str], object] | None = None) -> None:
+    """Bring the database in line with the repository's files: JSONL entities changed under us (by a `git
+    pull`, the sudocode CLI, an editor) and remotes declared in federation.config.json. Two stat calls per file
+    when nothing changed. The middleware calls this before each request, the CLI before each command, beat every
+    2 s. The work is done by the apps that own those files, through the `node_state_check` hook."""
+    from federation_site.signals import node_state_check
+
+    node_state_check.send(sender=RepoLayout, progress=progress)

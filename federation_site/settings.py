@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "requests_app",
     "subscriptions",
     "audit",
+    "dashboard",
 ]
 if not CLI_PROFILE:
     INSTALLED_APPS = [
@@ -146,7 +147,7 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "admin:login"
-LOGIN_REDIRECT_URL = "tracker:home"
+LOGIN_REDIRECT_URL = "dashboard:home"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -1,3 +1,6 @@
+"""The composition root: every edge mounted at its address. The one module (with asgi.py) of federation_site
+that imports the apps above it; the layers contract lets it (pyproject.toml, [tool.importlinter])."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -10,10 +13,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/federation/", include("federation.urls")),
     path("api/v1/webhooks/cross-repo", CrossRepoWebhookApi.as_view(), name="webhook-cross-repo"),
-    path("api/v1/", include("tracker.apis")),
-    path("remotes/", include("remotes.urls")),
-    path("approvals/", include("requests_app.urls")),
-    path("subscriptions/", include("subscriptions.urls")),
-    path("audit/", include("audit.urls")),
-    path("", include("tracker.urls")),
+    path("api/v1/", include("dashboard.apis")),
+    path("", include("dashboard.urls")),
 ]

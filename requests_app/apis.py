@@ -15,10 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from federation import messages
+from protocol import messages
 from remotes.auth import RemoteKeyAuthentication, request_caller
 from requests_app import services
 from requests_app.models import CrossRepoRequest
+from requests_app.selectors import response_for
 
 
 def _not_found(request_id: str) -> Response:
@@ -45,7 +46,7 @@ class RequestStatusApi(APIView):
         # Only the requester (or staff) learns that a request exists.
         if found is None or not (request.user.is_staff or (caller.remote and caller.identity == found.from_repo)):
             return _not_found(request_id)
-        return Response(services.response_for(found))
+        return Response(response_for(found))
 
 
 class ApproveApi(APIView):
@@ -65,7 +66,7 @@ class ApproveApi(APIView):
             return _not_found(request_id)
         except ValidationError as exc:
             return _invalid(exc)
-        return Response(services.response_for(found))
+        return Response(response_for(found))
 
 
 class RejectApi(APIView):
@@ -90,7 +91,7 @@ class RejectApi(APIView):
             return _not_found(request_id)
         except ValidationError as exc:
             return _invalid(exc)
-        return Response(services.response_for(found))
+        return Response(response_for(found))
 
 
 class CallbackApi(APIView):

@@ -21,7 +21,9 @@ from django.utils import timezone
 from federation_site import node
 from federation_site.backoff import backoff
 from remotes.client import RemoteError, RemoteUnreachable, post_webhook
+from requests_app import signals
 from requests_app.models import CrossRepoRequest, Delivery
+from requests_app.selectors import response_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +36,6 @@ class PermanentFailure(Exception):
 
 def queue_callback(request: CrossRepoRequest) -> Delivery:
     """Tell the requester's node what became of its request."""
-    from requests_app.services import response_for
-
     return _queue(
         request, Delivery.Kind.CALLBACK, f"request_{request.status}", request.from_repo, response_for(request)
     )
@@ -87,10 +87,7 @@ def _queue(request: CrossRepoRequest, kind: str, event: str, target: str, body: 
 
 def _wake(delivery_id: int) -> None:
     """Ask the worker to send it now. If no worker runs, the row waits: the periodic task finds it."""
-    from federation_site.workers import queue
-    from requests_app import tasks
-
-    queue(tasks.deliver, delivery_id)
+    signals.delivery_due.send(sender=Delivery, delivery_id=delivery_id)
 
 
 def deliver(delivery_id: int) -> str:

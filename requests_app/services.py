@@ -20,13 +20,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
-from federation import messages
 from federation_site import identity, node
+from protocol import messages
 from remotes.models import RemoteRepo
 from remotes.policy import Caller
 from remotes.services import kind_of_id
 from requests_app import delivery, policy
 from requests_app.models import CrossRepoRequest, Direction, RequestType
+from requests_app.selectors import response_for
 from requests_app.states import APPROVED, COMPLETED, FAILED, FINAL, PENDING, REJECTED, request_event, transition
 from tracker import services as tracker
 from tracker.models import Entity
@@ -213,36 +214,6 @@ def _remote_relationships(request: CrossRepoRequest) -> list[dict]:
         if rel["type"] in _BLOCKS_ORIGIN and rel["type"] != "blocks":
             out.append({"type": "blocks", **base})
     return out
-
-
-def response_for(request: CrossRepoRequest) -> dict:
-    """The mutate_response describing `request` now (its answer, its status, its callback)."""
-    status = {PENDING: "pending_approval", APPROVED: "approved"}.get(request.status, request.status)
-    created = (request.result or {}).get("created")
-    response = messages.MutateResponse(
-        type="mutate_response",
-        from_=request.to_repo or None,
-        to=request.from_repo or None,
-        timestamp=timezone.now(),
-        status=status,
-        request_id=request.request_id,
-        approval_url=request.approval_url if request.status == PENDING else None,
-        message=_message(request),
-        created=messages.MutateCreated(**created) if created else None,
-        reason=request.rejection_reason or request.last_error or None,
-    )
-    return messages.dump(response)
-
-
-def _message(request: CrossRepoRequest) -> str:
-    name = identity.describe()["display_name"]
-    return {
-        PENDING: f"Request queued for review by {name} maintainers",
-        APPROVED: "Approved; being carried out",
-        COMPLETED: "Completed",
-        REJECTED: f"Rejected by {name} maintainers",
-        FAILED: "Could not be carried out",
-    }[request.status]
 
 
 # --- outgoing ---------------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from django.conf import settings
 from events.models import Event, Scope
 from events.publish import WS_GROUP
 from events.selectors import event_matches, event_message, events_after, head_seq
-from federation import messages
 from federation_site import node
+from protocol import messages
 from remotes.auth import bearer_token, caller_for_token
 from remotes.policy import ANONYMOUS, Caller, PermissionDenied, query_grant
 from subscriptions.policy import subscribe_fields, subscriptions_max

@@ -39,9 +39,10 @@ from events.models import Event
 from events.selectors import event_matches, event_message, events_after, head_seq
 from federation_site import identity, node
 from federation_site.backoff import backoff
+from protocol import messages
 from remotes.client import RemoteError, RemoteUnreachable, post_webhook
 from remotes.policy import PermissionDenied
-from subscriptions import signing
+from subscriptions import signals, signing
 from subscriptions.models import DeliveryStatus, Direction, Subscription, SubscriptionStatus
 from subscriptions.policy import subscribe_fields
 
@@ -59,7 +60,6 @@ SEQUENCE_HEADER = "X-Sudocode-Sequence"
 PREVIOUS_SEQUENCE_HEADER = "X-Sudocode-Previous-Sequence"
 SUBSCRIPTION_HEADER = "X-Sudocode-Subscription"
 FROM_HEADER = "X-Sudocode-From"
-CORRELATION_HEADER = "X-Correlation-ID"
 
 _WAITING = (DeliveryStatus.IDLE, DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
@@ -73,10 +73,7 @@ def wake() -> None:
     listening = Subscription.objects.filter(direction=Direction.INCOMING, status=SubscriptionStatus.ACTIVE)
     if not listening.exclude(delivery_status=DeliveryStatus.DEAD).exists():
         return  # nobody to tell (most nodes, most of the time): no broker message
-    from federation_site.workers import queue
-    from subscriptions import tasks
-
-    queue(tasks.fan_out)
+    signals.webhooks_due.send(sender=Subscription)
 
 
 def due(*, now: datetime | None = None, limit: int = 1000) -> list[str]:
@@ -339,7 +336,7 @@ class _Stream:
             PREVIOUS_SEQUENCE_HEADER: str(row.last_seq),
             SUBSCRIPTION_HEADER: row.subscription_id,
             FROM_HEADER: identity.local_url(),
-            CORRELATION_HEADER: event.event_id.hex,
+            messages.CORRELATION_HEADER: event.event_id.hex,
         }
         token = (row.callback_auth or {}).get("token")
         if token:

@@ -3,7 +3,7 @@
 Checked in this order (STYLE.md habit 8): size; the subscription (X-Sudocode-Subscription, one of our outgoing
 rows); the bearer token we gave with the callback (constant time); the HMAC signature and its timestamp window
 (subscriptions.signing); whether we cancelled the subscription (410, so the sender stops); the message itself
-(federation.messages.parse_event) and that it comes from the remote we subscribed to; then duplicates by event
+(protocol.messages.parse_event) and that it comes from the remote we subscribed to; then duplicates by event
 id. A message seen before with the same signature timestamp is a replay (401); a sender's retry is signed anew
 and is answered 200 "duplicate" without being applied twice.
 
@@ -32,7 +32,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from federation import messages
+from protocol import messages
 from remotes.auth import bearer_token
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
 from subscriptions import signing

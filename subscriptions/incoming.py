@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from events.selectors import event_body, event_matches, events_after, head_seq
-from federation import messages
 from federation_site import identity, node
+from protocol import messages
 from remotes import policy as remote_policy
 from remotes.models import RemoteRepo
 from remotes.policy import Caller, PermissionDenied

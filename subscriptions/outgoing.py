@@ -30,17 +30,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from federation import messages
 from federation_site import identity
 from federation_site.backoff import backoff
+from protocol import messages
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
-from subscriptions import signing
+from subscriptions import signals, signing
 from subscriptions.models import DeliveryStatus, Direction, Subscription, SubscriptionStatus
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/cross-repo"  # under our REST base (…/api/v1)
-IDS_PER_SUBSCRIPTION = 500  # the most ids one watch filter may list (federation.messages.Ids)
+IDS_PER_SUBSCRIPTION = 500  # the most ids one watch filter may list (protocol.messages.Ids)
 CLAIM_SECONDS = 5 * 60  # a claimed row whose worker died is due again after this
 
 
@@ -495,14 +495,8 @@ def references_changed() -> None:
 
 
 def _queue_sync() -> None:
-    from federation_site.workers import queue
-    from subscriptions import tasks
-
-    queue(tasks.sync_outgoing)
+    signals.auto_subscriptions_due.send(sender=Subscription)
 
 
 def queue_push(subscription_id: str) -> None:
-    from federation_site.workers import queue
-    from subscriptions import tasks
-
-    queue(tasks.push_outgoing, subscription_id)
+    signals.push_due.send(sender=Subscription, subscription_id=subscription_id)

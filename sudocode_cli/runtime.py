@@ -33,11 +33,9 @@ def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayo
     lay = RepoLayout(root)
     ensure_schema(lay)
     if sync:
-        from remotes.services import remotes_reconcile
-        from tracker.sync import jsonl_sync
+        from federation_site import node
 
-        jsonl_sync(progress=note)
-        remotes_reconcile()
+        node.refresh_state(progress=note)
     _ready = lay
     return lay
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from federation_site import node
-from tracker import gitops, ids, jsonl
+from tracker import gitops, ids, jsonl, signals
 from tracker.locks import file_lock
 from tracker.models import Entity, EntityKind, IssueStatus
 from tracker.selectors import entity_get
@@ -238,10 +238,7 @@ def _entity_update(
 
 
 def _references_changed() -> None:
-    # Its cross-repo references may have changed: the node's auto-subscriptions follow, after the commit.
-    from subscriptions.outgoing import references_changed
-
-    references_changed()
+    signals.references_changed.send(sender=Entity)
 
 
 REMOTE_RELATIONSHIP_KEYS = ("type", "remote_repo", "remote_entity_type", "remote_id", "remote_uuid", "canonical_ref")

@@ -1,5 +1,6 @@
 """Celery tasks of the tracker."""
 
+from federation_site import node
 from federation_site.celery import app
 
 
@@ -7,6 +8,4 @@ from federation_site.celery import app
 def refresh_node_state() -> None:
     """Periodic: pick up JSONL files changed by another tool (a `git pull`, the sudocode CLI, an editor) even when
     nobody calls this node, so their changes become events within seconds. A stat per file when nothing changed."""
-    from federation_site.middleware import refresh_node_state as refresh
-
-    refresh()
+    node.refresh_state()

@@ -1,10 +1,12 @@
-"""Read API over the repository's own issues and specs: /api/v1/issues and /api/v1/specs."""
+"""Read API over the repository's own issues and specs: /api/v1/issues and /api/v1/specs. A detail shows the
+entity with its cross-repo state (`remotes.sync.entity_detail_with_cross_repo`), the shape `issue show` prints."""
 
 from django.http import Http404
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 
+from remotes.sync import entity_detail_with_cross_repo
 from tracker.filters import EntityFilter
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_get, entity_list, entity_summary
@@ -51,8 +53,6 @@ class EntityDetailSerializer(EntitySummarySerializer):
     )
 
     def to_representation(self, instance):
-        from remotes.sync import entity_detail_with_cross_repo
-
         return entity_detail_with_cross_repo(entity=instance)
 
 

@@ -45,6 +45,8 @@ MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DEPTH = 64  # nesting of a decoded body; real messages are 5 deep
 MAX_ERRORS = 20  # problems listed in one MessageError
 MAX_DIGITS = 100  # of a JSON number; no field needs more, and int() of thousands of digits is slow
+# Names one exchange across nodes and the audit rows of both; sent by callers, echoed by every answer.
+CORRELATION_HEADER = "X-Correlation-ID"
 
 Loc = tuple[str | int, ...]
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation import messages
-from federation.messages import (
+from protocol import messages
+from protocol.messages import (
     MAX_MESSAGE_BYTES,
     SUPPORTED_TYPES,
     DiscoverMessage,

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from dashboard import views
+from tracker.models import EntityKind
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("issues/<str:ref>", views.entity_page, {"kind": EntityKind.ISSUE}, name="issue"),
+    path("specs/<str:ref>", views.entity_page, {"kind": EntityKind.SPEC}, name="spec"),
+    path("approvals/", views.approvals, name="approvals"),
+    path("approvals/deliveries/<int:delivery_id>/redeliver", views.delivery_redeliver, name="delivery-redeliver"),
+    path("approvals/<str:request_id>", views.request_page, name="request"),
+    path("approvals/<str:request_id>/approve", views.request_approve, name="request-approve"),
+    path("approvals/<str:request_id>/reject", views.request_reject, name="request-reject"),
+    path("subscriptions/", views.subscription_list, name="subscriptions"),
+    path("subscriptions/<str:subscription_id>/redeliver", views.subscription_redeliver, name="subscription-redeliver"),
+    path("remotes/", views.remote_list, name="remotes"),
+    path("audit/", views.audit_page, name="audit"),
+]

@@ -1,0 +1,41 @@
+"""Reads and the shapes a request is shown in: the mutate_response a requester gets (by HTTP answer, status
+poll or callback)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from federation_site import identity
+from protocol import messages
+from requests_app.models import CrossRepoRequest
+from requests_app.states import APPROVED, COMPLETED, FAILED, PENDING, REJECTED
+
+
+def response_for(request: CrossRepoRequest) -> dict:
+    """The mutate_response describing `request` now (its answer, its status, its callback)."""
+    status = {PENDING: "pending_approval", APPROVED: "approved"}.get(request.status, request.status)
+    created = (request.result or {}).get("created")
+    response = messages.MutateResponse(
+        type="mutate_response",
+        from_=request.to_repo or None,
+        to=request.from_repo or None,
+        timestamp=timezone.now(),
+        status=status,
+        request_id=request.request_id,
+        approval_url=request.approval_url if request.status == PENDING else None,
+        message=_message(request),
+        created=messages.MutateCreated(**created) if created else None,
+        reason=request.rejection_reason or request.last_error or None,
+    )
+    return messages.dump(response)
+
+
+def _message(request: CrossRepoRequest) -> str:
+    name = identity.describe()["display_name"]
+    return {
+        PENDING: f"Request queued for review by {name} maintainers",
+        APPROVED: "Approved; being carried out",
+        COMPLETED: "Completed",
+        REJECTED: f"Rejected by {name} maintainers",
+        FAILED: "Could not be carried out",
+    }[request.status]
