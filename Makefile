@@ -45,9 +45,10 @@ test-postgres: install
 		echo "== SKIPPED the PostgreSQL pass: nothing answers at 127.0.0.1:5432"; \
 	fi
 
-lint: install
+lint: install  ## ruff, and the layers contracts of pyproject.toml (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .
