@@ -34,6 +34,7 @@ from subscriptions.models import Direction as SubscriptionDirection
 from subscriptions.selectors import watch_text
 from tracker.models import Entity, EntityKind, IssueStatus
 from tracker.selectors import entity_get, entity_list, open_blockers
+from tracker.sync import DataDamaged
 
 # --- issues and specs ---------------------------------------------------------------------------------------------
 
@@ -146,6 +147,9 @@ def request_approve(request: HttpRequest, request_id: str) -> HttpResponse:
         raise Http404(f"no request {request_id!r}") from None
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
+        return redirect("dashboard:request", request_id=request_id)
+    except DataDamaged as exc:
+        messages.error(request, f"Not approved yet: {exc.short}. The request stays pending until the file is fixed.")
         return redirect("dashboard:request", request_id=request_id)
     created = (found.result or {}).get("created")
     if created:

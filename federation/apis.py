@@ -25,6 +25,7 @@ from remotes.policy import Caller, PermissionDenied
 from requests_app.policy import RateLimited
 from subscriptions import incoming
 from subscriptions.models import Subscription
+from tracker.sync import DataDamaged
 
 CORRELATION_HEADER = messages.CORRELATION_HEADER
 
@@ -39,8 +40,11 @@ def _rest_base(request: Request) -> str:
 
 
 def _read(request: Request) -> object:
-    length = request.META.get("CONTENT_LENGTH")
-    if length and length.isdigit() and int(length) > messages.MAX_MESSAGE_BYTES:
+    given = request.META.get("CONTENT_LENGTH")
+    length = messages.parse_count(given, max_digits=30)
+    if given and length is None:
+        raise messages.MessageError.at("", f"Content-Length {given[:40]!r} is not a number of bytes")
+    if length is not None and length > messages.MAX_MESSAGE_BYTES:
         # Refused before reading it; same words as parse_body uses for a body that turns out too large.
         raise messages.MessageError.at(
             "", f"the message is {length} bytes; the limit is {messages.MAX_MESSAGE_BYTES} bytes"
@@ -120,6 +124,9 @@ def _respond(request: Request, call: Callable[[Caller, str], dict | tuple[dict, 
     except RateLimited as exc:
         body, status = {"error": "rate_limited", "detail": str(exc), "retry_after": exc.retry_after}, 429
         headers["Retry-After"] = str(exc.retry_after)
+    except DataDamaged as exc:  # nothing was recorded: the sender tries again later
+        body, status = {"error": "data_damaged", "detail": exc.short, "retry_after": exc.retry_after}, 503
+        headers["Retry-After"] = str(exc.retry_after)
     return Response(body, status=status, headers=headers)
 
 
@@ -127,9 +134,10 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int) -> in
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < minimum:
+    value = messages.parse_count(raw)
+    if value is None or value < minimum:
         raise messages.MessageError.at(name, f"expected an integer of at least {minimum}, got {raw[:40]!r}")
-    return int(raw)
+    return value
 
 
 class _FederationView(APIView):

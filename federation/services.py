@@ -20,6 +20,7 @@ from remotes import policy
 from remotes.policy import Caller
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_search, tags_and_relationships
+from tracker.sync import data_problems
 
 PROTOCOLS = ["rest", "a2a", "websocket", "git"]
 OPERATIONS = ["discover", "query_issues", "query_specs", "create_issues", "create_specs", "update_issues", "subscribe"]
@@ -105,6 +106,7 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
             ids=filters.ids,
             spec_refs=filters.spec_refs,
             updated_since=filters.updated_since,
+            archived=_archived(filters),
             after=_decode_cursor(query.cursor, fingerprint),
             limit=query.limit + 1,
         )
@@ -141,6 +143,7 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
             cached_at=timezone.now(),
             limit=query.limit,
             next_cursor=_encode_cursor(page[-1], fingerprint) if more and page else None,
+            stale=True if data_problems() else None,
         ),
     )
     _audit(
@@ -153,6 +156,16 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
         result={"total": total, "returned": len(results)},
     )
     return messages.dump(response)
+
+
+def _archived(filters: messages.QueryFilters) -> bool | None:
+    """Archived entities are left out unless the query asks for them, or names the entities it wants (a remote
+    refreshing its references to one that was archived since)."""
+    if filters.archived == "any":
+        return None
+    if filters.archived is None:
+        return None if filters.ids is not None else False
+    return filters.archived
 
 
 def federated_result(

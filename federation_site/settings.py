@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "federation_site.middleware.NodeStateMiddleware",
+    "dashboard.middleware.DataProblemsMiddleware",
 ]
 
 ROOT_URLCONF = "federation_site.urls"
@@ -98,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "federation_site.context_processors.node",
+                "dashboard.context_processors.data_problems_banner",
             ],
         },
     },

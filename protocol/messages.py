@@ -49,6 +49,16 @@ MAX_DIGITS = 100  # of a JSON number; no field needs more, and int() of thousand
 CORRELATION_HEADER = "X-Correlation-ID"
 
 Loc = tuple[str | int, ...]
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def parse_count(text: str | None, *, max_digits: int = 18) -> int | None:
+    """A non-negative integer written in plain ASCII digits (at most `max_digits`), as a header or a query
+    parameter carries it; None for anything else. `str.isdigit` and `int` alone let through '²' (which int()
+    then refuses), '٣', ' 7', '1_000' and numbers of any size."""
+    if text is None or len(text) > max_digits or not _ASCII_DIGITS.fullmatch(text):
+        return None
+    return int(text)
 
 
 class MessageError(ValueError):
@@ -225,6 +235,11 @@ class QueryFilters(_Wire):
     ids: Ids | None = None
     spec_refs: Labels | None = None
     updated_since: Timestamp | None = None
+    archived: bool | Literal["any"] | None = Field(
+        None,
+        description="Archived entities: left out by default (false), unless `ids` is given; true: only archived "
+        'ones; "any": both.',
+    )
 
     @model_validator(mode="after")
     def _tags_are_labels(self) -> QueryFilters:
@@ -294,6 +309,11 @@ class QueryMetadata(_Wire):
     cached_at: Timestamp
     next_cursor: Text | None = Field(None, description="Absent on the last page.")
     limit: Annotated[int, Field(ge=1, le=500)] | None = None
+    stale: bool | None = Field(
+        None,
+        description="True while the node cannot import one of its JSONL files (a merge conflict, say): the "
+        "results come from its last good import. Absent otherwise.",
+    )
 
 
 class QueryResponse(_Response):

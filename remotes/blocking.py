@@ -95,7 +95,10 @@ def _reconcile_quietly(uuids: list[str] | None) -> None:
 
 def _reconcile(uuids: list[str] | None) -> list[dict]:
     from tracker import services as tracker
+    from tracker.sync import data_problems
 
+    if data_problems():
+        return []  # writes wait until the file is fixed; the periodic reconcile comes back then
     blockers = remote_blockers(local_uuids=uuids)
     if not blockers:
         return []

@@ -30,6 +30,7 @@ from requests_app.models import CrossRepoRequest, Direction, RequestType
 from requests_app.selectors import response_for
 from requests_app.states import APPROVED, COMPLETED, FAILED, FINAL, PENDING, REJECTED, request_event, transition
 from tracker import services as tracker
+from tracker import sync as tracker_sync
 from tracker.models import Entity
 
 logger = logging.getLogger(__name__)
@@ -50,12 +51,15 @@ def request_receive(
     *, caller: Caller, message: messages.MutateMessage, correlation_id: str, base_url: str
 ) -> tuple[dict, int]:
     """Record an incoming mutate message and answer it: (mutate_response, HTTP status). The same request_id
-    sent again (a retry, a duplicate delivery) gets the same answer and creates nothing more."""
+    sent again (a retry, a duplicate delivery) gets the same answer and creates nothing more. Raises
+    PermissionDenied, RateLimited, and tracker.sync.DataDamaged while a JSONL file cannot be read."""
     cfg = node.config()
     request_id = message.metadata.request_id
     existing = CrossRepoRequest.objects.filter(request_id=request_id, direction=Direction.INCOMING).first()
     if existing is not None:
         return _answer_duplicate(existing, caller)
+    # A file a human must fix first: refuse before recording anything, so the sender's retry is the request.
+    tracker_sync.ensure_writable()
     policy.check_may_mutate(caller, message.operation, cfg)
     policy.check_rate(caller, message.operation, cfg)
     decision = policy.decide(caller, message.operation, cfg)
@@ -126,6 +130,7 @@ def request_approve(*, request_id: str, actor: str) -> CrossRepoRequest:
     called back."""
     request = request_get(request_id=request_id)
     if request.status == PENDING:
+        tracker_sync.ensure_writable()  # DataDamaged: it stays pending until the file is fixed
         if transition(request, APPROVED, actor=actor, approved_by=actor, approved_at=timezone.now()):
             _execute(request)
             return request

@@ -47,9 +47,9 @@ class CrossRepoWebhookApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        length = request.META.get("CONTENT_LENGTH")
-        if length and length.isdigit() and int(length) > inbox.MAX_BODY_BYTES:
-            answer, status = inbox.too_large(int(length))  # refused before reading it
+        refused = inbox.refuse_before_reading(request.META.get("CONTENT_LENGTH"))
+        if refused is not None:
+            answer, status = refused
         else:
             answer, status = inbox.webhook_receive(headers=dict(request.headers), body=request.body)
         retry_after = answer.get("retry_after")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -50,6 +51,7 @@ EVENT_ID_HEADER = "X-Sudocode-Event-Id"
 SEQUENCE_HEADER = "X-Sudocode-Sequence"
 PREVIOUS_HEADER = "X-Sudocode-Previous-Sequence"
 FROM_HEADER = "X-Sudocode-From"
+_SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 Answer = tuple[dict[str, Any], int]
 
@@ -74,6 +76,17 @@ def too_large(size: int) -> Answer:
     return _error(413, "too_large", f"the body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes")
 
 
+def refuse_before_reading(content_length: str | None) -> Answer | None:
+    """The answer to a delivery whose Content-Length says it cannot be read (not a number, or too large),
+    before anything reads the body; None when it may be read."""
+    if content_length in (None, ""):
+        return None
+    size = messages.parse_count(content_length, max_digits=30)
+    if size is None:
+        return _invalid("Content-Length", f"{content_length[:40]!r} is not a number of bytes")
+    return too_large(size) if size > MAX_BODY_BYTES else None
+
+
 def _same_repo(a: str | None, b: str | None) -> bool:
     return (a or "").strip().rstrip("/").lower() == (b or "").strip().rstrip("/").lower()
 
@@ -87,9 +100,14 @@ def webhook_receive(*, headers: Mapping[str, str], body: bytes) -> Answer:
     subscription_id = (h.get(SUBSCRIPTION_HEADER.lower()) or "").strip()
     if not subscription_id:
         return _invalid(SUBSCRIPTION_HEADER, "missing header: which of our subscriptions this event is for")
-    row = Subscription.objects.filter(pk=subscription_id[:64], direction=Direction.OUTGOING).first()
+    # Only an id we could have made is looked up (a NUL would be a database error on PostgreSQL).
+    row = (
+        Subscription.objects.filter(pk=subscription_id, direction=Direction.OUTGOING).first()
+        if _SUBSCRIPTION_ID.fullmatch(subscription_id)
+        else None
+    )
     if row is None:
-        return _error(404, "not_found", f"no subscription {subscription_id!r} here")
+        return _error(404, "not_found", f"no subscription {subscription_id[:80]!r} here")
 
     expected = str((row.callback_auth or {}).get("token") or "")
     token = bearer_token(h.get("authorization")) or ""
@@ -124,10 +142,9 @@ def webhook_receive(*, headers: Mapping[str, str], body: bytes) -> Answer:
     given_seq = (h.get(SEQUENCE_HEADER.lower()) or "").strip()
     if given_seq and given_seq != str(event.seq):
         return _invalid(SEQUENCE_HEADER, f"{given_seq!r} is not the event's seq ({event.seq})")
-    previous_text = (h.get(PREVIOUS_HEADER.lower()) or "").strip()
-    if not previous_text.isdigit() or len(previous_text) > 18:
+    previous = messages.parse_count((h.get(PREVIOUS_HEADER.lower()) or "").strip())
+    if previous is None:
         return _invalid(PREVIOUS_HEADER, "missing or not a sequence number (0 for the first event sent)")
-    previous = int(previous_text)
     if previous >= event.seq:
         return _invalid(PREVIOUS_HEADER, f"{previous} is not before the event's seq ({event.seq})")
 

@@ -13,6 +13,8 @@ import hmac
 import secrets
 import time
 
+from protocol import messages
+
 SIGNATURE_HEADER = "X-Sudocode-Signature"
 WINDOW_SECONDS = 300
 
@@ -44,10 +46,9 @@ def verify(secret: str, header: str | None, body: bytes, *, now: float | None = 
         key, sep, value = item.strip().partition("=")
         if sep:
             parts.setdefault(key, []).append(value)
-    try:
-        timestamp = int(parts["t"][0])
-    except (KeyError, ValueError):
-        raise SignatureError(f"{SIGNATURE_HEADER} has no t=<unix time>") from None
+    timestamp = messages.parse_count(parts["t"][0], max_digits=12) if parts.get("t") else None
+    if timestamp is None:
+        raise SignatureError(f"{SIGNATURE_HEADER} has no t=<unix time>")
     if not parts.get("v1"):
         raise SignatureError(f"{SIGNATURE_HEADER} has no v1=<hex digest>")
     now = time.time() if now is None else now
@@ -56,6 +57,7 @@ def verify(secret: str, header: str | None, body: bytes, *, now: float | None = 
             f"the signature timestamp is {int(now - timestamp)} s old; the window is {WINDOW_SECONDS} s"
         )
     expected = _digest(secret, timestamp, body)
-    if not any(hmac.compare_digest(expected, given) for given in parts["v1"]):
+    # As bytes: compare_digest refuses str with characters beyond ASCII (a header may carry any Latin-1).
+    if not any(hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")) for given in parts["v1"]):
         raise SignatureError("the signature does not match the body")
     return timestamp

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from federation_site.node import REPO_ENV, RepoLayout, RepoNotFound, find_repo
 from sudocode_cli.errors import UsageError
-from sudocode_cli.output import note
+from sudocode_cli.output import note, warn
 
 _ready: RepoLayout | None = None
 
@@ -34,8 +34,12 @@ def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayo
     ensure_schema(lay)
     if sync:
         from federation_site import node
+        from tracker.sync import data_problems
 
         node.refresh_state(progress=note)
+        for problem in data_problems():
+            # Reads go on from the last good import; writes fail (exit 1) with the same words.
+            warn(f"cannot read {problem.short}\n  (showing what was last read; changes wait until it is fixed)")
     _ready = lay
     return lay
 

@@ -103,6 +103,9 @@ _JS_WHITESPACE = (
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_SAFE_INTEGER = 2**53 - 1
 _NO_UPSERTS: Mapping[str, dict] = MappingProxyType({})
+# A line git writes into a file it could not merge: `<<<<<<< ours`, `||||||| base` (diff3), `=======`,
+# `>>>>>>> theirs`. No sudocode line can start with one (each is a JSON object).
+_CONFLICT_MARKER = re.compile(r"^(?:<{7}|\|{7}|={7}|>{7})(?: |\r?$)", re.M)
 
 
 class JsonlFormatError(ValueError):
@@ -117,6 +120,12 @@ class JsonlFormatError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.line, self.reason))
+
+    @property
+    def short(self) -> str:
+        """The message with the file's name instead of its whole path: `issues.jsonl:7: ...`."""
+        name = Path(self.path).name
+        return f"{name}: {self.reason}" if self.line is None else f"{name}:{self.line}: {self.reason}"
 
 
 # --- serialisation -------------------------------------------------------------------------------------
@@ -358,6 +367,8 @@ class JsonlSnapshot:
     size: int
     mtime_ns: int
     exists: bool
+    # The line of the file each record is on (1-based; blank lines count), for messages that point at a record.
+    line_numbers: tuple[int, ...] = ()
 
     def by_uuid(self) -> dict[str, tuple[str, dict]]:
         return {record["uuid"]: (line, record) for line, record in zip(self.lines, self.records, strict=True)}
@@ -391,8 +402,10 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         line = data.count(b"\n", 0, exc.start) + 1
         raise JsonlFormatError(path, line, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
+    _refuse_conflict_markers(path, text)
     lines: list[str] = []
     records: list[dict] = []
+    numbers: list[int] = []
     first_line_of_uuid: dict[str, int] = {}
     # Split on LF only: str.splitlines() would also split inside a line on U+2028, \x1c and friends.
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -412,6 +425,7 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         first_line_of_uuid[uuid] = number
         lines.append(raw)
         records.append(record)
+        numbers.append(number)
     return JsonlSnapshot(
         path=path,
         kind=kind,
@@ -421,6 +435,24 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         exists=True,
+        line_numbers=tuple(numbers),
+    )
+
+
+def _refuse_conflict_markers(path: Path, text: str) -> None:
+    """A file git left mid-merge names the lines to resolve (every marker from the first to the last)."""
+    first = _CONFLICT_MARKER.search(text)
+    if first is None:
+        return
+    *_, last = _CONFLICT_MARKER.finditer(text, first.start())
+    start = text.count("\n", 0, first.start()) + 1
+    end = text.count("\n", 0, last.start()) + 1
+    where = f"line {start}" if start == end else f"lines {start}-{end}"
+    raise JsonlFormatError(
+        path,
+        start,
+        f"unresolved git merge conflict at {where}: resolve it by hand (keep one version of each record and "
+        "delete the <<<<<<<, ======= and >>>>>>> lines), then save the file",
     )
 
 

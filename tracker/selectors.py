@@ -140,13 +140,16 @@ def entity_search(
     ids: Iterable[str] | None = None,
     spec_refs: Iterable[str] | None = None,
     updated_since=None,
+    archived: bool | None = None,
     after: tuple[str, str] | None = None,
     limit: int = 50,
 ) -> tuple[list[Entity], int]:
     """A page of entities for a federated query, in a stable order (raw created_at, then uuid: neither ever
     changes), starting after the (created_at, uuid) of the previous page's last item. Returns the page and
-    the total matching count. Archived entities are included: a remote may hold a reference to one."""
+    the total matching count. `archived`: None for both, else only (non-)archived ones."""
     qs = Entity.objects.filter(kind=kind)
+    if archived is not None:
+        qs = qs.filter(archived=archived)
     if status is not None:
         qs = qs.filter(status__in=list(status))
     for tag in tags or ():

@@ -8,6 +8,11 @@ Two directions, one module:
   file since it was read (otherwise it re-imports and tries again).
 
 Both directions record an event per changed entity (events.services) in the same transaction as the change.
+
+A file that cannot be imported (a git merge conflict left in it, a malformed line, two records with one id)
+does not stop the node: `jsonl_sync` keeps the last good import, remembers the problem (`data_problems`) and
+tries again when the file changes; reads go on, marked stale by the edges, and every write refuses with
+`DataDamaged` until the file is fixed, so nothing is written over a file a human must resolve.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.services import record_changes
-from federation_site.node import layout
+from federation_site.node import RepoNotFound, layout
 from tracker import jsonl, refs
 from tracker.locks import file_lock
 from tracker.models import ContentRef, Entity, EntityKind, JsonlFile, Relationship, Tag
@@ -39,6 +44,17 @@ class WriteConflict(Exception):
     """The file kept changing under us while we tried to write it."""
 
 
+class DataDamaged(jsonl.JsonlFormatError):
+    """A write refused because a JSONL file cannot be read (`reason` says why and where). Nothing was written:
+    the caller may try again once a human has fixed the file (HTTP edges answer 503 with Retry-After)."""
+
+    retry_after = 60  # seconds; the file is picked up within 2 s of being fixed
+
+    @classmethod
+    def of(cls, exc: jsonl.JsonlFormatError) -> DataDamaged:
+        return exc if isinstance(exc, cls) else cls(exc.path, exc.line, exc.reason)
+
+
 @dataclass(frozen=True)
 class Change:
     kind: str
@@ -50,6 +66,7 @@ class Change:
 @dataclass
 class SyncResult:
     changes: list[Change] = field(default_factory=list)
+    problems: list[jsonl.JsonlFormatError] = field(default_factory=list)  # files that could not be imported
 
     @property
     def created(self) -> list[Change]:
@@ -86,6 +103,29 @@ def _stat(path) -> tuple[int, int]:
 
 # Per process: the stat of each file as last seen imported, so an unchanged file costs no query at all.
 _seen: dict[tuple[str, str], tuple[int, int]] = {}
+# Per process: why a file could not be imported, by kind, while it cannot. Every process notices by itself
+# (a damaged file's stat never matches the last good import's), so this needs no query.
+_problems: dict[tuple[str, str], jsonl.JsonlFormatError] = {}  # by (file path, kind), like _seen
+
+
+def data_problems() -> list[jsonl.JsonlFormatError]:
+    """The JSONL files this process could not import at its last look, as errors naming the file, the line(s)
+    and the cause. Empty when all is well. Up to date after `jsonl_sync` (each request, each CLI command)."""
+    if not _problems:
+        return []  # every request asks: the common case costs nothing
+    try:
+        lay = layout()
+    except RepoNotFound:
+        return []
+    keys = [(str(lay.jsonl_path(kind)), kind) for kind in KINDS]
+    return [_problems[key] for key in keys if key in _problems]
+
+
+def ensure_writable() -> None:
+    """Raise `DataDamaged` (the first problem) when a write must wait for a human to fix a file."""
+    problems = data_problems()
+    if problems:
+        raise DataDamaged.of(problems[0])
 
 
 def jsonl_sync(
@@ -107,18 +147,30 @@ def jsonl_sync(
         }
         for kind in [k for k in pending if imported.get(k) == stats[k]]:
             _seen[(str(lay.jsonl_path(kind)), kind)] = stats[kind]
+            _problems.pop((str(lay.jsonl_path(kind)), kind), None)
             pending.remove(kind)
     for kind in pending:
         path = lay.jsonl_path(kind)
-        with file_lock(lay.lock_path(kind)), transaction.atomic():
-            state = JsonlFile.objects.filter(kind=kind).first()
-            snapshot = jsonl.read_jsonl(path, kind)
-            if force or not state or state.sha256 != snapshot.content_sha256:
-                if progress and not state and len(snapshot.records) > 100:
-                    progress(f"Importing {path.name} ({len(snapshot.records)} {kind}s)...")
-                result.changes += _import(snapshot)
-            seen = (snapshot.size, snapshot.mtime_ns) if snapshot.exists else (-1, -1)
-            _remember(kind, *seen, snapshot.content_sha256)
+        try:
+            with file_lock(lay.lock_path(kind)), transaction.atomic():
+                state = JsonlFile.objects.filter(kind=kind).first()
+                snapshot = jsonl.read_jsonl(path, kind)
+                if force or not state or state.sha256 != snapshot.content_sha256:
+                    if progress and not state and len(snapshot.records) > 100:
+                        progress(f"Importing {path.name} ({len(snapshot.records)} {kind}s)...")
+                    result.changes += _import(snapshot)
+                seen = (snapshot.size, snapshot.mtime_ns) if snapshot.exists else (-1, -1)
+                _remember(kind, *seen, snapshot.content_sha256)
+        except jsonl.JsonlFormatError as exc:
+            # The last good import stays; looked at again when the file changes (its stat, remembered here).
+            if str(_problems.get((str(path), kind))) != str(exc):
+                logger.error("cannot import %s, serving the last good import: %s", path.name, exc.short)
+            _problems[(str(path), kind)] = exc
+            _seen[(str(path), kind)] = stats[kind]
+            result.problems.append(exc)
+            continue
+        if _problems.pop((str(path), kind), None) is not None:
+            logger.warning("%s is readable again and imported", path.name)
         _seen[(str(path), kind)] = seen
     return result
 
@@ -126,14 +178,22 @@ def jsonl_sync(
 def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> tuple[Edit, SyncResult]:
     """Apply `compute(snapshot)` to the file of `kind` and to the database, atomically and without losing a
     change another tool made. `compute` may run more than once (after a conflict) and must not have side
-    effects outside the database. Returns the edit that was applied and what was imported on the way."""
+    effects outside the database. Returns the edit that was applied and what was imported on the way.
+    Raises `DataDamaged` while any JSONL file cannot be read (all writes wait for a human to fix it)."""
     lay = layout()
     path = lay.jsonl_path(kind)
+    for problem in data_problems():
+        if problem.path != str(path):  # this kind's file is read again below: it may have been fixed since
+            raise DataDamaged.of(problem)
     with file_lock(lay.lock_path(kind)):
         for _attempt in range(_WRITE_ATTEMPTS):
-            snapshot = jsonl.read_jsonl(path, kind)
             with transaction.atomic():
-                imported = SyncResult(_import_if_changed(snapshot))
+                try:
+                    snapshot = jsonl.read_jsonl(path, kind)
+                    imported = SyncResult(_import_if_changed(snapshot))
+                except jsonl.JsonlFormatError as exc:
+                    _problems[(str(path), kind)] = exc
+                    raise DataDamaged.of(exc) from None
                 edit = compute(snapshot)
                 if not edit.upserts and not edit.deletes:
                     return edit, imported
@@ -147,6 +207,7 @@ def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> 
                 size, mtime_ns = _stat(path)
                 _remember(kind, size, mtime_ns, hashlib.sha256(content).hexdigest())
             _seen[(str(path), kind)] = (size, mtime_ns)
+            _problems.pop((str(path), kind), None)
             return edit, imported
     raise WriteConflict(f"{path} kept changing while we tried to write it; try again")
 
@@ -197,13 +258,14 @@ def _import(snapshot: jsonl.JsonlSnapshot) -> list[Change]:
 
 def _check_unique_ids(snapshot: jsonl.JsonlSnapshot) -> None:
     seen: dict[str, int] = {}
-    for lineno, record in enumerate(snapshot.records, start=1):
+    numbers = snapshot.line_numbers or range(1, len(snapshot.records) + 1)
+    for lineno, record in zip(numbers, snapshot.records, strict=True):
         if record["id"] in seen:
             raise jsonl.JsonlFormatError(
                 str(snapshot.path),
                 lineno,
-                f"id {record['id']!r} is used again (first on record {seen[record['id']]}); "
-                "resolve the merge conflict in the file",
+                f"id {record['id']!r} is on line {seen[record['id']]} and again on line {lineno}, for two "
+                "different records (a merge kept both): give one of them another id",
             )
         seen[record["id"]] = lineno
 

@@ -167,6 +167,21 @@ def test_query_results_carry_canonical_refs_and_metadata(node):
     assert body["metadata"]["cached_at"].endswith("Z")
 
 
+def test_archived_entities_are_left_out_unless_the_query_asks_or_names_them(node):
+    services.issue_update(issue="issue-043", actor="t", status="open", archived=True)
+
+    def ids(filters: dict) -> list[str]:
+        body = post(QUERY, {"entity": "issue", "filters": filters})
+        assert body.status_code == 200, body.content
+        return sorted(r["id"] for r in body.json()["results"])
+
+    assert ids({"status": "open"}) == ["issue-042"]
+    assert ids({"status": "open", "archived": True}) == ["issue-043"]
+    assert ids({"status": "open", "archived": "any"}) == ["issue-042", "issue-043"]
+    assert ids({"ids": ["issue-043"]}) == ["issue-043"]  # a remote refreshing its reference to it
+    assert post(QUERY, {"entity": "issue", "filters": {"archived": "yes"}}).status_code == 400
+
+
 def test_spec_refs_filter_and_include(node):
     key = node.keys["verified"]
     body = post(QUERY, {"entity": "issue", "filters": {"spec_refs": ["spec-015"]}, "include": ["spec_refs"]}, key)

@@ -341,7 +341,7 @@ def test_dump_record_agrees_with_node_when_available():
         ),
         ('{"id":"i-aaaa","uuid":"u","title":"x","status":"open","priority":NaN}', "malformed JSON"),
         ('{"id":"i-aaaa","uuid":"u","title":"x",', "malformed JSON"),
-        ("<<<<<<< HEAD", "malformed JSON"),
+        ("<<<<<<< HEAD", "unresolved git merge conflict at line 2"),
         ('["i-aaaa","u"]', "expected a JSON object per line, got an array"),
         ('"just a string"', "got a string"),
     ],
