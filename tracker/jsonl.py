@@ -470,13 +470,21 @@ def sort_key(record: dict) -> tuple:
     return (0, _js_string_key(str(created_at)), _js_string_key(str(record_id)))
 
 
+def carriage_return(snapshot: JsonlSnapshot) -> str:
+    """What a line we write ends with before its LF: a CR when most lines of the file end with CRLF (an editor's
+    choice, git's autocrlf on Windows), so a CRLF file stays CRLF on every line; else nothing."""
+    lines = snapshot.lines
+    return "\r" if lines and sum(raw.endswith("\r") for raw in lines) * 2 > len(lines) else ""
+
+
 def render_lines(
     snapshot: JsonlSnapshot,
     *,
     upserts: Mapping[str, dict] = _NO_UPSERTS,
     deletes: Collection[str] = (),
 ) -> bytes:
-    """New file content: untouched lines byte for byte, upserts (by uuid) re-dumped, deletes dropped.
+    """New file content: untouched lines byte for byte, upserts (by uuid) re-dumped with the file's line ending
+    (CRLF when most of its lines have one), deletes dropped.
 
     The result is a stable sort by `sort_key`, so an already sorted file changes only where it must.
     """
@@ -490,6 +498,7 @@ def render_lines(
         if problem:
             raise JsonlFormatError(snapshot.path, None, f"refusing to write {snapshot.kind} {uuid}: {problem}")
 
+    crlf = carriage_return(snapshot)
     entries: list[tuple[tuple, str]] = []
     replaced: set[str] = set()
     for raw, record in zip(snapshot.lines, snapshot.records, strict=True):
@@ -498,13 +507,13 @@ def render_lines(
             continue
         if uuid in upserts:
             new = upserts[uuid]
-            entries.append((sort_key(new), dump_record(new)))
+            entries.append((sort_key(new), dump_record(new) + crlf))
             replaced.add(uuid)
         else:
             entries.append((sort_key(record), raw))
     for uuid, new in upserts.items():
         if uuid not in replaced:
-            entries.append((sort_key(new), dump_record(new)))
+            entries.append((sort_key(new), dump_record(new) + crlf))
 
     entries.sort(key=lambda entry: entry[0])
     return "".join(f"{line}\n" for _, line in entries).encode("utf-8")

@@ -287,7 +287,8 @@ def _apply_edit(kind: str, snapshot: jsonl.JsonlSnapshot, edit: Edit) -> None:
     uuids = list(edit.upserts) + list(edit.deletes)
     before = _records(uuids)
     _delete(uuids)
-    _insert(kind, [(jsonl.dump_record(rec), rec) for rec in edit.upserts.values()])
+    ending = jsonl.carriage_return(snapshot)  # the line as render_lines writes it
+    _insert(kind, [(jsonl.dump_record(rec) + ending, rec) for rec in edit.upserts.values()])
     record_changes(
         kind,
         [(u, before.get(u), rec) for u, rec in edit.upserts.items()]

@@ -201,3 +201,21 @@ def test_a_spec_gets_a_hash_id_and_a_file_path(node_repo):
     assert record["id"].startswith("s-")
     assert record["file_path"] == f"specs/{spec.sudocode_id}_plugin_system_v2.md"
     assert "status" not in record
+
+
+def test_a_crlf_file_keeps_crlf_on_every_line_it_rewrites_and_adds(node_repo):
+    first = services.issue_create(title="First", actor="x")
+    services.issue_create(title="Second", actor="x")
+    path = node_repo / ".sudocode" / "issues.jsonl"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))  # as an editor on Windows saves it
+    jsonl_sync()
+    entities_before = Entity.objects.count()
+
+    services.issue_update(issue=first.sudocode_id, actor="x", title="First, renamed")
+    services.issue_create(title="Third", actor="x")
+
+    raw = path.read_bytes()
+    assert raw.count(b"\r\n") == raw.count(b"\n") == 3
+    assert sorted(r["title"] for r in lines(node_repo)) == ["First, renamed", "Second", "Third"]
+    # The database keeps each line as the file has it: reading the file again finds nothing changed.
+    assert jsonl_sync(force=True).changes == [] and Entity.objects.count() == entities_before + 1
