@@ -307,7 +307,12 @@ class Notifications(_Model):
 
 
 class GitSettings(_Model):
+    # Commit changes made here (the CLI, the dashboard): off, as sudocode itself leaves committing to you.
     auto_commit: bool = False
+    # Commit changes that come from other repositories (an approved request, an issue unblocked by a remote
+    # event): on, so what another repository made us do is in git's history (the seed's HTTP request -> local
+    # mutation -> git commit). Only the .sudocode files; mid-merge, mid-rebase or detached, the commit waits.
+    commit_remote_changes: bool = True
     push: bool = False
     author_name: NonEmptyStr | None = None
     author_email: Email | None = None
@@ -594,7 +599,7 @@ def default_config(*, url: str, display_name: str, description: str = "") -> dic
         },
         "cache": {"ttl_seconds": 300, "max_size_mb": 100, "eviction_policy": "lru"},
         "notifications": {"channels": []},
-        "git": {"auto_commit": False, "push": False},
+        "git": {"auto_commit": False, "commit_remote_changes": True, "push": False},
         "http": {"timeout_seconds": 10, "connect_timeout_seconds": 3, "retries": 3},
     }
     parse_config(json.dumps(data))  # a bad url fails here, before anything is written

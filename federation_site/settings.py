@@ -226,6 +226,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "refresh-node-state": {"task": "tracker.tasks.refresh_node_state", "schedule": 2.0},
+    "commit-pending": {"task": "tracker.tasks.commit_pending", "schedule": 10.0},
     "deliver-due": {"task": "requests_app.tasks.deliver_due", "schedule": 2.0},
     "poll-outgoing-requests": {"task": "requests_app.tasks.poll_outgoing", "schedule": 5.0},
     # Also how events committed by the CLI (which wakes nobody) go out: keep it short, it is one cheap query.

@@ -117,7 +117,7 @@ def _reconcile(uuids: list[str] | None) -> list[dict]:
         else:
             continue
         try:
-            tracker.issue_update(issue=issue.uuid, actor=f"sudocode-fed ({reason})", status=target)
+            tracker.issue_update(issue=issue.uuid, actor=f"sudocode-fed ({reason})", status=target, from_remote=True)
         except Exception as exc:  # one issue that cannot be written must not stop the others
             logger.warning("could not set %s %s: %s", issue.sudocode_id, target, exc)
             continue

@@ -188,6 +188,7 @@ def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: lis
             tags=data.get("labels") or [],
             actor=actor,
             remote_relationships=remote_relationships,
+            from_remote=True,
         )
     fields: dict[str, Any] = {}
     for key, target in (
@@ -199,7 +200,9 @@ def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: lis
     ):
         if data.get(key) is not None:
             fields[target] = data[key]
-    return tracker.issue_update(issue=data["id"], actor=actor, add_remote_relationships=remote_relationships, **fields)
+    return tracker.issue_update(
+        issue=data["id"], actor=actor, add_remote_relationships=remote_relationships, from_remote=True, **fields
+    )
 
 
 def _remote_relationships(request: CrossRepoRequest) -> list[dict]:
@@ -415,5 +418,6 @@ def _block_origin(request: CrossRepoRequest, created: dict) -> None:
             issue=local.uuid,
             actor=f"{request.to_repo} (request {request.request_id})",
             add_remote_relationships=[blocker],
+            from_remote=True,
             **status,
         )

@@ -11,6 +11,11 @@ class GitError(Exception):
     pass
 
 
+class GitBusy(GitError):
+    """The repository is in the middle of something a commit must not cut into (a merge, a rebase, a
+    cherry-pick, a detached HEAD, another git's index lock): commit later."""
+
+
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -43,9 +48,33 @@ def origin_url(repo: Path) -> str:
     return _git(repo, "remote", "get-url", "origin", check=False).stdout.strip()
 
 
+_IN_PROGRESS = {
+    "MERGE_HEAD": "a merge is in progress",
+    "rebase-merge": "a rebase is in progress",
+    "rebase-apply": "a rebase or git am is in progress",
+    "CHERRY_PICK_HEAD": "a cherry-pick is in progress",
+    "REVERT_HEAD": "a revert is in progress",
+    "index.lock": "another git command holds the index lock",
+}
+
+
+def busy_reason(repo: Path) -> str | None:
+    """Why a commit must wait now, or None when the repository is on a branch with nothing in progress."""
+    git_dir = Path(_git(repo, "rev-parse", "--absolute-git-dir").stdout.strip())
+    for name, reason in _IN_PROGRESS.items():
+        if (git_dir / name).exists():
+            return reason
+    if _git(repo, "symbolic-ref", "-q", "HEAD", check=False).returncode != 0:
+        return "HEAD is detached (not on a branch)"
+    return None
+
+
 def commit_files(repo: Path, paths: list[Path], message: str) -> str | None:
     """Commit exactly `paths` (nothing else that is staged) and return the new commit's sha, or None when
-    they hold no change."""
+    they hold no change. GitBusy while the repository is mid-merge, mid-rebase or detached."""
+    reason = busy_reason(repo)
+    if reason:
+        raise GitBusy(f"not committed yet: {reason}")
     rel = [str(p.relative_to(repo)) for p in paths]
     _git(repo, "add", "--", *rel)
     if _git(repo, "diff", "--cached", "--quiet", "--", *rel, check=False).returncode == 0:

@@ -129,3 +129,21 @@ class JsonlFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}s.jsonl"
+
+
+class PendingCommit(models.Model):
+    """A git commit of a JSONL file that is owed: recorded with the change, made at once when git is free, else
+    by the periodic `tracker.tasks.commit_pending` once the merge, rebase or detached HEAD that held it ends.
+    Several waiting ones become one commit listing them all."""
+
+    kind = models.CharField(max_length=8, choices=EntityKind.choices)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.message.splitlines()[0] if self.message else f"commit of {self.kind}s.jsonl"

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 
 from federation_site import node
 from tracker import gitops, ids, jsonl, signals
 from tracker.locks import file_lock
-from tracker.models import Entity, EntityKind, IssueStatus
+from tracker.models import Entity, EntityKind, IssueStatus, PendingCommit
 from tracker.selectors import entity_get
 from tracker.sync import Edit, write_through
 
@@ -39,9 +40,11 @@ def issue_create(
     sudocode_id: str | None = None,
     relationships: Sequence[tuple[str, str]] = (),
     remote_relationships: Sequence[dict] = (),
+    from_remote: bool = False,
 ) -> Entity:
     """Create an issue. `relationships` are (type, target id) pairs to local issues or specs;
-    `remote_relationships` are the seed's JSONL extension (type, remote_repo, remote_id, canonical_ref, ...)."""
+    `remote_relationships` are the seed's JSONL extension (type, remote_repo, remote_id, canonical_ref, ...).
+    `from_remote`: another repository made us do it (an approved request): committed by default."""
     return _entity_create(
         kind=EntityKind.ISSUE,
         title=title,
@@ -55,6 +58,7 @@ def issue_create(
         sudocode_id=sudocode_id,
         relationships=relationships,
         remote_relationships=remote_relationships,
+        from_remote=from_remote,
     )
 
 
@@ -69,6 +73,7 @@ def spec_create(
     sudocode_id: str | None = None,
     relationships: Sequence[tuple[str, str]] = (),
     remote_relationships: Sequence[dict] = (),
+    from_remote: bool = False,
 ) -> Entity:
     return _entity_create(
         kind=EntityKind.SPEC,
@@ -83,6 +88,7 @@ def spec_create(
         sudocode_id=sudocode_id,
         relationships=relationships,
         remote_relationships=remote_relationships,
+        from_remote=from_remote,
     )
 
 
@@ -99,9 +105,10 @@ def issue_update(
     archived: bool | object = _UNSET,
     add_relationships: Sequence[tuple[str, str]] = (),
     add_remote_relationships: Sequence[dict] = (),
+    from_remote: bool = False,
 ) -> Entity:
     """Change the given fields of an issue (by id or uuid). Fields left out stay as they are; a call that
-    changes nothing writes nothing."""
+    changes nothing writes nothing. `from_remote` as for `issue_create`."""
     fields = {
         "title": _clean_title(title) if title is not _UNSET else _UNSET,
         "content": content,
@@ -119,6 +126,7 @@ def issue_update(
         archived=archived,
         add_relationships=add_relationships,
         add_remote_relationships=add_remote_relationships,
+        from_remote=from_remote,
     )
 
 
@@ -140,6 +148,7 @@ def _entity_create(
     sudocode_id: str | None,
     relationships: Sequence[tuple[str, str]],
     remote_relationships: Sequence[dict] = (),
+    from_remote: bool = False,
 ) -> Entity:
     title = _clean_title(title)
     priority = _clean_priority(priority)
@@ -183,7 +192,7 @@ def _entity_create(
 
     edit, _ = write_through(kind, compute)
     record = edit.upserts[new_uuid]
-    _commit(kind, f"create {kind} {record['id']}: {title}", actor)
+    _commit(kind, f"create {kind} {record['id']}: {title}", actor, from_remote=from_remote)
     if remote_relationships or "[[" in content:
         _references_changed()
     return Entity.objects.get(uuid=new_uuid)
@@ -198,6 +207,7 @@ def _entity_update(
     archived: bool | object,
     add_relationships: Sequence[tuple[str, str]],
     add_remote_relationships: Sequence[dict] = (),
+    from_remote: bool = False,
 ) -> Entity:
     summary: list[str] = []
 
@@ -231,7 +241,7 @@ def _entity_update(
     edit, _ = write_through(kind, compute)
     entity = entity_get(kind=kind, ref=ref)
     if edit.upserts:
-        _commit(kind, f"update {kind} {entity.sudocode_id}: {', '.join(summary)}", actor)
+        _commit(kind, f"update {kind} {entity.sudocode_id}: {', '.join(summary)}", actor, from_remote=from_remote)
         if {"content", "remote_relationships"} & set(summary):
             _references_changed()
     return entity
@@ -326,20 +336,52 @@ def _clean_tags(tags: object) -> list[str]:
     return out
 
 
-def _commit(kind: str, message: str, actor: str) -> None:
+def _commit(kind: str, message: str, actor: str, *, from_remote: bool = False) -> None:
+    """Owe git a commit of the file of `kind` when the config says so: changes made here with
+    `git.auto_commit`, changes another repository made us make (`from_remote`) with `git.commit_remote_changes`
+    (on by default). Made after the current transaction commits; waits while git is busy (`git_commit_pending`)."""
     cfg = node.config()
-    if cfg is None or not cfg.git.auto_commit:
+    if cfg is None or not (cfg.git.auto_commit or (from_remote and cfg.git.commit_remote_changes)):
         return
+    if not gitops.is_git_repo(node.layout().root):
+        return  # a repository that is not (yet) a git one has nothing to commit to
+    PendingCommit.objects.create(kind=kind, message=f"sudocode-fed: {message}\n\nBy: {actor}")
+    transaction.on_commit(git_commit_pending)
+
+
+def git_commit_pending() -> int:
+    """Make the commits that are owed, as one commit of the JSONL files they touch (only those files, never
+    what else the user has staged), and push when `git.push` says so. Returns how many were made; while the
+    repository is mid-merge, mid-rebase or detached they wait for the next call (beat, every 10 s)."""
+    if not PendingCommit.objects.exists():
+        return 0
     lay = node.layout()
-
-    def run() -> None:
+    cfg = node.config()
+    with file_lock(lay.lock_path("git")):
+        owed = list(PendingCommit.objects.all())
+        if not owed:
+            return 0
+        if len(owed) == 1:
+            message = owed[0].message
+        else:
+            lines = [f"- {row.message.split(': ', 1)[-1].splitlines()[0]}" for row in owed]
+            by = sorted({row.message.rsplit("By: ", 1)[-1] for row in owed})
+            message = f"sudocode-fed: {len(owed)} changes\n\n" + "\n".join(lines) + "\n\nBy: " + "; ".join(by)
+        paths = [lay.jsonl_path(kind) for kind in sorted({row.kind for row in owed})]
         try:
-            with file_lock(lay.lock_path("git")):
-                sha = gitops.commit_files(lay.root, [lay.jsonl_path(kind)], f"sudocode-fed: {message}\n\nBy: {actor}")
-                if sha and cfg.git.push:
-                    gitops.push(lay.root)
+            sha = gitops.commit_files(lay.root, paths, message)
+            if sha and cfg is not None and cfg.git.push:
+                gitops.push(lay.root)
+        except gitops.GitBusy as exc:
+            PendingCommit.objects.filter(pk__in=[r.pk for r in owed]).update(
+                attempts=F("attempts") + 1, last_error=str(exc)
+            )
+            logger.info("%d commit(s) of .sudocode wait: %s", len(owed), exc)
+            return 0
         except gitops.GitError as exc:
-            # The change is written; only its commit failed. Say so loudly, don't pretend it failed.
-            logger.warning("%s was updated but not committed: %s", lay.jsonl_path(kind).name, exc)
-
-    transaction.on_commit(run)
+            # The change is written; only its commit failed. Say so loudly, don't pretend the change failed.
+            PendingCommit.objects.filter(pk__in=[r.pk for r in owed]).delete()
+            logger.warning("%s updated but not committed: %s", ", ".join(p.name for p in paths), exc)
+            return 0
+        PendingCommit.objects.filter(pk__in=[r.pk for r in owed]).delete()
+    return len(owed)

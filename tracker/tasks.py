@@ -9,3 +9,12 @@ def refresh_node_state() -> None:
     """Periodic: pick up JSONL files changed by another tool (a `git pull`, the sudocode CLI, an editor) even when
     nobody calls this node, so their changes become events within seconds. A stat per file when nothing changed."""
     node.refresh_state()
+
+
+@app.task(ignore_result=True)
+def commit_pending() -> int:
+    """Periodic: the git commits that waited for a merge, a rebase or a detached HEAD to end. One query when
+    none is owed."""
+    from tracker.services import git_commit_pending
+
+    return git_commit_pending()
