@@ -5,11 +5,17 @@ from django.http import Http404
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from federation_site import node, workers
 from remotes.sync import entity_detail_with_cross_repo
 from tracker.filters import EntityFilter
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_get, entity_list, entity_summary
+from tracker.sync import data_problems
 
 
 class EdgeSerializer(serializers.Serializer):
@@ -96,7 +102,31 @@ class SpecDetailApi(_EntityDetail):
     kind = EntityKind.SPEC
 
 
+class HealthApi(APIView):
+    """GET /api/v1/health: 200 `{"status": "ok", ...}` when the node can do its work, else 503 `{"status":
+    "degraded", "problems": [...]}`: its background worker is not alive (callbacks, notifications and webhooks
+    wait), or a JSONL file cannot be read (writes wait). For load balancers and monitoring; no authentication."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(tags=["operations"], summary="Is this node able to do its work?", responses={200: dict, 503: dict})
+    def get(self, request: Request) -> Response:
+        worker = workers.worker_state(node.layout())
+        problems = [p.short for p in data_problems()]
+        if worker["expected"] and not worker["alive"]:
+            seen = worker["last_seen_seconds"]
+            problems.append(
+                "the background worker is not alive "
+                + ("(never seen)" if seen is None else f"(last seen {seen:.0f} s ago)")
+                + ": callbacks, notifications and webhooks wait"
+            )
+        body = {"status": "degraded" if problems else "ok", "worker": worker, "problems": problems}
+        return Response(body, status=503 if problems else 200)
+
+
 urlpatterns = [
+    path("health", HealthApi.as_view(), name="api-health"),
     path("issues", IssueListApi.as_view(), name="api-issue-list"),
     path("issues/<str:ref>", IssueDetailApi.as_view(), name="api-issue-detail"),
     path("specs", SpecListApi.as_view(), name="api-spec-list"),

@@ -1,8 +1,18 @@
 from django.http import HttpRequest
 
+from federation_site import node, workers
 from tracker.sync import data_problems
 
 
 def data_problems_banner(request: HttpRequest) -> dict:
-    """`data_problems`: the JSONL files that cannot be imported (base.html shows a banner while there are)."""
-    return {"data_problems": [p.short for p in data_problems()]}
+    """What base.html shows a banner for: `data_problems`, the JSONL files that cannot be imported; and, for
+    staff, `worker_down`, the worker state when `serve`'s background worker is not alive."""
+    context = {"data_problems": [p.short for p in data_problems()]}
+    user = getattr(request, "user", None)
+    if user is not None and user.is_staff:
+        try:
+            state = workers.worker_state(node.layout())
+        except node.RepoNotFound:
+            state = None
+        context["worker_down"] = state if state and state["expected"] and not state["alive"] else None
+    return context

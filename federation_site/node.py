@@ -47,6 +47,11 @@ class RepoLayout:
     def jsonl_path(self, kind: str) -> Path:
         return self.sudocode_dir / ("issues.jsonl" if kind == "issue" else "specs.jsonl")
 
+    @property
+    def worker_heartbeat_path(self) -> Path:
+        """Touched by the Celery worker each time beat's 2 s task runs there: its age says whether both live."""
+        return self.sudocode_dir / "celery" / "heartbeat"
+
     def lock_path(self, name: str) -> Path:
         return self.sudocode_dir / f".federation-{name}.lock"
 

@@ -6,9 +6,13 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
+
+from federation_site.node import RepoLayout
 
 logger = logging.getLogger(__name__)
 _folders_made = False
@@ -38,31 +42,115 @@ def ensure_broker_folders() -> None:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
 
 
-def start(repo: Path) -> list[subprocess.Popen]:
-    """A worker and a beat for `repo`, as child processes sharing our environment (and so our database)."""
-    ensure_broker_folders()
+# Set by `serve` for its web process: whether it runs (and supervises) a worker, so the health check knows
+# whether a silent worker is a fault or simply not this node's business (`serve --no-worker`).
+WORKER_ENV = "SUDOCODE_WORKER"
+HEARTBEAT_MAX_AGE = 10.0  # seconds: beat's heartbeat task runs every 2 s
+
+
+def heartbeat(lay: RepoLayout) -> None:
+    """The worker says it is alive (run by beat's refresh task, so it proves beat and worker both run)."""
+    path = lay.worker_heartbeat_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def worker_state(lay: RepoLayout) -> dict:
+    """`{"expected": bool, "alive": bool, "last_seen_seconds": float | None}`: alive when the heartbeat is at
+    most HEARTBEAT_MAX_AGE old. `expected` is false in a web process that `serve --no-worker` started."""
+    try:
+        age = max(time.time() - lay.worker_heartbeat_path.stat().st_mtime, 0.0)
+    except FileNotFoundError:
+        age = None
+    return {
+        "expected": os.environ.get(WORKER_ENV, "supervised") != "none",
+        "alive": age is not None and age <= HEARTBEAT_MAX_AGE,
+        "last_seen_seconds": None if age is None else round(age, 1),
+    }
+
+
+def _command(name: str, repo: Path) -> list[str]:
+    celery = [sys.executable, "-m", "celery", "-A", "federation_site"]
+    if name == "beat":
+        return [*celery, "beat", "--loglevel=WARNING", "-s", str(Path(repo) / ".sudocode" / "celerybeat-schedule")]
+    return [
+        *celery,
+        "worker",
+        "--pool=threads",
+        "--concurrency=4",
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        f"worker-{os.getpid()}@%h",
+    ]
+
+
+def _spawn(name: str, repo: Path) -> subprocess.Popen:
+    """The worker or the beat for `repo`, a child process sharing our environment (and so our database)."""
     env = dict(os.environ, SUDOCODE_REPO=str(repo), DJANGO_SETTINGS_MODULE="federation_site.settings")
     env.pop("SUDOCODE_FED_CLI", None)
-    celery = [sys.executable, "-m", "celery", "-A", "federation_site"]
-    schedule = Path(repo) / ".sudocode" / "celerybeat-schedule"
-    return [
-        subprocess.Popen(
-            [
-                *celery,
-                "worker",
-                "--pool=threads",
-                "--concurrency=4",
-                "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"worker-{os.getpid()}@%h",
-            ],
-            env=env,
-        ),
-        subprocess.Popen([*celery, "beat", "--loglevel=WARNING", "-s", str(schedule)], env=env),
-    ]
+    return subprocess.Popen(_command(name, repo), env=env)
+
+
+class Supervisor:
+    """Keeps the worker and beat of `serve` running: one that exits is started again, after 1 s, then 2, 4, ...
+    up to 60 s while it keeps dying (a process that lived a minute starts the count again), with a log line each
+    time. Without them callbacks, notifications and webhooks would silently stop."""
+
+    POLL_SECONDS = 0.5
+    MAX_BACKOFF = 60.0
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = Path(repo)
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, int] = {}
+        self._started_at: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
+
+    def start(self) -> Supervisor:
+        ensure_broker_folders()
+        for name in ("worker", "beat"):
+            self._launch(name)
+        self._thread.start()
+        return self
+
+    def _launch(self, name: str) -> None:
+        self.processes[name] = _spawn(name, self.repo)
+        self._started_at[name] = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.POLL_SECONDS):
+            self.check()
+
+    def check(self) -> None:
+        """One look at both processes (the thread does this every POLL_SECONDS)."""
+        now = time.monotonic()
+        for name, proc in list(self.processes.items()):
+            if self._stopping.is_set() or proc.poll() is None:
+                continue
+            if name not in self._due:
+                if now - self._started_at[name] > self.MAX_BACKOFF:
+                    self.restarts[name] = 0  # it had been fine for a while: a fresh start, not a crash loop
+                wait = min(2.0 ** self.restarts.get(name, 0), self.MAX_BACKOFF)
+                self._due[name] = now + wait
+                logger.warning(
+                    "the Celery %s exited (code %s); starting it again in %.0f s", name, proc.returncode, wait
+                )
+            elif now >= self._due[name]:
+                del self._due[name]
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self._launch(name)
+                logger.warning("the Celery %s runs again (restart #%d)", name, self.restarts[name])
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+        stop(list(self.processes.values()))
 
 
 def stop(processes: list[subprocess.Popen]) -> None:

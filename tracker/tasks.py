@@ -1,13 +1,15 @@
 """Celery tasks of the tracker."""
 
-from federation_site import node
+from federation_site import node, workers
 from federation_site.celery import app
 
 
 @app.task(ignore_result=True)
 def refresh_node_state() -> None:
     """Periodic: pick up JSONL files changed by another tool (a `git pull`, the sudocode CLI, an editor) even when
-    nobody calls this node, so their changes become events within seconds. A stat per file when nothing changed."""
+    nobody calls this node, so their changes become events within seconds. A stat per file when nothing changed.
+    Also the worker's heartbeat: that this runs every 2 s proves beat and the worker both live."""
+    workers.heartbeat(node.layout())
     node.refresh_state()
 
 

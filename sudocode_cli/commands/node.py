@@ -122,9 +122,10 @@ def status(args: argparse.Namespace) -> int:
     lay = runtime.setup(args.repo)
     from django.conf import settings
 
-    from federation_site import node
+    from federation_site import node, workers
     from federation_site.secrets import is_tracked_by_git
     from tracker.models import Entity, JsonlFile
+    from tracker.sync import data_problems
 
     cfg = node.config()
     counts: dict[str, int] = {}
@@ -140,6 +141,7 @@ def status(args: argparse.Namespace) -> int:
         "configured": cfg is not None,
         "remotes": len(cfg.remote_repos) if cfg else 0,
         "git_auto_commit": bool(cfg and cfg.git.auto_commit),
+        "git_commit_remote_changes": bool(cfg and cfg.git.commit_remote_changes),
         "database": f"{db['ENGINE'].rsplit('.', 1)[-1]}:{db['NAME']}",
         "issues": sum(v for k, v in counts.items() if k.startswith("issues_")),
         "issues_by_status": {
@@ -148,6 +150,8 @@ def status(args: argparse.Namespace) -> int:
         "specs": counts.get("specs", 0),
         "last_import": {f.kind: f.imported_at.isoformat() if f.imported_at else None for f in JsonlFile.objects.all()},
         "secrets_tracked_by_git": is_tracked_by_git(lay.root, lay.secrets_path),
+        "worker": workers.worker_state(lay),
+        "data_problems": [p.short for p in data_problems()],
     }
     if info["secrets_tracked_by_git"]:
         _warn_secrets_tracked()
@@ -161,11 +165,22 @@ def status(args: argparse.Namespace) -> int:
     else:
         w(f"Identity:    {info['identity']} ({info['display_name']})\n")
         w(f"Federation:  {'enabled' if info['federation_enabled'] else 'disabled'}, {info['remotes']} remote(s)\n")
-        w(f"Git commits: {'automatic' if info['git_auto_commit'] else 'off (git.auto_commit)'}\n")
+        local = "committed" if info["git_auto_commit"] else "not committed (git.auto_commit)"
+        remote = "committed" if info["git_commit_remote_changes"] else "not committed (git.commit_remote_changes)"
+        w(f"Git commits: local edits {local}; changes from other repositories {remote}\n")
     w(f"Database:    {info['database']}\n")
     by_status = ", ".join(f"{v} {k}" for k, v in info["issues_by_status"].items()) or "none"
     w(f"Issues:      {info['issues']} ({by_status})\n")
     w(f"Specs:       {info['specs']}\n")
+    seen = info["worker"]["last_seen_seconds"]
+    if info["worker"]["alive"]:
+        w(f"Worker:      alive (seen {seen:.0f} s ago)\n")
+    elif seen is None:
+        w("Worker:      never seen (it runs with `sudocode-fed serve`)\n")
+    else:
+        w(f"Worker:      not running (last seen {seen:.0f} s ago): callbacks, notifications and webhooks wait\n")
+    for problem in info["data_problems"]:
+        w(f"Data:        cannot read {problem}\n")
     return 0
 
 
@@ -207,12 +222,15 @@ def serve(args: argparse.Namespace) -> int:
     daphne_args = ["-b", args.host, "-p", str(args.port)]
     if args.access_log:
         daphne_args += ["--access-log", args.access_log]
-    # The worker and beat run sync, callback and notification jobs; they live and die with the web process.
-    background = [] if args.no_worker else workers.start(lay.root)
+    # The worker and beat run sync, callback and notification jobs; they live and die with the web process, which
+    # starts either again when it exits (and the health check says while it is not alive).
+    os.environ[workers.WORKER_ENV] = "none" if args.no_worker else "supervised"
+    supervisor = None if args.no_worker else workers.Supervisor(lay.root).start()
     try:
         CommandLineInterface().run([*daphne_args, "federation_site.asgi:application"])
     finally:
-        workers.stop(background)
+        if supervisor is not None:
+            supervisor.stop()
     return 0
 
 
