@@ -318,6 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
     staff_add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     _command(staff_add, "node:staff_add")
 
+    merge = commands.add_parser(
+        "merge-driver",
+        help="git's merge driver for .sudocode/*.jsonl (registered by init)",
+        description="Merge two versions of issues.jsonl or specs.jsonl by record uuid: both sides' new records "
+        "kept, field-level changes merged, the same field changed on both sides by last write (updated_at). "
+        "git runs it during a merge as `merge-driver %%O %%A %%B %%P`; the result goes to %%A.",
+    )
+    merge.add_argument("base", help="%%O: the common ancestor's version")
+    merge.add_argument("ours", help="%%A: our version, replaced by the merge")
+    merge.add_argument("theirs", help="%%B: their version")
+    merge.add_argument("path", help="%%P: the file's path in the repository")
+    _command(merge, "node:merge_driver")
+
     status = commands.add_parser("status", help="what this node serves and how it is set up")
     _format(status)
     _command(status, "node:status")

@@ -83,6 +83,44 @@ def commit_files(repo: Path, paths: list[Path], message: str) -> str | None:
     return _git(repo, "rev-parse", "HEAD").stdout.strip()
 
 
+MERGE_DRIVER = "sudocode-jsonl"
+MERGED_FILES = (".sudocode/issues.jsonl", ".sudocode/specs.jsonl")
+
+
+def merge_driver_register(repo: Path, command: str) -> list[str]:
+    """Make `git merge` and `git pull` merge the JSONL files with `command` (`... merge-driver %O %A %B %P`):
+    `.gitattributes` names the driver for them (commit it: it travels with the repository), and the
+    repository's git config says how to run it (local: each clone registers it, as `init` does). Returns
+    what it changed, for the user."""
+    done: list[str] = []
+    attributes = repo / ".gitattributes"
+    text = attributes.read_text() if attributes.exists() else ""
+    lines = text.splitlines()
+    missing = [f"{path} merge={MERGE_DRIVER}" for path in MERGED_FILES if f"{path} merge={MERGE_DRIVER}" not in lines]
+    if missing:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        attributes.write_text(text + "".join(f"{line}\n" for line in missing))
+        done.append("added the JSONL merge driver to .gitattributes")
+    key = f"merge.{MERGE_DRIVER}.driver"
+    if _git(repo, "config", "--local", "--get", key, check=False).stdout.strip() != command:
+        _git(repo, "config", "--local", f"merge.{MERGE_DRIVER}.name", "sudocode JSONL: merge issues and specs by uuid")
+        _git(repo, "config", "--local", key, command)
+        done.append("registered the JSONL merge driver in .git/config")
+    return done
+
+
+def merge_file_with_markers(ours: Path, base: Path, theirs: Path) -> bool:
+    """git's own line merge of the three versions into `ours` (conflict markers where they clash), for files
+    the record merge cannot read. Returns whether it merged cleanly."""
+    result = subprocess.run(
+        ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs", str(ours), str(base), str(theirs)],
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode == 0
+
+
 def push(repo: Path) -> None:
     """Push the current branch to its upstream (git.push in the config); a repository without one is left be."""
     if _git(repo, "rev-parse", "--abbrev-ref", "@{upstream}", check=False).returncode != 0:

@@ -20,6 +20,7 @@ GITIGNORE_LINES = (
     ".federation-*.lock",
     "celery/",
     "celerybeat-schedule*",
+    "merge-conflicts.jsonl",
 )
 
 
@@ -73,6 +74,10 @@ def init(args: argparse.Namespace) -> int:
     added = _ensure_gitignore(lay.gitignore_path)
     if added:
         done.append(f"added {', '.join(added)} to .sudocode/.gitignore")
+    from tracker.gitops import merge_driver_register
+
+    # git runs the driver through a shell, from wherever it was started: this interpreter, by its full path.
+    done += merge_driver_register(root, f'"{sys.executable}" -m sudocode_cli.main merge-driver %O %A %B %P')
     for line in done:
         print(f"  {line}")
     if is_tracked_by_git(root, lay.secrets_path):
@@ -261,4 +266,37 @@ def staff_add(args: argparse.Namespace) -> int:
     user.set_password(password)
     user.save()
     print(f"{args.username} can log in at /admin/login/ and decide requests at /approvals/.")
+    return 0
+
+
+def merge_driver(args: argparse.Namespace) -> int:
+    """git's merge driver for .sudocode/*.jsonl: merge by record (tracker.merge) into %A; exit 0 when merged.
+    What needed a human's decision is printed and appended to .sudocode/merge-conflicts.jsonl. A version that
+    cannot be read is left to git's line merge (conflict markers, exit 1), as without the driver."""
+    import json
+    from datetime import UTC, datetime
+
+    from tracker import gitops, jsonl
+    from tracker.merge import merge_files
+
+    ours, base, theirs = Path(args.ours), Path(args.base), Path(args.theirs)
+    name = Path(args.path).name
+    kind = {"issues.jsonl": "issue", "specs.jsonl": "spec"}.get(name)
+    if kind is None:
+        return 0 if gitops.merge_file_with_markers(ours, base, theirs) else 1
+    try:
+        result = merge_files(base, ours, theirs, kind=kind)
+    except jsonl.JsonlFormatError as exc:
+        warn(f"{args.path}: merging line by line instead ({exc.reason})")
+        return 0 if gitops.merge_file_with_markers(ours, base, theirs) else 1
+    ours.write_bytes(result.content)
+    if result.conflicts:
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        log = Path(args.path).parent / "merge-conflicts.jsonl"
+        with log.open("a", encoding="utf-8") as fh:
+            for conflict in result.conflicts:
+                fh.write(json.dumps({"file": args.path, "at": at, **conflict.as_dict()}) + "\n")
+        for conflict in result.conflicts:
+            warn(f"{args.path}: {conflict.id}: {conflict.reason}")
+        note(f"({len(result.conflicts)} to check by hand, listed in {log})")
     return 0
