@@ -229,6 +229,7 @@ CELERY_BEAT_SCHEDULE = {
     "commit-pending": {"task": "tracker.tasks.commit_pending", "schedule": 10.0},
     "deliver-due": {"task": "requests_app.tasks.deliver_due", "schedule": 2.0},
     "poll-outgoing-requests": {"task": "requests_app.tasks.poll_outgoing", "schedule": 5.0},
+    "resume-approved-requests": {"task": "requests_app.tasks.resume_approved", "schedule": 10.0},
     # Also how events committed by the CLI (which wakes nobody) go out: keep it short, it is one cheap query.
     "deliver-webhooks": {"task": "subscriptions.tasks.deliver_due", "schedule": 0.5},
     # The watching side: auto-subscriptions follow the references (also queued when they change), pushes

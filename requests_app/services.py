@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 # The requester's issue is blocked by what it asked for when it says the new entity was discovered from it.
 _BLOCKS_ORIGIN = ("discovered-from", "blocks")
 _WAIT_FOR_AUTO = 10.0  # seconds a duplicate of an auto-approved request waits for the first one to finish
+# An approved request not carried out this long after its approval was abandoned (its process died): carry it
+# out again. Safe even when it was not: the entity's uuid comes from the request, so it is created once.
+ABANDONED_AFTER = timedelta(seconds=5)
+_ENTITY_NAMESPACE = uuid.UUID("5d4f3c1e-2b7a-4c9e-8f10-6a1d2e3b4c5d")
 
 
 def new_request_id() -> str:
@@ -113,9 +118,38 @@ def _answer_duplicate(request: CrossRepoRequest, caller: Caller) -> tuple[dict, 
         }, 409
     deadline = time.monotonic() + _WAIT_FOR_AUTO
     while not request.requires_approval and request.status not in FINAL and time.monotonic() < deadline:
+        if request.status == APPROVED and request_resume(request=request):
+            break  # the first copy's process died before carrying it out: done now
         time.sleep(0.05)  # the first copy is being carried out right now: answer with its outcome
         request.refresh_from_db()
     return response_for(request), 200
+
+
+def request_resume(*, request: CrossRepoRequest) -> bool:
+    """Carry out an incoming request that was approved ABANDONED_AFTER ago or more and is still not done (the
+    process that approved it died), once: a conditional update claims it. Returns whether this call did.
+    Called by a duplicate of the request (the sender's retry) and by the periodic `resume_approved`."""
+    stale = request.updated_at <= timezone.now() - ABANDONED_AFTER
+    if request.status != APPROVED or request.direction != Direction.INCOMING or not stale:
+        return False
+    claimed = CrossRepoRequest.objects.filter(pk=request.pk, status=APPROVED, updated_at=request.updated_at).update(
+        updated_at=timezone.now()
+    )
+    if claimed != 1:
+        return False
+    logger.warning("carrying out %s again: approved %s but never done", request.request_id, request.approved_at)
+    request.refresh_from_db()
+    _execute(request)
+    return True
+
+
+def requests_resume() -> int:
+    """Periodic: every abandoned approved request (see request_resume). Returns how many were carried out."""
+    cutoff = timezone.now() - ABANDONED_AFTER
+    abandoned = CrossRepoRequest.objects.filter(
+        direction=Direction.INCOMING, status=APPROVED, updated_at__lte=cutoff
+    ).order_by("updated_at")[:100]
+    return sum(request_resume(request=r) for r in abandoned)
 
 
 def request_get(*, request_id: str, direction: str = Direction.INCOMING) -> CrossRepoRequest:
@@ -162,7 +196,13 @@ def _execute(request: CrossRepoRequest) -> None:
     data = request.data
     actor = f"{request.requester or 'a remote agent'} via {request.from_repo} (request {request.request_id})"
     try:
-        entity = _mutate(request.request_type, data, actor=actor, remote_relationships=_remote_relationships(request))
+        entity = _mutate(
+            request.request_type,
+            data,
+            actor=actor,
+            remote_relationships=_remote_relationships(request),
+            entity_uuid=str(uuid.uuid5(_ENTITY_NAMESPACE, f"{request.from_repo} {request.request_id}")),
+        )
     except (ValidationError, ObjectDoesNotExist) as exc:
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         transition(request, FAILED, actor="node", last_error=reason, result={"error": reason})
@@ -178,10 +218,14 @@ def _execute(request: CrossRepoRequest) -> None:
     delivery.queue_callback(request)
 
 
-def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: list[dict]) -> Entity:
+def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: list[dict], entity_uuid: str) -> Entity:
     create = {RequestType.CREATE_ISSUE: tracker.issue_create, RequestType.CREATE_SPEC: tracker.spec_create}
     if operation in create:
+        existing = Entity.objects.filter(uuid=entity_uuid).first()
+        if existing is not None:
+            return existing  # created before the process that did it died: carried out once
         return create[operation](
+            uuid=entity_uuid,
             title=data["title"],
             content=data.get("description") or "",
             priority=2 if data.get("priority") is None else data["priority"],
@@ -367,8 +411,6 @@ def request_poll(*, request: CrossRepoRequest) -> None:
 
 
 def _next_poll(request: CrossRepoRequest):
-    from datetime import timedelta
-
     age = (timezone.now() - request.created_at).total_seconds()
     return timezone.now() + timedelta(seconds=min(300, max(5, age / 10)))
 

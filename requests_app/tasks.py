@@ -36,3 +36,11 @@ def poll_outgoing() -> int:
     for request in due:
         request_poll(request=request)
     return len(due)
+
+
+@app.task(ignore_result=True)
+def resume_approved() -> int:
+    """Periodic: incoming requests approved but never carried out (the process died in between)."""
+    from requests_app.services import requests_resume
+
+    return requests_resume()

@@ -41,10 +41,13 @@ def issue_create(
     relationships: Sequence[tuple[str, str]] = (),
     remote_relationships: Sequence[dict] = (),
     from_remote: bool = False,
+    uuid: str | None = None,
 ) -> Entity:
     """Create an issue. `relationships` are (type, target id) pairs to local issues or specs;
     `remote_relationships` are the seed's JSONL extension (type, remote_repo, remote_id, canonical_ref, ...).
-    `from_remote`: another repository made us do it (an approved request): committed by default."""
+    `from_remote`: another repository made us do it (an approved request): committed by default. `uuid`: the
+    new entity's (default: a random one); creating it twice is a ValidationError at `uuid`, so a caller that
+    derives it from a request can carry the request out again safely."""
     return _entity_create(
         kind=EntityKind.ISSUE,
         title=title,
@@ -59,6 +62,7 @@ def issue_create(
         relationships=relationships,
         remote_relationships=remote_relationships,
         from_remote=from_remote,
+        uuid=uuid,
     )
 
 
@@ -74,6 +78,7 @@ def spec_create(
     relationships: Sequence[tuple[str, str]] = (),
     remote_relationships: Sequence[dict] = (),
     from_remote: bool = False,
+    uuid: str | None = None,
 ) -> Entity:
     return _entity_create(
         kind=EntityKind.SPEC,
@@ -89,6 +94,7 @@ def spec_create(
         relationships=relationships,
         remote_relationships=remote_relationships,
         from_remote=from_remote,
+        uuid=uuid,
     )
 
 
@@ -149,6 +155,7 @@ def _entity_create(
     relationships: Sequence[tuple[str, str]],
     remote_relationships: Sequence[dict] = (),
     from_remote: bool = False,
+    uuid: str | None = None,
 ) -> Entity:
     title = _clean_title(title)
     priority = _clean_priority(priority)
@@ -157,9 +164,11 @@ def _entity_create(
         status = _clean_status(status)
     if sudocode_id is not None and not ids.is_valid_id(sudocode_id):
         raise ValidationError({"id": f"{sudocode_id!r} is not a sudocode id (like issue-100, ISSUE-001 or i-x7k9)"})
-    new_uuid = str(uuidlib.uuid4())
+    new_uuid = str(uuidlib.UUID(uuid)) if uuid else str(uuidlib.uuid4())
 
     def compute(snapshot: jsonl.JsonlSnapshot) -> Edit:
+        if uuid and any(r["uuid"] == new_uuid for r in snapshot.records):
+            raise ValidationError({"uuid": f"{kind} {new_uuid} already exists"})
         taken = {r["id"] for r in snapshot.records}
         if sudocode_id is not None:
             if sudocode_id in taken:

@@ -224,3 +224,28 @@ def test_remote_content_is_shown_as_text_in_the_dashboard(node, staff):
 def test_the_dashboard_is_for_staff_only(node):
     assert Client().get("/approvals/").status_code == 302
     assert Client().post("/approvals/req-x/approve").status_code in (302, 403)
+
+
+def test_a_request_approved_but_never_carried_out_is_carried_out_once_later(node):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from requests_app import services as request_services
+    from requests_app.states import transition
+
+    send(node, "github.com/org/frontend", mutate_message("github.com/org/frontend", "req-died"))
+    request = CrossRepoRequest.objects.get(request_id="req-died")
+    transition(request, "approved", actor="maintainer", approved_by="maintainer")  # ...and the process died
+    assert request_services.requests_resume() == 0  # too recent: maybe still being carried out
+    CrossRepoRequest.objects.filter(pk=request.pk).update(updated_at=timezone.now() - timedelta(seconds=30))
+
+    assert request_services.requests_resume() == 1
+    assert request_services.requests_resume() == 0
+    request.refresh_from_db()
+    assert request.status == "completed" and len(issues(node)) == 1
+    # Carried out again anyway (the resume and a slow original both ran): still one issue, the same one.
+    CrossRepoRequest.objects.filter(pk=request.pk).update(status="approved", updated_at=timezone.now() - timedelta(1))
+    assert request_services.requests_resume() == 1
+    assert len(issues(node)) == 1
+    assert CrossRepoRequest.objects.get(pk=request.pk).result == request.result
