@@ -331,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("path", help="%%P: the file's path in the repository")
     _command(merge, "node:merge_driver")
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="list every problem in the repository's issues, specs and config",
+        description="Read issues.jsonl, specs.jsonl and federation.config.json and list what is wrong: git "
+        "conflict markers, malformed lines, duplicated ids or uuids, references to ids that do not exist or to "
+        "remotes the config does not declare, secrets.env tracked by git. Works when the node cannot read its "
+        "data. Exit 1 when something is wrong.",
+    )
+    doctor.add_argument("--fix", action="store_true", help="repair what is safe to (duplicated ids), as one commit")
+    _format(doctor)
+    _command(doctor, "node:doctor")
+
     status = commands.add_parser("status", help="what this node serves and how it is set up")
     _format(status)
     _command(status, "node:status")

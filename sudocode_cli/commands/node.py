@@ -300,3 +300,74 @@ def merge_driver(args: argparse.Namespace) -> int:
             warn(f"{args.path}: {conflict.id}: {conflict.reason}")
         note(f"({len(result.conflicts)} to check by hand, listed in {log})")
     return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """Every problem in the repository's data and config (tracker.doctor), read from the files themselves, so
+    it works when the node cannot; `--fix` repairs what is safe (duplicated ids) as one git commit. Exit 0 when
+    nothing is wrong (any more), 1 otherwise."""
+
+    from federation_site.config import ConfigError, load_config
+    from federation_site.files import write_atomic
+    from federation_site.node import REPO_ENV, RepoLayout, RepoNotFound, find_repo
+    from federation_site.secrets import is_tracked_by_git
+    from tracker import doctor as checks
+    from tracker import gitops
+    from tracker.locks import file_lock
+
+    try:
+        lay = RepoLayout(find_repo(explicit=args.repo or os.environ.get(REPO_ENV) or None))
+    except RepoNotFound as exc:
+        raise UsageError(str(exc)) from None
+    problems: list[checks.Problem] = []
+    remotes: list[str] = []
+    own = None
+    if lay.config_path.exists():
+        try:
+            cfg = load_config(lay.config_path)
+            remotes = [str(r.url) for r in cfg.remote_repos]
+            own = cfg.local_identity.url if cfg.local_identity else None
+        except ConfigError as exc:
+            problems.append(checks.Problem("config", "federation.config.json", (), str(exc)))
+    if is_tracked_by_git(lay.root, lay.secrets_path):
+        problems.append(
+            checks.Problem(
+                "secrets_tracked",
+                "secrets.env",
+                (),
+                "git tracks it, so its keys are in your history: `git rm --cached .sudocode/secrets.env`, commit, "
+                "and rotate every secret in it",
+            )
+        )
+    scans = {kind: checks.scan_file(lay.jsonl_path(kind), kind) for kind in ("issue", "spec")}
+    known = checks.known_repo_paths(remotes, own)
+    fixed: list[str] = []
+    if args.fix:
+        for kind, scan in scans.items():
+            other = {r["id"] for k, s in scans.items() if k != kind for _n, r in s.records}
+            with file_lock(lay.lock_path(kind)):  # a serving node's writes queue behind this one
+                content, done = checks.doctor_fix(checks.scan_file(scan.path, kind), other_ids=other)
+                if content is not None:
+                    write_atomic(scan.path, content)
+                    fixed += done
+        if fixed:
+            scans = {kind: checks.scan_file(lay.jsonl_path(kind), kind) for kind in ("issue", "spec")}
+            message = "sudocode-fed doctor --fix: " + "; ".join(fixed)
+            if gitops.is_git_repo(lay.root):
+                try:
+                    gitops.commit_files(lay.root, [s.path for s in scans.values() if s.path.exists()], message)
+                except gitops.GitError as exc:
+                    warn(f"repaired, but not committed: {exc}")
+    problems += checks.diagnose(scans, known_repos=known)
+    if args.format == "json":
+        print_json({"fixed": fixed, "problems": [p.as_dict() for p in problems]})
+    else:
+        for line in fixed:
+            print(f"fixed: {line}")
+        for problem in problems:
+            print(problem)
+        if not problems:
+            print("No problems found.")
+        elif any(p.fixable for p in problems) and not args.fix:
+            note("Run `sudocode-fed doctor --fix` to repair what is marked so (one git commit).")
+    return 1 if problems else 0
