@@ -1,12 +1,14 @@
 from django.http import HttpRequest
 
 from federation_site import node, workers
+from tracker.doctor import merge_decisions
 from tracker.sync import data_problems
 
 
 def data_problems_banner(request: HttpRequest) -> dict:
     """What base.html shows a banner for: `data_problems`, the JSONL files that cannot be imported; and, for
-    staff, `worker_down`, the worker state when `serve`'s background worker is not alive."""
+    staff, `worker_down`, the worker state when `serve`'s background worker is not alive, and
+    `merge_decisions`, what the JSONL merge driver decided and a human should check."""
     context = {"data_problems": [p.short for p in data_problems()]}
     user = getattr(request, "user", None)
     if user is not None and user.is_staff:
@@ -15,4 +17,8 @@ def data_problems_banner(request: HttpRequest) -> dict:
         except node.RepoNotFound:
             state = None
         context["worker_down"] = state if state and state["expected"] and not state["alive"] else None
+        try:
+            context["merge_decisions"] = [str(p) for p in merge_decisions(node.layout().sudocode_dir)]
+        except node.RepoNotFound:
+            pass
     return context

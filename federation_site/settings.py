@@ -75,6 +75,7 @@ if not CLI_PROFILE:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "federation_site.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

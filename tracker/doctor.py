@@ -12,6 +12,7 @@ Pure: no database; `sudocode_cli.commands.node.doctor` is the edge (config, secr
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,3 +217,25 @@ def doctor_fix(scan: FileScan, *, other_ids: set[str]) -> tuple[bytes | None, li
 
 def known_repo_paths(config_remotes: list[str], own: str | None) -> set[str]:
     return {refs.repo_path(url) for url in [*config_remotes, *([own] if own else [])]}
+
+
+MERGE_DECISIONS = "merge-conflicts.jsonl"
+
+
+def merge_decisions(sudocode_dir: Path) -> list[Problem]:
+    """What the merge driver decided and a human should check (`.sudocode/merge-conflicts.jsonl`, one JSON
+    object per line: file, at, id, uuid, reason). Checked ones are deleted from that file by the human."""
+    path = sudocode_dir / MERGE_DECISIONS
+    if not path.exists():
+        return []
+    problems = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        try:
+            item = json.loads(raw)
+            message = f"{item['file']}: {item['id']}: {item['reason']} (merged {item['at']})"
+        except (ValueError, KeyError, TypeError):
+            continue
+        problems.append(
+            Problem("merge_decision", MERGE_DECISIONS, (number,), f"{message}; check it, then delete this line")
+        )
+    return problems

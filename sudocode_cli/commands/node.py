@@ -277,6 +277,7 @@ def merge_driver(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from tracker import gitops, jsonl
+    from tracker.doctor import MERGE_DECISIONS
     from tracker.merge import merge_files
 
     ours, base, theirs = Path(args.ours), Path(args.base), Path(args.theirs)
@@ -292,7 +293,7 @@ def merge_driver(args: argparse.Namespace) -> int:
     ours.write_bytes(result.content)
     if result.conflicts:
         at = datetime.now(UTC).isoformat(timespec="seconds")
-        log = Path(args.path).parent / "merge-conflicts.jsonl"
+        log = Path(args.path).parent / MERGE_DECISIONS
         with log.open("a", encoding="utf-8") as fh:
             for conflict in result.conflicts:
                 fh.write(json.dumps({"file": args.path, "at": at, **conflict.as_dict()}) + "\n")
@@ -359,6 +360,7 @@ def doctor(args: argparse.Namespace) -> int:
                 except gitops.GitError as exc:
                     warn(f"repaired, but not committed: {exc}")
     problems += checks.diagnose(scans, known_repos=known)
+    problems += checks.merge_decisions(lay.sudocode_dir)
     if args.format == "json":
         print_json({"fixed": fixed, "problems": [p.as_dict() for p in problems]})
     else:

@@ -141,6 +141,8 @@ def test_the_same_field_on_both_sides_goes_to_the_later_write_and_a_delete_again
     assert f"{doomed}: changed on this branch, deleted on the other" in merged.stderr
     [listed] = [json.loads(line) for line in (repo / ".sudocode" / "merge-conflicts.jsonl").read_text().splitlines()]
     assert listed["id"] == doomed and listed["file"] == ISSUES
+    checked = run_cli("--repo", str(repo), "doctor")  # and doctor lists it until a human deletes the line
+    assert checked.code == 1 and f"{doomed}: changed on this branch, deleted on the other" in checked.out
 
 
 def test_two_records_given_one_id_on_two_branches_are_both_kept_one_renamed(repo):
