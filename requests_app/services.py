@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -118,7 +119,7 @@ def _answer_duplicate(request: CrossRepoRequest, caller: Caller) -> tuple[dict, 
         }, 409
     deadline = time.monotonic() + _WAIT_FOR_AUTO
     while not request.requires_approval and request.status not in FINAL and time.monotonic() < deadline:
-        if request.status == APPROVED and request_resume(request=request):
+        if request.status in (APPROVED, PENDING) and request_resume(request=request):
             break  # the first copy's process died before carrying it out: done now
         time.sleep(0.05)  # the first copy is being carried out right now: answer with its outcome
         request.refresh_from_db()
@@ -126,30 +127,35 @@ def _answer_duplicate(request: CrossRepoRequest, caller: Caller) -> tuple[dict, 
 
 
 def request_resume(*, request: CrossRepoRequest) -> bool:
-    """Carry out an incoming request that was approved ABANDONED_AFTER ago or more and is still not done (the
-    process that approved it died), once: a conditional update claims it. Returns whether this call did.
-    Called by a duplicate of the request (the sender's retry) and by the periodic `resume_approved`."""
+    """Carry out, once, an incoming request its process left half-way ABANDONED_AFTER ago or more: approved
+    but not carried out, or auto-approved by policy but recorded only as pending. A conditional update claims
+    it. Returns whether this call carried it out. Called by a duplicate of the request (the sender's retry) and
+    by the periodic `resume_approved`."""
     stale = request.updated_at <= timezone.now() - ABANDONED_AFTER
-    if request.status != APPROVED or request.direction != Direction.INCOMING or not stale:
+    auto_pending = request.status == PENDING and not request.requires_approval
+    if not stale or request.direction != Direction.INCOMING or not (request.status == APPROVED or auto_pending):
         return False
-    claimed = CrossRepoRequest.objects.filter(pk=request.pk, status=APPROVED, updated_at=request.updated_at).update(
-        updated_at=timezone.now()
-    )
+    claimed = CrossRepoRequest.objects.filter(
+        pk=request.pk, status=request.status, updated_at=request.updated_at
+    ).update(updated_at=timezone.now())
     if claimed != 1:
         return False
-    logger.warning("carrying out %s again: approved %s but never done", request.request_id, request.approved_at)
     request.refresh_from_db()
+    logger.warning("carrying out %s again: it was left %s by a process that died", request.request_id, request.status)
+    if request.status == PENDING and not transition(
+        request, APPROVED, actor="policy (resumed)", approved_by="policy", approved_at=timezone.now()
+    ):
+        return False
     _execute(request)
     return True
 
 
 def requests_resume() -> int:
-    """Periodic: every abandoned approved request (see request_resume). Returns how many were carried out."""
+    """Periodic: every abandoned request (see request_resume). Returns how many were carried out."""
     cutoff = timezone.now() - ABANDONED_AFTER
-    abandoned = CrossRepoRequest.objects.filter(
-        direction=Direction.INCOMING, status=APPROVED, updated_at__lte=cutoff
-    ).order_by("updated_at")[:100]
-    return sum(request_resume(request=r) for r in abandoned)
+    half_done = Q(status=APPROVED) | Q(status=PENDING, requires_approval=False)
+    abandoned = CrossRepoRequest.objects.filter(half_done, direction=Direction.INCOMING, updated_at__lte=cutoff)
+    return sum(request_resume(request=r) for r in abandoned.order_by("updated_at")[:100])
 
 
 def request_get(*, request_id: str, direction: str = Direction.INCOMING) -> CrossRepoRequest:

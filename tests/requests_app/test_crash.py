@@ -38,6 +38,8 @@ class Sender:
         self.api, self.key = api, key
         self.answered: dict[str, dict] = {}  # request_id -> the 200 answer
         self.sent = 0
+        self.last: str = ""  # the last answer that was not a completion, to say why a run got stuck
+        self.error: BaseException | None = None
         self._next = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -51,6 +53,12 @@ class Sender:
         self._thread.join(30)
 
     def _run(self) -> None:
+        try:
+            self._send_all()
+        except BaseException as exc:  # seen by the test, not lost with the thread
+            self.error = exc
+
+    def _send_all(self) -> None:
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {self.key}"
         request_id = None
@@ -67,9 +75,10 @@ class Sender:
             if answer.status_code == 200 and answer.json()["status"] == "completed":
                 self.answered[request_id] = answer.json()
                 request_id = None
-            elif answer.status_code >= 500:
-                raise AssertionError(f"{request_id}: {answer.status_code} {answer.text[:300]}")
             else:
+                self.last = f"{request_id}: {answer.status_code} {answer.text[:300]}"
+                if answer.status_code >= 500:
+                    raise AssertionError(self.last)
                 time.sleep(0.05)  # e.g. "approved": being carried out after a restart; ask again
 
 
@@ -107,5 +116,6 @@ def test_sigkill_at_random_moments_loses_and_duplicates_no_request(tmp_path):
         assert created.count(f"Created by {request_id}") == 1, f"{request_id} was answered but is not one issue"
     # Every request that was created was also answered (or was the last one, cut off at the very end).
     assert len(created) - len(sender.answered) <= 1
-    assert len(sender.answered) >= KILLS, f"too few requests got through to test anything: {len(sender.answered)}"
+    assert sender.error is None, f"the sender stopped: {sender.error!r}"
+    assert len(sender.answered) >= KILLS, f"too few requests got through: {len(sender.answered)}; last: {sender.last}"
     print(f"{KILLS} kills, {sender.sent} sends, {len(sender.answered)} requests answered, {len(created)} issues")

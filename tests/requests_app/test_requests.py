@@ -249,3 +249,20 @@ def test_a_request_approved_but_never_carried_out_is_carried_out_once_later(node
     assert request_services.requests_resume() == 1
     assert len(issues(node)) == 1
     assert CrossRepoRequest.objects.get(pk=request.pk).result == request.result
+
+
+def test_an_auto_approved_request_left_pending_by_a_dead_process_is_carried_out_later(node):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from requests_app import services as request_services
+
+    send(node, "github.com/org/frontend", mutate_message("github.com/org/frontend", "req-half"))
+    # As if the policy had approved it and the process died before recording the approval:
+    CrossRepoRequest.objects.filter(request_id="req-half").update(
+        requires_approval=False, updated_at=timezone.now() - timedelta(seconds=30)
+    )
+    assert request_services.requests_resume() == 1
+    request = CrossRepoRequest.objects.get(request_id="req-half")
+    assert (request.status, request.approved_by) == ("completed", "policy") and len(issues(node)) == 1
