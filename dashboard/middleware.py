@@ -35,9 +35,7 @@ class DataProblemsMiddleware:
             return None
         damaged = DataDamaged.of(exception)
         if request.path.startswith("/api/"):
-            response = JsonResponse(
-                {"error": "data_damaged", "detail": damaged.short, "retry_after": damaged.retry_after}, status=503
-            )
+            response = JsonResponse(damaged.as_json(), status=503)
         else:
             response = render(request, "dashboard/data_damaged.html", {"problem": damaged.short}, status=503)
         response["Retry-After"] = str(damaged.retry_after)

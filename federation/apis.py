@@ -125,7 +125,7 @@ def _respond(request: Request, call: Callable[[Caller, str], dict | tuple[dict, 
         body, status = {"error": "rate_limited", "detail": str(exc), "retry_after": exc.retry_after}, 429
         headers["Retry-After"] = str(exc.retry_after)
     except DataDamaged as exc:  # nothing was recorded: the sender tries again later
-        body, status = {"error": "data_damaged", "detail": exc.short, "retry_after": exc.retry_after}, 503
+        body, status = exc.as_json(), 503
         headers["Retry-After"] = str(exc.retry_after)
     return Response(body, status=status, headers=headers)
 

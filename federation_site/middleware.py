@@ -44,10 +44,7 @@ class RefuseNulMiddleware:
         if "\x00" in request.path:
             return "the path"
         forms = [request.GET]
-        if request.method == "POST" and request.content_type in (
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        ):
+        if request.method == "POST" and request.content_type in _FORMS:
             forms.append(request.POST)
         for form in forms:
             for name, values in form.lists():

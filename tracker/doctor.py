@@ -13,13 +13,10 @@ Pure: no database; `sudocode_cli.commands.node.doctor` is the edge (config, secr
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracker import ids, jsonl, refs
-
-_MARKER = re.compile(r"^(?:<{7}|\|{7}|={7}|>{7})(?: |\r?$)")
 
 
 @dataclass(frozen=True)
@@ -68,7 +65,7 @@ def scan_file(path: Path, kind: str) -> FileScan:
         scan.problems.append(Problem("malformed", name, (), f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
         return scan
     lines = scan.text.split("\n")
-    markers = [number for number, raw in enumerate(lines, start=1) if _MARKER.match(raw)]
+    markers = [number for number, raw in enumerate(lines, start=1) if jsonl.CONFLICT_MARKER.match(raw)]
     if markers:
         # Inside a conflict both versions of a record stand: any other finding would be noise. Its readable
         # records still count as existing, for the references of the other file.
@@ -83,7 +80,7 @@ def scan_file(path: Path, kind: str) -> FileScan:
             )
         )
     for number, raw in enumerate(lines, start=1):
-        if not raw.strip() or _MARKER.match(raw):
+        if not raw.strip() or jsonl.CONFLICT_MARKER.match(raw):
             continue
         try:
             scan.records.append((number, jsonl.parse_line(raw, path=name, line=number, kind=kind)))

@@ -36,8 +36,22 @@ def _identity_args(repo: Path) -> tuple[str, ...]:
     return tuple(args)
 
 
+# The git directory of each repository found so far: it does not move while a node serves it, so each write
+# that is committed asks git once instead of twice (a "no" is not kept: `git init` may come later).
+_git_dirs: dict[Path, Path] = {}
+
+
+def _git_dir(repo: Path) -> Path | None:
+    if repo not in _git_dirs:
+        found = _git(repo, "rev-parse", "--absolute-git-dir", check=False)
+        if found.returncode != 0:
+            return None
+        _git_dirs[repo] = Path(found.stdout.strip())
+    return _git_dirs[repo]
+
+
 def is_git_repo(repo: Path) -> bool:
-    return _git(repo, "rev-parse", "--git-dir", check=False).returncode == 0
+    return _git_dir(repo) is not None
 
 
 def git_user(repo: Path) -> str:
@@ -60,7 +74,9 @@ _IN_PROGRESS = {
 
 def busy_reason(repo: Path) -> str | None:
     """Why a commit must wait now, or None when the repository is on a branch with nothing in progress."""
-    git_dir = Path(_git(repo, "rev-parse", "--absolute-git-dir").stdout.strip())
+    git_dir = _git_dir(repo)
+    if git_dir is None:
+        raise GitError(f"{repo} is not a git repository")
     for name, reason in _IN_PROGRESS.items():
         if (git_dir / name).exists():
             return reason

@@ -105,7 +105,7 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 _NO_UPSERTS: Mapping[str, dict] = MappingProxyType({})
 # A line git writes into a file it could not merge: `<<<<<<< ours`, `||||||| base` (diff3), `=======`,
 # `>>>>>>> theirs`. No sudocode line can start with one (each is a JSON object).
-_CONFLICT_MARKER = re.compile(r"^(?:<{7}|\|{7}|={7}|>{7})(?: |\r?$)", re.M)
+CONFLICT_MARKER = re.compile(r"^(?:<{7}|\|{7}|={7}|>{7})(?: |\r?$)", re.M)
 
 
 class JsonlFormatError(ValueError):
@@ -441,10 +441,10 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
 
 def _refuse_conflict_markers(path: Path, text: str) -> None:
     """A file git left mid-merge names the lines to resolve (every marker from the first to the last)."""
-    first = _CONFLICT_MARKER.search(text)
+    first = CONFLICT_MARKER.search(text)
     if first is None:
         return
-    *_, last = _CONFLICT_MARKER.finditer(text, first.start())
+    *_, last = CONFLICT_MARKER.finditer(text, first.start())
     start = text.count("\n", 0, first.start()) + 1
     end = text.count("\n", 0, last.start()) + 1
     where = f"line {start}" if start == end else f"lines {start}-{end}"

@@ -377,20 +377,19 @@ def git_commit_pending() -> int:
             by = sorted({row.message.rsplit("By: ", 1)[-1] for row in owed})
             message = f"sudocode-fed: {len(owed)} changes\n\n" + "\n".join(lines) + "\n\nBy: " + "; ".join(by)
         paths = [lay.jsonl_path(kind) for kind in sorted({row.kind for row in owed})]
+        claimed = PendingCommit.objects.filter(pk__in=[row.pk for row in owed])
         try:
             sha = gitops.commit_files(lay.root, paths, message)
             if sha and cfg is not None and cfg.git.push:
                 gitops.push(lay.root)
         except gitops.GitBusy as exc:
-            PendingCommit.objects.filter(pk__in=[r.pk for r in owed]).update(
-                attempts=F("attempts") + 1, last_error=str(exc)
-            )
+            claimed.update(attempts=F("attempts") + 1, last_error=str(exc))
             logger.info("%d commit(s) of .sudocode wait: %s", len(owed), exc)
             return 0
         except gitops.GitError as exc:
             # The change is written; only its commit failed. Say so loudly, don't pretend the change failed.
-            PendingCommit.objects.filter(pk__in=[r.pk for r in owed]).delete()
+            claimed.delete()
             logger.warning("%s updated but not committed: %s", ", ".join(p.name for p in paths), exc)
             return 0
-        PendingCommit.objects.filter(pk__in=[r.pk for r in owed]).delete()
+        claimed.delete()
     return len(owed)

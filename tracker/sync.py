@@ -54,6 +54,10 @@ class DataDamaged(jsonl.JsonlFormatError):
     def of(cls, exc: jsonl.JsonlFormatError) -> DataDamaged:
         return exc if isinstance(exc, cls) else cls(exc.path, exc.line, exc.reason)
 
+    def as_json(self) -> dict:
+        """The body of the 503 every HTTP edge answers (PROTOCOL.md, "Errors")."""
+        return {"error": "data_damaged", "detail": self.short, "retry_after": self.retry_after}
+
 
 @dataclass(frozen=True)
 class Change:
@@ -66,7 +70,6 @@ class Change:
 @dataclass
 class SyncResult:
     changes: list[Change] = field(default_factory=list)
-    problems: list[jsonl.JsonlFormatError] = field(default_factory=list)  # files that could not be imported
 
     @property
     def created(self) -> list[Change]:
@@ -167,7 +170,6 @@ def jsonl_sync(
                 logger.error("cannot import %s, serving the last good import: %s", path.name, exc.short)
             _problems[(str(path), kind)] = exc
             _seen[(str(path), kind)] = stats[kind]
-            result.problems.append(exc)
             continue
         if _problems.pop((str(path), kind), None) is not None:
             logger.warning("%s is readable again and imported", path.name)
