@@ -25,6 +25,7 @@ from events.selectors import head_seq
 from remotes.models import CrossRepoReference, RemoteRepo
 from remotes.selectors import remote_summary
 from remotes.sync import entity_detail_with_cross_repo
+from requests_app import delegation
 from requests_app import delivery as request_delivery
 from requests_app import services as request_services
 from requests_app.models import CrossRepoRequest, Delivery, Direction, RequestStatus
@@ -75,6 +76,7 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
             "entity": entity,
             "detail": detail,
             "open_blockers": open_blockers(detail),
+            "provenance": delegation.provenance(entity),
             # Live updates come over the WebSocket, which only this node's staff may open from a page.
             "live": live.page_config(entity_type="*", since=since, ids=live.entity_page_ids(entity.sudocode_id, detail))
             if request.user.is_staff
@@ -88,15 +90,25 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
 
 def _request_row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
     data = request.data
+    context = data.get("context") or {}
     return {
         "request": request,
         "title": data.get("title") or data.get("id"),
+        "kind": f"delegation of a {data.get('type')}" if request.is_delegation else request.request_type,
         "priority": data.get("priority", 2),
         "labels": data.get("labels") or [],
+        "decision": request.decision or {},
+        "chain": context.get("chain") or [],
+        "requirements": _json_or_none(data.get("requirements")),
+        "context": _json_or_none({k: v for k, v in context.items() if k not in ("chain", "hop_limit")}),
         "trust_level": trust.get(request.from_repo, "unknown"),
         "age": timezone.now() - request.created_at,
         "message": json.dumps(request.payload, indent=2, ensure_ascii=False),
     }
+
+
+def _json_or_none(value: dict | None) -> str | None:
+    return json.dumps(value, ensure_ascii=False) if value else None
 
 
 @staff_member_required
@@ -141,8 +153,9 @@ def request_page(request: HttpRequest, request_id: str) -> HttpResponse:
 @staff_member_required
 @require_POST
 def request_approve(request: HttpRequest, request_id: str) -> HttpResponse:
+    promise = {k: request.POST.get(k, "").strip() or None for k in ("assignee", "estimated_completion")}
     try:
-        found = request_services.request_approve(request_id=request_id, actor=request.user.get_username())
+        found = request_services.request_approve(request_id=request_id, actor=request.user.get_username(), **promise)
     except CrossRepoRequest.DoesNotExist:
         raise Http404(f"no request {request_id!r}") from None
     except ValidationError as exc:
@@ -153,7 +166,8 @@ def request_approve(request: HttpRequest, request_id: str) -> HttpResponse:
         return redirect("dashboard:request", request_id=request_id)
     created = (found.result or {}).get("created")
     if created:
-        messages.success(request, f"Approved {request_id}: created {created['id']}.")
+        verb = "Accepted" if found.is_delegation else "Approved"
+        messages.success(request, f"{verb} {request_id}: created {created['id']}.")
     else:
         messages.warning(request, f"{request_id} is {found.status}: {found.last_error}")
     return redirect("dashboard:approvals")

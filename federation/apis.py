@@ -21,8 +21,7 @@ from rest_framework.views import APIView
 from federation import services
 from protocol import messages
 from remotes.auth import RemoteKeyAuthentication, request_caller
-from remotes.policy import Caller, PermissionDenied
-from requests_app.policy import RateLimited
+from remotes.policy import Caller, PermissionDenied, RateLimited
 from subscriptions import incoming
 from subscriptions.models import Subscription
 from tracker.sync import DataDamaged
@@ -57,7 +56,12 @@ def _discover(request: Request, caller: Caller, message, correlation_id: str) ->
 
 
 def _query(request: Request, caller: Caller, message, correlation_id: str) -> dict:
-    return services.answer_query(caller=caller, message=message, correlation_id=correlation_id)
+    return services.answer_query(
+        caller=caller,
+        message=message,
+        correlation_id=correlation_id,
+        client_address=request.META.get("REMOTE_ADDR", ""),
+    )
 
 
 def _mutate(request: Request, caller: Caller, message, correlation_id: str) -> tuple[dict, int]:
@@ -87,6 +91,7 @@ DISPATCH: dict[str, Callable[[Request, Caller, object, str], dict | tuple[dict, 
     "query": _query,
     "mutate": _mutate,
     "subscribe": _subscribe,
+    "delegate": _mutate,  # a delegation is a request for work, decided and recorded like a mutation
 }
 
 
@@ -193,6 +198,22 @@ class MutateApi(_FederationView):
     )
     def post(self, request: Request) -> Response:
         return _answer(request, messages.parse_message, only="mutate")
+
+
+class DelegateApi(_FederationView):
+    @extend_schema(
+        tags=["federation"],
+        summary="Hand this node a task: it accepts it as a spec or issue of its own (seed: delegate)",
+        request={"application/json": messages.json_schema_of(messages.DelegateMessage)},
+        responses={
+            200: messages.json_schema_of(messages.DelegateResponse),
+            409: OpenApiResponse(description="the request_id is already used by another repository"),
+            429: OpenApiResponse(description="a rate limit of the config; see Retry-After"),
+            **_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        return _answer(request, messages.parse_message, only="delegate")
 
 
 class A2AApi(_FederationView):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from federation_site import identity, node
 from protocol import messages
-from remotes import policy
+from remotes import policy, quotas
 from remotes.policy import Caller
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_search, tags_and_relationships
@@ -85,9 +85,13 @@ def _ws_url(rest_base: str) -> str | None:
     return None
 
 
-def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_id: str = "") -> dict:
-    """The query_response for `message`, within what the caller may see (PermissionDenied otherwise)."""
+def answer_query(
+    *, caller: Caller, message: messages.QueryMessage, correlation_id: str = "", client_address: str = ""
+) -> dict:
+    """The query_response for `message`, within what the caller may see (PermissionDenied otherwise) and its
+    queries per minute (RateLimited; anonymous callers are counted by `client_address`)."""
     started = time.perf_counter()
+    quotas.check_query_rate(caller, node.config(), client_address=client_address)
     query = message.query
     filters = query.filters
     used = {name for name in policy.FILTERS if getattr(filters, name, None) is not None}
@@ -110,7 +114,7 @@ def answer_query(*, caller: Caller, message: messages.QueryMessage, correlation_
             after=_decode_cursor(query.cursor, fingerprint),
             limit=query.limit + 1,
         )
-    except (policy.PermissionDenied, QueryError) as exc:
+    except (policy.PermissionDenied, QueryError, messages.MessageError) as exc:
         _audit(
             caller,
             "query",

@@ -7,6 +7,7 @@ urlpatterns = [
     path("info", apis.InfoApi.as_view(), name="federation-info"),
     path("query", apis.QueryApi.as_view(), name="federation-query"),
     path("mutate", apis.MutateApi.as_view(), name="federation-mutate"),
+    path("delegate", apis.DelegateApi.as_view(), name="federation-delegate"),
     path("a2a", apis.A2AApi.as_view(), name="federation-a2a"),
     path("callback", request_apis.CallbackApi.as_view(), name="federation-callback"),
     path("requests/<str:request_id>", request_apis.RequestStatusApi.as_view(), name="federation-request"),

@@ -117,8 +117,28 @@ Identity = Annotated[str, AfterValidator(_identity)]
 HttpUrl = Annotated[str, AfterValidator(_url_checker("http", "https"))]
 WebSocketUrl = Annotated[str, AfterValidator(_url_checker("ws", "wss"))]
 Email = Annotated[str, AfterValidator(_email)]
-# Policy conditions are expressions for the policy engine (seed syntax: "priority >= 2"); not parsed here.
-Condition = NonEmptyStr
+
+
+def _condition(value: str) -> str:
+    from federation_site.conditions import ConditionError, compile_condition
+
+    try:
+        compile_condition(value)
+    except ConditionError as exc:
+        raise _Problem(str(exc)) from None
+    return value
+
+
+# Policy conditions (seed syntax: "priority >= 2", "!labels.includes('breaking-change')"): CEL, compiled and
+# checked here, at load (federation_site.conditions); kept as the text the maintainer wrote.
+Condition = Annotated[str, Field(min_length=1), AfterValidator(_condition)]
+
+
+def _bool_or_condition(value: bool | str) -> bool | str:
+    return _condition(value) if isinstance(value, str) else value
+
+
+BoolOrCondition = Annotated[bool | Annotated[str, Field(min_length=1)], AfterValidator(_bool_or_condition)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -162,10 +182,12 @@ class QueryPermission(_Model):
 
 
 class MutatePermission(_Model):
-    allowed: bool = False
-    # `allowed` is the gate; `operations` narrows it.
+    # The gate: None leaves it to the trust level (verified and trusted may ask, untrusted may not); true or
+    # false overrides it. `operations` narrows it. Whether a human must approve is the rules' business.
+    allowed: bool | None = None
     operations: list[Operation] = ["create_issue", "create_spec", "update_issue"]
-    # Empty: every mutation from this remote waits for a human.
+    # When given, this remote's own auto-approval rule (all must hold), in place of the global auto_approve
+    # rules; require rules still beat it.
     auto_approve_conditions: list[Condition] = []
     max_creates_per_day: NonNegativeInt | None = None
     mutations_per_hour: PositiveInt | None = None  # None: rate_limits.per_repo.mutations_per_hour
@@ -200,8 +222,15 @@ class RemoteRepoConfig(_Model):
 
 
 class PolicyRule(_Model):
+    """A rule of the policy engine (requests_app.policy), in any of the four rule lists."""
+
     condition: Condition
     notify: list[NonEmptyStr] = []
+    # Auto-approve rules: the most urgent priority the rule may approve (0 is the most urgent): with 2, a
+    # request of priority 2, 3 or 4 qualifies, one of 0 or 1 does not.
+    max_priority: Priority | None = None
+    enabled: bool = True
+    description: str = ""
 
 
 class RequestRateLimit(_Model):
@@ -236,23 +265,16 @@ class A2AQueryPolicy(_Model):
     allowed_filters: list[NonEmptyStr] = []
 
 
-class A2AAutoApproveRule(_Model):
-    condition: Condition
-    max_priority: Priority | None = None
-
-
-class A2ARequireHumanRule(_Model):
-    condition: Condition
-
-
 class A2AMutatePolicy(_Model):
-    auto_approve: list[A2AAutoApproveRule] = []
-    require_human: list[A2ARequireHumanRule] = []
+    auto_approve: list[PolicyRule] = []
+    require_human: list[PolicyRule] = []
 
 
 class A2ADelegatePolicy(_Model):
-    auto_accept: bool = False
+    # true, false, or a condition ("from_trusted_repo && hops == 0"); require rules still beat it.
+    auto_accept: BoolOrCondition = False
     notify: list[NonEmptyStr] = []
+    hop_limit: Annotated[int, Field(ge=1, le=20)] = 3  # the most hands a task we delegate may pass through
 
 
 class A2APolicies(_Model):
@@ -578,9 +600,22 @@ def default_config(*, url: str, display_name: str, description: str = "") -> dic
                 "query": {"allowed": True, "rate_limit": {"requests_per_minute": 60}},
                 "mutate": {
                     "allowed": True,
-                    "auto_approve": [],
+                    # The seed's trust model, as rules a maintainer can read and change (requests_app.policy):
+                    # trusted remotes are auto-approved within these limits; verified ones wait for a human
+                    # (no rule approves them); untrusted ones cannot ask (the gate, not a rule).
+                    "auto_approve": [
+                        {
+                            "condition": "from_trusted_repo",
+                            "description": "seed default: trusted remotes are auto-approved within policy limits",
+                            "notify": [],
+                        }
+                    ],
                     "require_approval": [
-                        {"condition": "priority <= 1 || labels.includes('breaking-change')", "notify": []}
+                        {
+                            "condition": "priority <= 1 || labels.includes('breaking-change')",
+                            "description": "urgent or breaking work always waits for a maintainer",
+                            "notify": [],
+                        }
                     ],
                 },
             }
@@ -591,7 +626,7 @@ def default_config(*, url: str, display_name: str, description: str = "") -> dic
                 "allowed_filters": ["status", "labels", "priority", "ids", "spec_refs", "updated_since"],
             },
             "mutate": {"auto_approve": [], "require_human": []},
-            "delegate": {"auto_accept": False, "notify": []},
+            "delegate": {"auto_accept": False, "notify": [], "hop_limit": 3},
         },
         "rate_limits": {
             "per_repo": {"queries_per_minute": 60, "mutations_per_hour": 10, "subscriptions_max": 20},

@@ -7,6 +7,7 @@ tracker, the CLI) asks this module for paths instead of building them.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from pathlib import Path
 
 SUDOCODE_DIR = ".sudocode"
 REPO_ENV = "SUDOCODE_REPO"
+
+
+logger = logging.getLogger(__name__)
 
 
 class RepoNotFound(Exception):
@@ -89,12 +93,18 @@ def layout() -> RepoLayout:
 
 
 _config_cache: dict[str, tuple[tuple[int, int], object]] = {}
+_config_refused: dict[str, tuple[tuple[int, int], Exception]] = {}
 
 
 def config():
     """The node's validated federation.config.json (re-read when the file changes), or None when the
-    repository has none (a plain sudocode repository: the tracker works, federation is off)."""
-    from federation_site.config import load_config
+    repository has none (a plain sudocode repository: the tracker works, federation is off).
+
+    A file that cannot be used (a ConfigError: a bad key, a policy condition that does not compile) raises when
+    no good config was loaded yet, so a node never starts with it; once one was, an edit that breaks the file
+    is not applied: the last good config stays in force and `config_problem()` says why (the dashboard's
+    banner, `sudocode-fed status`)."""
+    from federation_site.config import ConfigError, load_config
 
     path = layout().config_path
     try:
@@ -105,9 +115,31 @@ def config():
     cached = _config_cache.get(str(path))
     if cached and cached[0] == key:
         return cached[1]
-    loaded = load_config(path)
+    refused = _config_refused.get(str(path))
+    if cached and refused and refused[0] == key:
+        return cached[1]
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        if cached is None:
+            raise
+        if not (refused and refused[0] == key):
+            logger.error("%s; the last good config stays in force until the file is fixed", exc)
+        _config_refused[str(path)] = (key, exc)
+        return cached[1]
+    _config_refused.pop(str(path), None)
     _config_cache[str(path)] = (key, loaded)
     return loaded
+
+
+def config_problem() -> Exception | None:
+    """The ConfigError of an edit this process refused (the last good config is in force), or None."""
+    try:
+        path = layout().config_path
+    except RepoNotFound:
+        return None
+    refused = _config_refused.get(str(path))
+    return refused[1] if refused else None
 
 
 def refresh_state(*, progress: Callable[[str], object] | None = None) -> None:

@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "federation_site.middleware.NodeStateMiddleware",
     "dashboard.middleware.DataProblemsMiddleware",
+    "federation.middleware.BandwidthMiddleware",
 ]
 
 ROOT_URLCONF = "federation_site.urls"

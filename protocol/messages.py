@@ -139,6 +139,12 @@ def _format_utc(value: datetime) -> str:
     return _to_utc(value).isoformat().replace("+00:00", "Z")
 
 
+def timestamp_text(value: str) -> str:
+    """`value` (ISO 8601; no offset means UTC) as the wire writes it ('2025-11-08T12:00:00Z').
+    ValueError saying what is expected."""
+    return _format_utc(_to_utc(value))
+
+
 # Validated from an ISO 8601 string (not from a number), stored in UTC, written back with a Z.
 Timestamp = Annotated[
     datetime, BeforeValidator(_to_utc), PlainSerializer(_format_utc, return_type=str, when_used="json")
@@ -380,6 +386,19 @@ class MutateCreated(_Wire):
     url: HttpUrl | None = None
 
 
+class Decision(_Wire):
+    """How the receiving node's policy decided (requests_app.policy): who decides, by which rule, and why."""
+
+    outcome: Literal["approve", "human"] = Field(description="approve: carried out at once; human: a maintainer")
+    rule: Text | None = Field(
+        None,
+        description="The config path of the deciding rule, e.g. a2a_policies.mutate.require_human[0]; "
+        "none when no rule matched (a human decides)",
+    )
+    condition: LongText | None = Field(None, description="That rule's condition, as written")
+    reason: LongText
+
+
 class MutateResponse(_Response):
     """The answer to a mutate message, and the callback the receiving node sends when a decision is made."""
 
@@ -390,6 +409,62 @@ class MutateResponse(_Response):
     message: LongText | None = None
     created: MutateCreated | None = None
     reason: LongText | None = Field(None, description="Why it was rejected or failed.")
+    decision: Decision | None = None
+
+
+# Delegation: hand a task (a spec or an issue to own) to another repository (seed: A2A message 5)
+
+DEFAULT_HOP_LIMIT = 3
+
+
+class DelegateContext(_Wire):
+    """The seed's free-form `context`, plus our provenance: the chain of canonical refs the task passed through
+    (the delegator's entity first) and how many more hands it may pass through."""
+
+    model_config = ConfigDict(**{**_Wire.model_config, "extra": "allow"})
+
+    triggered_by: CanonicalRef | None = Field(None, description="The delegator's entity, e.g. org/app#spec-025")
+    chain: Annotated[list[CanonicalRef], Field(max_length=20)] = []
+    hop_limit: Annotated[int, Field(ge=1, le=20)] = DEFAULT_HOP_LIMIT
+
+
+class DelegateTask(_Wire):
+    type: Entity
+    title: Text
+    description: LongText | None = None
+    priority: Priority | None = None
+    labels: Annotated[list[Text], Field(max_length=20)] | None = None
+    requirements: dict[str, Any] = Field(default_factory=dict, description="Free-form, kept with the new entity")
+    context: DelegateContext = Field(default_factory=DelegateContext)
+
+
+class DelegateMessage(_Request):
+    type: Literal["delegate"] = "delegate"
+    task: DelegateTask
+    metadata: MutateMetadata
+
+
+class DelegateCreated(_Wire):
+    type: Entity
+    id: Text
+    uuid: Text | None = None
+    canonical_ref: Text
+    url: HttpUrl | None = None
+
+
+class DelegateResponse(_Response):
+    """The answer to a delegate message, and the callback sent when the delegate accepts or rejects."""
+
+    type: Literal["delegate_response"] = "delegate_response"
+    status: Literal["pending_acceptance", "approved", "accepted", "rejected", "failed"]
+    request_id: RequestId
+    approval_url: HttpUrl | None = None
+    message: LongText | None = None
+    created: DelegateCreated | None = None
+    assignee: Text | None = None
+    estimated_completion: Timestamp | None = None
+    reason: LongText | None = Field(None, description="Why it was rejected or failed.")
+    decision: Decision | None = None
 
 
 # Subscriptions: watch another node's issues or specs, hear about each change by webhook (or WebSocket)
@@ -506,8 +581,13 @@ class EventMessage(_Request):
     event: EventBody
 
 
-Message = Annotated[DiscoverMessage | QueryMessage | MutateMessage | SubscribeMessage, Field(discriminator="type")]
-Response = Annotated[DiscoverResponse | QueryResponse | MutateResponse | SubscribeResponse, Field(discriminator="type")]
+Message = Annotated[
+    DiscoverMessage | QueryMessage | MutateMessage | SubscribeMessage | DelegateMessage, Field(discriminator="type")
+]
+Response = Annotated[
+    DiscoverResponse | QueryResponse | MutateResponse | SubscribeResponse | DelegateResponse,
+    Field(discriminator="type"),
+]
 
 
 def _by_type(union: Any) -> dict[str, type[_Wire]]:

@@ -68,6 +68,8 @@ class RelationshipType(models.TextChoices):
     PARENT_CHILD = "parent-child"
     DISCOVERED_FROM = "discovered-from"
     REFERENCES = "references"  # sudocode's own type; a plain [[org/repo#id]] mention
+    DELEGATED_TO = "delegated-to"  # ours: the entity a delegate created for our task (requests_app.delegation)
+    DELEGATED_FROM = "delegated-from"  # ours: the delegator's entity this one was created for
 
 
 class FetchStatus(models.TextChoices):
@@ -126,3 +128,19 @@ class ConfigStamp(models.Model):
 
     def __str__(self) -> str:
         return f"federation.config.json ({self.size} bytes)"
+
+
+class QuotaUsage(models.Model):
+    """How much of a quota a key used in one fixed window (remotes.quotas): queries per minute per caller,
+    bytes per day for the node. Old windows are deleted as new ones start."""
+
+    key = models.CharField(max_length=400)  # "query:github.com/org/a", "query:anon:127.0.0.1", "bandwidth"
+    window_start = models.DateTimeField()
+    amount = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "quota_usage"
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="quota_usage_unique_window")]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start:%Y-%m-%d %H:%M}: {self.amount}"

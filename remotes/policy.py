@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.messages import MessageError
 from remotes.models import RemoteRepo, TrustLevel
 
 # Fields a result may carry, by how much the caller is trusted. "Public" is what an anonymous caller sees.
@@ -48,7 +49,15 @@ FILTERS = ("status", "labels", "priority", "ids", "spec_refs", "updated_since")
 
 
 class PermissionDenied(Exception):
-    """The caller may not do this; the message says why (it is shown to the caller)."""
+    """The caller may not do this; the message says why (it is shown to the caller). HTTP 403."""
+
+
+class RateLimited(Exception):
+    """The caller used up a quota (rate_limits, permissions.mutate); HTTP 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class QueryGrant:
     filters: frozenset[str]
     fields: frozenset[str]
     excluded: frozenset[str] = field(default_factory=frozenset)
+    node_filters: frozenset[str] | None = None  # a2a_policies.query.allowed_filters; None: no node-wide limit
 
     def project(self, result: dict) -> dict:
         return {k: v for k, v in result.items() if k in self.fields}
@@ -89,6 +99,7 @@ def query_grant(caller: Caller, config) -> QueryGrant:
         raise PermissionDenied("this node does not answer queries (policies.incoming_requests.query.allowed)")
     fields = set(FIELDS_BY_TRUST[TrustLevel(caller.trust_level)])
     entities, filters, excluded = set(ENTITIES), set(FILTERS), set()
+    node_filters = None
     remote_config = config.remote(caller.identity) if (config is not None and caller.remote) else None
     if remote_config is not None:
         permission = remote_config.permissions.query
@@ -99,15 +110,23 @@ def query_grant(caller: Caller, config) -> QueryGrant:
             filters &= set(permission.filters)
         excluded = set(permission.exclude_fields)
     if config is not None and config.a2a_policies.query.allowed_filters:
-        filters &= set(config.a2a_policies.query.allowed_filters)
+        node_filters = frozenset(config.a2a_policies.query.allowed_filters)
     fields -= excluded
     fields |= {"id", "uuid", "canonical_ref"}  # a result without its identity is no result
-    return QueryGrant(frozenset(entities), frozenset(filters), frozenset(fields), frozenset(excluded))
+    return QueryGrant(frozenset(entities), frozenset(filters), frozenset(fields), frozenset(excluded), node_filters)
 
 
 def check_query(grant: QueryGrant, caller: Caller, *, entity: str, filters: set[str], include: set[str]) -> None:
     if entity not in grant.entities:
         raise PermissionDenied(f"{caller} may not query {entity}s (allowed: {', '.join(sorted(grant.entities))})")
+    if grant.node_filters is not None:
+        refused = sorted(filters - grant.node_filters)
+        if refused:  # the node's own rule for everyone: the query is wrong, not the caller (400)
+            raise MessageError.at(
+                f"query.filters.{refused[0]}",
+                f"this node does not filter on {refused[0]} (a2a_policies.query.allowed_filters: "
+                f"{', '.join(sorted(grant.node_filters)) or 'none'})",
+            )
     refused = sorted(filters - grant.filters)
     if refused:
         raise PermissionDenied(f"{caller} may not filter on {', '.join(refused)}")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from federation_site import identity, node
 from federation_site.secrets import set_secret, token_env_name
-from remotes.models import ConfigStamp, CrossRepoReference, RemoteRepo, TrustLevel
+from remotes.models import ConfigStamp, CrossRepoReference, RelationshipType, RemoteRepo, TrustLevel
 from tracker.models import ContentRef, Entity
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,16 @@ def remote_add(
     data = _config_data()
     if _find(data, url):
         raise ValidationError({"url": f"{url} is already a remote: see `sudocode-fed remote show {url}`"})
+    cfg = node.config()
+    limit = cfg.rate_limits.global_.max_remote_repos if cfg is not None else None
+    declared = len(data.get("remote_repos") or [])
+    if limit is not None and declared >= limit:
+        raise ValidationError(
+            {
+                "url": f"this node has {declared} remotes, as many as rate_limits.global.max_remote_repos ({limit}) "
+                "allows: remove one (`sudocode-fed remote remove`) or raise the limit in federation.config.json"
+            }
+        )
     entry: dict[str, Any] = {
         "url": url,
         "display_name": display_name or url.rsplit("/", 1)[-1],
@@ -273,13 +283,4 @@ def references_rebuild(*, entities: Iterable[Entity] | None = None, actor: str =
         CrossRepoReference.objects.bulk_create(new, batch_size=BATCH)
 
 
-_REL_TYPES = {
-    "blocks",
-    "blocked-by",
-    "related",
-    "implements",
-    "depends-on",
-    "parent-child",
-    "discovered-from",
-    "references",
-}
+_REL_TYPES = frozenset(RelationshipType.values)

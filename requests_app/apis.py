@@ -55,13 +55,24 @@ class ApproveApi(APIView):
 
     @extend_schema(
         tags=["requests"],
-        summary="Approve a pending request (staff)",
-        request=None,
+        summary="Approve a pending request, or accept a delegation (staff)",
+        request=inline_serializer(
+            "Approval",
+            {
+                "assignee": serializers.CharField(required=False, help_text="a delegation's assignee"),
+                "estimated_completion": serializers.DateTimeField(required=False),
+            },
+        ),
         responses={200: messages.json_schema_of(messages.MutateResponse)},
     )
     def post(self, request: Request, request_id: str) -> Response:
+        body = request.data if isinstance(request.data, dict) else {}
+        promise = {k: body.get(k) for k in ("assignee", "estimated_completion")}
         try:
-            found = services.request_approve(request_id=request_id, actor=request.user.get_username())
+            for key, value in promise.items():
+                if value is not None and not isinstance(value, str):
+                    raise ValidationError({key: "expected a string"})
+            found = services.request_approve(request_id=request_id, actor=request.user.get_username(), **promise)
         except CrossRepoRequest.DoesNotExist:
             return _not_found(request_id)
         except ValidationError as exc:
@@ -101,14 +112,14 @@ class CallbackApi(APIView):
     @extend_schema(
         tags=["requests"],
         summary="The node we asked tells us the outcome of our request",
-        request={"application/json": messages.json_schema_of(messages.MutateResponse)},
+        request={"application/json": messages.json_schema_of(messages.MutateResponse | messages.DelegateResponse)},
         responses={200: OpenApiResponse(description="accepted"), 400: OpenApiResponse(), 404: OpenApiResponse()},
     )
     def post(self, request: Request) -> Response:
         try:
             response = messages.parse_response(messages.parse_body(request.body))
-            if not isinstance(response, messages.MutateResponse):
-                raise messages.MessageError.at("type", "only mutate_response is accepted here")
+            if not isinstance(response, messages.MutateResponse | messages.DelegateResponse):
+                raise messages.MessageError.at("type", "only mutate_response and delegate_response are accepted here")
             found = services.outcome_receive(caller=request_caller(request), response=response)
         except messages.MessageError as exc:
             return Response(exc.as_json(), status=400)

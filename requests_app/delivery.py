@@ -41,11 +41,14 @@ def queue_callback(request: CrossRepoRequest) -> Delivery:
     )
 
 
-def queue_notifications(request: CrossRepoRequest, event: str) -> list[Delivery]:
-    """One delivery per notification channel in the config that wants `event` (all events when it lists none)."""
+def queue_notifications(request: CrossRepoRequest, event: str, *, mentions: tuple[str, ...] = ()) -> list[Delivery]:
+    """One delivery per notification channel in the config that wants `event` (all events when it lists none).
+    `mentions`: whom the deciding rule's `notify` names ("@team-leads"), put at the head of the text."""
     cfg = node.config()
     channels = cfg.notifications.channels if cfg else []
     text = _text(request, event)
+    if mentions:
+        text = f"{' '.join(mentions)} {text}"
     queued = []
     for channel in channels:
         if channel.events and event not in channel.events:
@@ -60,6 +63,8 @@ def queue_notifications(request: CrossRepoRequest, event: str) -> list[Delivery]
                 "request_id": request.request_id,
                 "from": request.from_repo,
                 "approval_url": request.approval_url,
+                "mentions": list(mentions),
+                "decision": request.decision,
             }
             queued.append(_queue(request, Delivery.Kind.WEBHOOK, event, str(channel.webhook_url), body))
     return queued
@@ -67,12 +72,18 @@ def queue_notifications(request: CrossRepoRequest, event: str) -> list[Delivery]
 
 def _text(request: CrossRepoRequest, event: str) -> str:
     data = request.data
-    what = {"request_pending_approval": "needs approval"}.get(event, event.replace("_", " "))
+    what = {
+        "request_pending_approval": "needs approval",
+        "delegation_pending_acceptance": "delegated to you: accept or reject",
+    }.get(event, event.replace("_", " "))
+    verb = f"delegates a {data.get('type')}" if request.is_delegation else "requests"
+    why = (request.decision or {}).get("reason")
     return (
-        f'[{request.request_id}] {request.from_repo} requests: "{data.get("title") or data.get("id")}" ({what})\n'
+        f'[{request.request_id}] {request.from_repo} {verb}: "{data.get("title") or data.get("id")}" ({what})\n'
         f"Requested by: {request.requester or 'unknown'}\n"
         f"Priority: {data.get('priority', 2)}  Labels: {', '.join(data.get('labels') or []) or 'none'}\n"
-        f"Review: {request.approval_url}"
+        + (f"Policy: {why}\n" if why else "")
+        + f"Review: {request.approval_url}"
     )
 
 

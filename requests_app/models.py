@@ -20,6 +20,7 @@ class RequestType(models.TextChoices):
     CREATE_SPEC = "create_spec"
     UPDATE_ISSUE = "update_issue"
     QUERY = "query"
+    DELEGATE = "delegate"  # ours: the seed's delegate message, decided and approved like a mutation
 
 
 class RequestStatus(models.TextChoices):
@@ -54,6 +55,8 @@ class CrossRepoRequest(models.Model):
     sent = models.BooleanField(default=True)
     next_poll_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # How the policy decided (requests_app.policy.Decision.as_json): {outcome, rule, condition, reason}.
+    decision = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "cross_repo_requests"
@@ -66,7 +69,13 @@ class CrossRepoRequest(models.Model):
 
     @property
     def data(self) -> dict:
-        return (self.payload or {}).get("data") or {}
+        """A mutation's `data`, or a delegation's `task`."""
+        payload = self.payload or {}
+        return payload.get("task" if self.request_type == RequestType.DELEGATE else "data") or {}
+
+    @property
+    def is_delegation(self) -> bool:
+        return self.request_type == RequestType.DELEGATE
 
     @property
     def other_repo(self) -> str:

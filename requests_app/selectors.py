@@ -12,9 +12,30 @@ from requests_app.states import APPROVED, COMPLETED, FAILED, PENDING, REJECTED
 
 
 def response_for(request: CrossRepoRequest) -> dict:
-    """The mutate_response describing `request` now (its answer, its status, its callback)."""
-    status = {PENDING: "pending_approval", APPROVED: "approved"}.get(request.status, request.status)
+    """The mutate_response (a delegate_response for a delegation) describing `request` now: its answer, its
+    status poll, its callback."""
     created = (request.result or {}).get("created")
+    decision = messages.Decision(**request.decision) if request.decision else None
+    if request.is_delegation:
+        status = {PENDING: "pending_acceptance", APPROVED: "approved", COMPLETED: "accepted"}
+        result = request.result or {}
+        return messages.dump(
+            messages.DelegateResponse(
+                from_=request.to_repo or None,
+                to=request.from_repo or None,
+                timestamp=timezone.now(),
+                status=status.get(request.status, request.status),
+                request_id=request.request_id,
+                approval_url=request.approval_url if request.status == PENDING else None,
+                message=_message(request),
+                created=messages.DelegateCreated(**created) if created else None,
+                assignee=result.get("assignee"),
+                estimated_completion=result.get("estimated_completion"),
+                reason=request.rejection_reason or request.last_error or None,
+                decision=decision,
+            )
+        )
+    status = {PENDING: "pending_approval", APPROVED: "approved"}.get(request.status, request.status)
     response = messages.MutateResponse(
         type="mutate_response",
         from_=request.to_repo or None,
@@ -26,12 +47,21 @@ def response_for(request: CrossRepoRequest) -> dict:
         message=_message(request),
         created=messages.MutateCreated(**created) if created else None,
         reason=request.rejection_reason or request.last_error or None,
+        decision=decision,
     )
     return messages.dump(response)
 
 
 def _message(request: CrossRepoRequest) -> str:
     name = identity.describe()["display_name"]
+    if request.is_delegation:
+        return {
+            PENDING: f"Delegation waiting for {name} maintainers to accept it",
+            APPROVED: "Accepted; being created",
+            COMPLETED: "Accepted",
+            REJECTED: f"Rejected by {name} maintainers",
+            FAILED: "Could not be carried out",
+        }[request.status]
     return {
         PENDING: f"Request queued for review by {name} maintainers",
         APPROVED: "Approved; being carried out",

@@ -25,9 +25,9 @@ from audit.services import audit_record
 from federation_site import identity, node
 from protocol import messages
 from remotes.models import RemoteRepo
-from remotes.policy import Caller
+from remotes.policy import Caller, PermissionDenied
 from remotes.services import kind_of_id
-from requests_app import delivery, policy
+from requests_app import delegation, delivery, policy
 from requests_app.models import CrossRepoRequest, Direction, RequestType
 from requests_app.selectors import response_for
 from requests_app.states import APPROVED, COMPLETED, FAILED, FINAL, PENDING, REJECTED, request_event, transition
@@ -54,11 +54,16 @@ def new_request_id() -> str:
 
 
 def request_receive(
-    *, caller: Caller, message: messages.MutateMessage, correlation_id: str, base_url: str
+    *,
+    caller: Caller,
+    message: messages.MutateMessage | messages.DelegateMessage,
+    correlation_id: str,
+    base_url: str,
 ) -> tuple[dict, int]:
-    """Record an incoming mutate message and answer it: (mutate_response, HTTP status). The same request_id
-    sent again (a retry, a duplicate delivery) gets the same answer and creates nothing more. Raises
-    PermissionDenied, RateLimited, and tracker.sync.DataDamaged while a JSONL file cannot be read."""
+    """Record an incoming mutate or delegate message and answer it: (mutate_response or delegate_response,
+    HTTP status). The same request_id sent again (a retry, a duplicate delivery) gets the same answer and creates
+    nothing more, before any quota is counted: a retry never gets 429. Raises PermissionDenied, RateLimited,
+    and tracker.sync.DataDamaged while a JSONL file cannot be read."""
     cfg = node.config()
     request_id = message.metadata.request_id
     existing = CrossRepoRequest.objects.filter(request_id=request_id, direction=Direction.INCOMING).first()
@@ -66,9 +71,19 @@ def request_receive(
         return _answer_duplicate(existing, caller)
     # A file a human must fix first: refuse before recording anything, so the sender's retry is the request.
     tracker_sync.ensure_writable()
-    policy.check_may_mutate(caller, message.operation, cfg)
-    policy.check_rate(caller, message.operation, cfg)
-    decision = policy.decide(caller, message.operation, cfg)
+    delegate = isinstance(message, messages.DelegateMessage)
+    operation = RequestType.DELEGATE if delegate else message.operation
+    data = messages.dump(message.task if delegate else message.data)
+    try:
+        if delegate:
+            delegation.chain_check(data)
+        decision = policy.evaluate(caller, operation, data, cfg, metadata=messages.dump(message.metadata))
+    except (PermissionDenied, policy.RateLimited):
+        # The same request sent twice at once: the copy that lost the race is answered like a retry.
+        again = CrossRepoRequest.objects.filter(request_id=request_id, direction=Direction.INCOMING).first()
+        if again is not None:
+            return _answer_duplicate(again, caller)
+        raise
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -77,24 +92,25 @@ def request_receive(
                 direction=Direction.INCOMING,
                 from_repo=caller.identity,
                 to_repo=identity.local_url(),
-                request_type=message.operation,
+                request_type=operation,
                 payload=messages.dump(message),
                 requires_approval=not decision.auto,
                 requester=message.metadata.requester or "",
                 correlation_id=correlation_id,
                 approval_url=f"{base_url.rstrip('/')}/approvals/{request_id}",
+                decision=decision.as_json(),
                 created_at=now,
                 updated_at=now,
             )
             audit_record(
-                operation="mutate",
+                operation="delegate" if delegate else "mutate",
                 direction="incoming",
                 local_repo=request.to_repo,
                 remote_repo=caller.identity,
                 status="pending",
                 request_id=request_id,
                 correlation_id=correlation_id,
-                payload={"operation": message.operation, "title": message.data.title, "decision": decision.reason},
+                payload={"operation": operation, "title": data.get("title"), "decision": decision.as_json()},
             )
             request_event(request, type="request_created", status_from=None)
     except IntegrityError:  # the same request arrived twice at once: the other one is recorded
@@ -103,11 +119,14 @@ def request_receive(
         )
     if decision.auto:
         transition(
-            request, APPROVED, actor=f"policy: {decision.reason}", approved_by="policy", approved_at=timezone.now()
+            request, APPROVED, actor=f"policy: {decision.rule}", approved_by="policy", approved_at=timezone.now()
         )
         _execute(request)
+        if decision.notify:
+            delivery.queue_notifications(request, "request_auto_approved", mentions=decision.notify)
     else:
-        delivery.queue_notifications(request, "request_pending_approval")
+        event = "delegation_pending_acceptance" if delegate else "request_pending_approval"
+        delivery.queue_notifications(request, event, mentions=decision.notify)
     return response_for(request), 200
 
 
@@ -165,19 +184,41 @@ def request_get(*, request_id: str, direction: str = Direction.INCOMING) -> Cros
     return request
 
 
-def request_approve(*, request_id: str, actor: str) -> CrossRepoRequest:
-    """A maintainer says yes: the entity is created (once, however often this is called) and the requester is
-    called back."""
+def request_approve(
+    *, request_id: str, actor: str, assignee: str | None = None, estimated_completion: str | None = None
+) -> CrossRepoRequest:
+    """A maintainer says yes (for a delegation: accepts it): the entity is created (once, however often this is
+    called) and the requester is called back. `assignee` and `estimated_completion` (ISO 8601) go into a
+    delegation's answer (seed: delegate_response); the assignee is also the new issue's."""
     request = request_get(request_id=request_id)
     if request.status == PENDING:
         tracker_sync.ensure_writable()  # DataDamaged: it stays pending until the file is fixed
-        if transition(request, APPROVED, actor=actor, approved_by=actor, approved_at=timezone.now()):
+        promise = _promise(request, assignee, estimated_completion)
+        if transition(request, APPROVED, actor=actor, approved_by=actor, approved_at=timezone.now(), **promise):
             _execute(request)
             return request
         request.refresh_from_db()
     if request.status in (APPROVED, COMPLETED):
         return request  # approved twice (two clicks, two maintainers): one creation, same outcome
     raise ValidationError({"status": f"request {request_id} is {request.status}; only a pending one can be approved"})
+
+
+def _promise(request: CrossRepoRequest, assignee: str | None, estimated_completion: str | None) -> dict:
+    """What accepting a delegation promises, kept in `result` until the entity exists."""
+    if not (assignee or estimated_completion):
+        return {}
+    if not request.is_delegation:
+        raise ValidationError({"assignee": "only a delegation takes an assignee or an estimated completion"})
+    promise: dict[str, Any] = {}
+    if assignee:
+        promise["assignee"] = assignee.strip()
+    if estimated_completion:
+        try:
+            when = messages.timestamp_text(estimated_completion)
+        except ValueError as exc:
+            raise ValidationError({"estimated_completion": str(exc)}) from None
+        promise["estimated_completion"] = when
+    return {"result": promise}
 
 
 def request_reject(*, request_id: str, actor: str, reason: str) -> CrossRepoRequest:
@@ -201,14 +242,19 @@ def _execute(request: CrossRepoRequest) -> None:
     """Carry out an approved incoming request through the tracker (write-through and git commit)."""
     data = request.data
     actor = f"{request.requester or 'a remote agent'} via {request.from_repo} (request {request.request_id})"
+    entity_uuid = str(uuid.uuid5(_ENTITY_NAMESPACE, f"{request.from_repo} {request.request_id}"))
+    promise = {k: v for k, v in (request.result or {}).items() if k in ("assignee", "estimated_completion")}
     try:
-        entity = _mutate(
-            request.request_type,
-            data,
-            actor=actor,
-            remote_relationships=_remote_relationships(request),
-            entity_uuid=str(uuid.uuid5(_ENTITY_NAMESPACE, f"{request.from_repo} {request.request_id}")),
-        )
+        if request.is_delegation:
+            entity = _accept(request, actor=actor, entity_uuid=entity_uuid, assignee=promise.get("assignee"))
+        else:
+            entity = _mutate(
+                request.request_type,
+                data,
+                actor=actor,
+                remote_relationships=_remote_relationships(request),
+                entity_uuid=entity_uuid,
+            )
     except (ValidationError, ObjectDoesNotExist) as exc:
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         transition(request, FAILED, actor="node", last_error=reason, result={"error": reason})
@@ -220,8 +266,19 @@ def _execute(request: CrossRepoRequest) -> None:
             "canonical_ref": identity.canonical_ref(entity.sudocode_id),
             "url": request.approval_url.split("/approvals/")[0] + f"/{entity.kind}s/{entity.sudocode_id}",
         }
-        transition(request, COMPLETED, actor="node", result={"created": created})
+        transition(request, COMPLETED, actor="node", result={"created": created, **promise})
     delivery.queue_callback(request)
+
+
+def _accept(request: CrossRepoRequest, *, actor: str, entity_uuid: str, assignee: str | None) -> Entity:
+    """Create the spec or issue a delegation asks for, with its provenance (requests_app.delegation)."""
+    existing = Entity.objects.filter(uuid=entity_uuid).first()
+    if existing is not None:
+        return existing
+    fields = delegation.created_fields(request, actor)
+    if request.data["type"] == "spec":
+        return tracker.spec_create(uuid=entity_uuid, **fields)
+    return tracker.issue_create(uuid=entity_uuid, assignee=assignee or None, **fields)
 
 
 def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: list[dict], entity_uuid: str) -> Entity:
@@ -299,7 +356,6 @@ def request_send(
                 {"type": "discovered-from", "remote_ref": identity.canonical_ref(origin)},
             ],
         }
-    request_id = new_request_id()
     message = {
         "type": "mutate",
         "from": identity.local_url(),
@@ -307,8 +363,30 @@ def request_send(
         "timestamp": timezone.now(),
         "operation": operation,
         "data": {k: v for k, v in data.items() if v not in (None, [], "")},
-        "metadata": {"request_id": request_id, "requester": requester, "auto_approve": auto_approve},
+        "metadata": {"request_id": new_request_id(), "requester": requester, "auto_approve": auto_approve},
     }
+    return _record_outgoing(remote, operation, message)
+
+
+def delegation_send(*, remote: RemoteRepo, task: dict, requester: str, auto_approve: bool = False) -> CrossRepoRequest:
+    """Hand `task` (requests_app.delegation.task_for) to `remote`. Recorded first and sent again until the
+    remote has it, like request_send; the answer (accepted, with the new entity) comes by callback or poll."""
+    message = {
+        "type": "delegate",
+        "from": identity.local_url(),
+        "to": remote.url,
+        "timestamp": timezone.now(),
+        "task": task,
+        "metadata": {
+            "request_id": f"del-{uuid.uuid4().hex[:12]}",
+            "requester": requester,
+            "auto_approve": auto_approve,
+        },
+    }
+    return _record_outgoing(remote, RequestType.DELEGATE, message)
+
+
+def _record_outgoing(remote: RemoteRepo, operation: str, message: dict) -> CrossRepoRequest:
     try:
         parsed = messages.parse_message(message)
     except messages.MessageError as exc:
@@ -317,14 +395,14 @@ def request_send(
     now = timezone.now()
     with transaction.atomic():
         request = CrossRepoRequest.objects.create(
-            request_id=request_id,
+            request_id=parsed.metadata.request_id,
             direction=Direction.OUTGOING,
             from_repo=identity.local_url(),
             to_repo=remote.url,
             request_type=operation,
             payload=messages.dump(parsed),
-            requires_approval=not auto_approve,
-            requester=requester,
+            requires_approval=not parsed.metadata.auto_approve,
+            requester=parsed.metadata.requester or "",
             correlation_id=uuid.uuid4().hex,
             created_at=now,
             updated_at=now,
@@ -344,12 +422,13 @@ def _send(request: CrossRepoRequest) -> None:
     if remote is None:
         transition(request, FAILED, actor="node", last_error=f"{request.to_repo} is no longer a remote")
         return
+    kind = "delegate" if request.is_delegation else "mutate"
     try:
         response = audited_call(
             remote,
-            "mutate",
-            lambda: client_for(remote, "mutate").post(
-                "/federation/mutate", request.payload, correlation_id=request.correlation_id
+            kind,
+            lambda: client_for(remote, kind).post(
+                f"/federation/{kind}", request.payload, correlation_id=request.correlation_id
             ),
             payload={"operation": request.request_type, "title": request.data.get("title")},
             request_id=request.request_id,
@@ -369,7 +448,9 @@ def _send(request: CrossRepoRequest) -> None:
     _apply_outcome(request, messages.parse_response(response.data))
 
 
-def outcome_receive(*, caller: Caller, response: messages.MutateResponse) -> CrossRepoRequest:
+def outcome_receive(
+    *, caller: Caller, response: messages.MutateResponse | messages.DelegateResponse
+) -> CrossRepoRequest:
     """A callback: the node we asked tells us what became of our request."""
     request = CrossRepoRequest.objects.filter(request_id=response.request_id, direction=Direction.OUTGOING).first()
     if request is None or request.to_repo != caller.identity:
@@ -421,13 +502,22 @@ def _next_poll(request: CrossRepoRequest):
     return timezone.now() + timedelta(seconds=min(300, max(5, age / 10)))
 
 
-def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse) -> None:
+def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse | messages.DelegateResponse) -> None:
     """Bring our copy of an outgoing request in line with what the other node says. A completed creation
-    that was discovered from one of our issues makes that issue blocked by the new remote entity."""
+    that was discovered from one of our issues makes that issue blocked by the new remote entity; an accepted
+    delegation links the entity it came from to the one the delegate created (`delegated-to`)."""
     fields: dict[str, Any] = {}
     if response.approval_url and response.approval_url != request.approval_url:
         fields["approval_url"] = response.approval_url
-    if response.status in ("pending_approval", "approved") or request.status in FINAL:
+    if response.decision is not None:
+        fields["decision"] = messages.dump(response.decision)
+    if isinstance(response, messages.DelegateResponse) and response.status == "accepted":
+        created = messages.dump(response.created) if response.created else None
+        promise = {k: v for k, v in messages.dump(response).items() if k in ("assignee", "estimated_completion")}
+        if transition(request, COMPLETED, actor=request.to_repo, result={"created": created, **promise}, **fields):
+            _link_delegator(request, created)
+        return
+    if response.status in ("pending_approval", "approved", "pending_acceptance") or request.status in FINAL:
         fields["next_poll_at"] = _next_poll(request)
         CrossRepoRequest.objects.filter(pk=request.pk).update(**fields)
         for key, value in fields.items():
@@ -441,6 +531,19 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse)
         transition(request, REJECTED, actor=request.to_repo, rejection_reason=response.reason or "", **fields)
     elif response.status == "failed":
         transition(request, FAILED, actor=request.to_repo, last_error=response.reason or "", **fields)
+
+
+def _link_delegator(request: CrossRepoRequest, created: dict | None) -> None:
+    link = delegation.origin_link(request, created) if created else None
+    if link is None:
+        return
+    entity, relationship = link
+    tracker.entity_link_remote(
+        ref=entity.uuid,
+        relationships=[relationship],
+        actor=f"{request.to_repo} (delegation {request.request_id})",
+        from_remote=True,
+    )
 
 
 def _block_origin(request: CrossRepoRequest, created: dict) -> None:

@@ -36,6 +36,7 @@ from federation_site import node
 from protocol import messages
 from remotes.auth import bearer_token, caller_for_token
 from remotes.policy import ANONYMOUS, Caller, PermissionDenied, query_grant
+from remotes.services import remotes_reconcile
 from subscriptions.policy import subscribe_fields, subscriptions_max
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,12 @@ def _may_hear(reader: Reader, event: Event) -> bool:
     return reader.staff or event.entity_kind in reader.entities
 
 
+def _reader_now(scope: dict) -> Reader:
+    """reader_for, after bringing the remotes' trust levels in line with federation.config.json."""
+    remotes_reconcile()
+    return reader_for(scope)
+
+
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     reader: Reader | None = None
 
@@ -169,15 +176,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         try:
             self.reader = await database_sync_to_async(reader_for)(self.scope)
         except PermissionDenied as exc:
-            await self.send_json(
-                {
-                    "type": "error",
-                    "error": "forbidden",
-                    "detail": str(exc),
-                    "errors": [{"path": "", "message": str(exc)}],
-                }
-            )
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(exc)
             return
         await self.channel_layer.group_add(WS_GROUP, self.channel_name)
         _watcher().add(self.channel_name)
@@ -187,8 +186,22 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             _watcher().discard(self.channel_name)
             await self.channel_layer.group_discard(WS_GROUP, self.channel_name)
 
+    async def _refuse(self, exc: PermissionDenied) -> None:
+        self.reader = None
+        await self.send_json(
+            {"type": "error", "error": "forbidden", "detail": str(exc), "errors": [{"path": "", "message": str(exc)}]}
+        )
+        await self.close(code=CLOSE_FORBIDDEN)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.reader is None:
+            return
+        try:  # trust changes take effect at the caller's next message (issue 11): judged at today's level
+            self.reader = await database_sync_to_async(_reader_now)(self.scope)
+        except PermissionDenied as exc:
+            _watcher().discard(self.channel_name)
+            await self.channel_layer.group_discard(WS_GROUP, self.channel_name)
+            await self._refuse(exc)
             return
         try:
             data = messages.parse_body(text_data.encode("utf-8") if text_data is not None else bytes_data or b"")

@@ -45,6 +45,18 @@ def _statuses(value: str) -> list[str]:
     return values
 
 
+def _json_object(value: str) -> dict:
+    import json
+
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object like \'{"key": "value"}\'')
+    return data
+
+
 def _command(parser: argparse.ArgumentParser, target: str) -> None:
     parser.set_defaults(_target=target)
 
@@ -138,6 +150,16 @@ def _remote_commands(commands) -> None:
     sync.add_argument("--all", action="store_true", help="every remote")
     _command(sync, "remotes:sync")
 
+    trust = sub.add_parser(
+        "trust",
+        help="change a remote's trust level (its next message is judged at the new level)",
+        description="Writes the level to federation.config.json (commit it: git records every trust decision). "
+        "Takes effect on the remote's next query, request, subscription or WebSocket message.",
+    )
+    trust.add_argument("url", help="the remote")
+    trust.add_argument("level", choices=TRUST_LEVELS, help="the new trust level")
+    _command(trust, "remotes:trust")
+
     token = sub.add_parser("set-token", help="store the API key a remote gave us (secrets.env)")
     token.add_argument("url", help="the remote")
     token.add_argument("token", help="the key, or - to read it from standard input")
@@ -161,6 +183,33 @@ def _remote_commands(commands) -> None:
     create.add_argument("--auto-approve", action="store_true", help="ask for auto-approval (their policy decides)")
     _format(create)
     _command(create, "requests:create_issue")
+
+    delegate = sub.add_parser(
+        "delegate",
+        help="hand a remote a task: it accepts it as a spec or issue of its own (Use Case 2)",
+        description="Send a delegate message. Recorded here first and sent again until the remote has it. The "
+        "remote's maintainers (or its a2a_policies.delegate.auto_accept) accept or reject it; once accepted, the "
+        "entity given with --from is linked to the one the remote created (delegated-to), and the remote's issues "
+        'under it can be listed with `remote query URL issue --filters \'{"spec_refs": ["spec-015"]}\'`.',
+    )
+    delegate.add_argument("url", help="the remote")
+    delegate.add_argument("--type", choices=("spec", "issue"), required=True, help="what the remote should create")
+    delegate.add_argument("--title", required=True, help="the task's title")
+    delegate.add_argument("--description", default="", help="markdown body")
+    delegate.add_argument("--priority", type=_priority, help="0 (highest) to 4")
+    delegate.add_argument("--labels", type=_csv, metavar="A,B", help="tags for the new entity")
+    delegate.add_argument("--requirements", type=_json_object, metavar="JSON", help="a JSON object, kept with it")
+    delegate.add_argument("--context", type=_json_object, metavar="JSON", help="a JSON object (the seed's context)")
+    delegate.add_argument(
+        "--from",
+        dest="origin",
+        metavar="ID",
+        help="the local spec or issue this task comes from: linked both ways, and the start of its chain",
+    )
+    delegate.add_argument("--hop-limit", type=int, metavar="N", help="how many hands it may pass through (1-20)")
+    delegate.add_argument("--requester", help="who asks (default: git user.name)")
+    _format(delegate)
+    _command(delegate, "delegations:delegate")
 
     query = sub.add_parser(
         "query",
@@ -233,6 +282,75 @@ def _request_commands(commands) -> None:
     reject.add_argument("request_id")
     reject.add_argument("--reason", required=True, help="why, for the requester")
     _command(reject, "requests:reject")
+
+    many = commands.add_parser(
+        "delegates",
+        help="delegations: pending, list",
+        description="Tasks other repositories handed to this one (incoming) and ours to them (outgoing).",
+    )
+    many.set_defaults(_group=many)
+    sub = many.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    pending = sub.add_parser("pending", help="incoming delegations waiting to be accepted or rejected")
+    pending.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
+    _format(pending)
+    _command(pending, "delegations:pending")
+    listing = sub.add_parser("list", help="list delegations")
+    listing.add_argument("--direction", choices=("incoming", "outgoing"), help="only this direction")
+    listing.add_argument("--status", choices=("pending", "approved", "rejected", "completed", "failed"))
+    listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
+    _format(listing)
+    _command(listing, "delegations:list_")
+
+    one = commands.add_parser("delegate", help="show, accept or reject one delegation")
+    one.set_defaults(_group=one)
+    sub = one.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    show = sub.add_parser("show", help="a delegation: its task, chain, decision and outcome")
+    show.add_argument("request_id", metavar="ID")
+    _format(show)
+    _command(show, "delegations:show")
+    accept = sub.add_parser("accept", help="accept a pending delegation: the spec or issue is created and linked")
+    accept.add_argument("request_id", metavar="ID")
+    accept.add_argument("--assignee", help="who will do it (told to the delegator; the new issue's assignee)")
+    accept.add_argument("--estimated-completion", metavar="ISO8601", help="when, e.g. 2025-11-08T12:00:00Z")
+    _command(accept, "delegations:accept")
+    reject = sub.add_parser("reject", help="reject a pending delegation")
+    reject.add_argument("request_id", metavar="ID")
+    reject.add_argument("--reason", required=True, help="why, for the delegator")
+    _command(reject, "delegations:reject")
+
+    policy = commands.add_parser(
+        "policy",
+        help="the policy engine: check the config's rules, or try a message against them",
+        description="Conditions are CEL with the seed's spellings (see PROTOCOL.md, Policy variables).",
+    )
+    policy.set_defaults(_group=policy)
+    sub = policy.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    check = sub.add_parser(
+        "check",
+        help="validate federation.config.json, policies included (exit 2 with the error)",
+    )
+    check.add_argument("--file", metavar="PATH", help="another file to check (default: this repository's)")
+    _format(check)
+    _command(check, "policy:check")
+    dry = sub.add_parser(
+        "test",
+        help="dry run: the decision and the deciding rule for a sender, an operation and its data",
+        description="Nothing is recorded and no quota is used; the sender's request counts are read as they are.",
+    )
+    dry.add_argument("--from", dest="sender", required=True, metavar="REPO", help="the sender's identity")
+    dry.add_argument(
+        "--operation",
+        required=True,
+        choices=("create_issue", "create_spec", "update_issue", "delegate"),
+        help="what the sender asks for",
+    )
+    dry.add_argument(
+        "--data", type=_json_object, default={}, metavar="JSON", help="the mutate's data or the delegation's task"
+    )
+    dry.add_argument("--auto-approve", action="store_true", help="the message asks for auto-approval")
+    dry.add_argument("--file", metavar="PATH", help="judge by this config file instead of the repository's")
+    _format(dry)
+    _command(dry, "policy:test")
 
     audit = commands.add_parser("audit", help="the audit log of cross-repo operations")
     audit.set_defaults(_group=audit)
@@ -458,7 +576,7 @@ def _explain(exc: Exception) -> tuple[int | None, str]:
         return exc.code, str(exc)
     from django.core.exceptions import ObjectDoesNotExist, ValidationError
 
-    from federation_site.config import ConfigError
+    from federation_site.config import ConfigError, ConfigNotFoundError
     from tracker.jsonl import JsonlFormatError
     from tracker.sync import WriteConflict
 
@@ -468,6 +586,11 @@ def _explain(exc: Exception) -> tuple[int | None, str]:
         return 2, " ".join(exc.messages)
     if isinstance(exc, ObjectDoesNotExist):
         return 1, str(exc)
+    if isinstance(exc, ConfigError) and not isinstance(exc, ConfigNotFoundError):
+        return 1, (
+            f"{exc}\n(a running node keeps its last good config until the file is fixed; "
+            "`sudocode-fed policy check` checks the file)"
+        )
     if isinstance(exc, (ConfigError, JsonlFormatError, WriteConflict)):
         return 1, str(exc)
     from remotes.client import RemoteError

@@ -42,12 +42,14 @@ def issue_create(
     remote_relationships: Sequence[dict] = (),
     from_remote: bool = False,
     uuid: str | None = None,
+    extensions: dict | None = None,
 ) -> Entity:
     """Create an issue. `relationships` are (type, target id) pairs to local issues or specs;
     `remote_relationships` are the seed's JSONL extension (type, remote_repo, remote_id, canonical_ref, ...).
     `from_remote`: another repository made us do it (an approved request): committed by default. `uuid`: the
     new entity's (default: a random one); creating it twice is a ValidationError at `uuid`, so a caller that
-    derives it from a request can carry the request out again safely."""
+    derives it from a request can carry the request out again safely. `extensions`: further JSONL fields of
+    ours, kept in the record as they are (e.g. `delegated_from`, requests_app.delegation)."""
     return _entity_create(
         kind=EntityKind.ISSUE,
         title=title,
@@ -63,6 +65,7 @@ def issue_create(
         remote_relationships=remote_relationships,
         from_remote=from_remote,
         uuid=uuid,
+        extensions=extensions,
     )
 
 
@@ -79,7 +82,9 @@ def spec_create(
     remote_relationships: Sequence[dict] = (),
     from_remote: bool = False,
     uuid: str | None = None,
+    extensions: dict | None = None,
 ) -> Entity:
+    """Create a spec; the keywords are issue_create's."""
     return _entity_create(
         kind=EntityKind.SPEC,
         title=title,
@@ -95,6 +100,7 @@ def spec_create(
         remote_relationships=remote_relationships,
         from_remote=from_remote,
         uuid=uuid,
+        extensions=extensions,
     )
 
 
@@ -136,6 +142,23 @@ def issue_update(
     )
 
 
+def entity_link_remote(*, ref: str, relationships: Sequence[dict], actor: str, from_remote: bool = False) -> Entity:
+    """Add remote relationships (the seed's JSONL extension) to an issue or a spec, by id or uuid."""
+    found = Entity.objects.filter(sudocode_id=ref).first() or Entity.objects.filter(uuid=ref).first()
+    if found is None:
+        raise Entity.DoesNotExist(f"no issue or spec {ref!r} in this repository")
+    return _entity_update(
+        kind=found.kind,
+        ref=found.uuid,
+        actor=actor,
+        fields={},
+        archived=_UNSET,
+        add_relationships=(),
+        add_remote_relationships=relationships,
+        from_remote=from_remote,
+    )
+
+
 def issue_close(*, issue: str, actor: str) -> Entity:
     return issue_update(issue=issue, actor=actor, status=IssueStatus.CLOSED)
 
@@ -156,6 +179,7 @@ def _entity_create(
     remote_relationships: Sequence[dict] = (),
     from_remote: bool = False,
     uuid: str | None = None,
+    extensions: dict | None = None,
 ) -> Entity:
     title = _clean_title(title)
     priority = _clean_priority(priority)
@@ -197,6 +221,8 @@ def _entity_create(
             record = jsonl.new_spec_record(file_path=_spec_file_path(new_id, title), **common)
         if remote_relationships:
             record["remote_relationships"] = _merge_remote([], remote_relationships)
+        for key, value in (extensions or {}).items():
+            record.setdefault(key, value)
         return Edit(upserts={new_uuid: record})
 
     edit, _ = write_through(kind, compute)

@@ -137,6 +137,17 @@ def set_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def trust(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes import services
+
+    remote = _remote(args.url)
+    before = remote.trust_level
+    remote = services.remote_update(remote=remote, trust_level=args.level)
+    print(f"{remote.url}: trust level {before} -> {remote.trust_level} (its next message is judged at it)")
+    return 0
+
+
 def rotate_key(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
     from remotes import services

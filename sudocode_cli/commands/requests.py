@@ -67,6 +67,7 @@ def _summary(request) -> dict:
         "approved_by": request.approved_by or None,
         "rejection_reason": request.rejection_reason or None,
         "result": request.result,
+        "decision": request.decision,
         "error": request.last_error or None,
         "created_at": request.created_at.isoformat(),
         "updated_at": request.updated_at.isoformat(),
@@ -102,7 +103,14 @@ def list_(args: argparse.Namespace) -> int:
         print(f"  Requested by: {r['requester'] or 'unknown'}")
         print(f"  Priority: {r['priority'] if r['priority'] is not None else 2}")
         print(f"  Labels: {', '.join(r['labels']) or 'none'}")
+        if r["decision"]:
+            print(f"  Policy: {_decision_line(r['decision'])}")
     return 0
+
+
+def _decision_line(decision: dict) -> str:
+    rule = decision.get("rule")
+    return f"{decision['reason']}" + (f" [{rule}]" if rule and rule not in decision["reason"] else "")
 
 
 def show(args: argparse.Namespace) -> int:
@@ -112,6 +120,8 @@ def show(args: argparse.Namespace) -> int:
         print_json(_summary(request) | {"payload": request.payload})
         return 0
     info = _summary(request)
+    if info["decision"]:
+        info["decision"] = _decision_line(info["decision"])
     for key, value in info.items():
         if value not in (None, [], ""):
             shown = json.dumps(value) if isinstance(value, dict) else value

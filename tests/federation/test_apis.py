@@ -197,7 +197,8 @@ def test_status_on_specs_is_a_400_naming_the_field(node):
 @pytest.mark.parametrize(
     ("body", "path"),
     [
-        ({"type": "delegate", "from": "github.com/a/b"}, "type"),
+        ({"type": "delegate", "from": "github.com/a/b"}, "task"),
+        ({"type": "handoff", "from": "github.com/a/b"}, "type"),
         ({"type": "query", "from": "github.com/a/b"}, "query"),
         ({"type": "query", "from": "github.com/a/b", "query": {"entity": "issue", "limit": 501}}, "query.limit"),
         ({"type": "query", "from": "github.com/a/b", "query": {"entity": "epic"}}, "query.entity"),

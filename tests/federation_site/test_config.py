@@ -303,7 +303,7 @@ def test_it_rejects_a_key_given_twice():
             "remote_repos[0].permissions.mutate.auto_approve_conditions[0]: must not be empty",
         ),
         (
-            {"a2a_policies": {"mutate": {"auto_approve": [{"condition": "x", "max_priority": 7}]}}},
+            {"a2a_policies": {"mutate": {"auto_approve": [{"condition": "true", "max_priority": 7}]}}},
             "a2a_policies.mutate.auto_approve[0].max_priority: must be at most 4, got 7",
         ),
         (
@@ -413,7 +413,11 @@ def test_it_writes_a_default_config_that_validates(tmp_path):
     assert cfg.enabled is True
     assert cfg.local_identity.display_name == "My Service"
     assert cfg.remote_repos == []
-    assert cfg.policies.incoming_requests.mutate.auto_approve == []
+    # The seed's trust model, written as rules the maintainer can read (issue 11).
+    [trusted] = cfg.policies.incoming_requests.mutate.auto_approve
+    assert trusted.condition == "from_trusted_repo"
+    [urgent] = cfg.policies.incoming_requests.mutate.require_approval
+    assert urgent.condition == "priority <= 1 || labels.includes('breaking-change')"
     text = path.read_text()
     assert text.endswith("}\n")
     assert text.startswith('{\n  "enabled": true,\n  "local_identity": {\n    "url"')

@@ -156,8 +156,14 @@ def test_seed_examples_validate_against_the_json_schema():
 
 
 def test_supported_types_follow_the_union():
-    assert SUPPORTED_TYPES == ("discover", "query", "mutate", "subscribe")
-    assert messages.RESPONSE_TYPES == ("discover_response", "query_response", "mutate_response", "subscribe_response")
+    assert SUPPORTED_TYPES == ("discover", "query", "mutate", "subscribe", "delegate")
+    assert messages.RESPONSE_TYPES == (
+        "discover_response",
+        "query_response",
+        "mutate_response",
+        "subscribe_response",
+        "delegate_response",
+    )
 
 
 # The seed's subscribe message and event notification (section "Subscribe"), word for word.
@@ -326,18 +332,18 @@ def test_a_message_must_be_an_object(data, shown):
 
 def test_type_is_required_and_must_be_supported():
     assert errors_of({"from": "github.com/org/a"}) == [
-        ("type", "missing (supported: discover, query, mutate, subscribe)")
+        ("type", "missing (supported: discover, query, mutate, subscribe, delegate)")
     ]
     assert errors_of({**SEED_DISCOVER, "type": 5}) == [("type", "expected a string, got 5")]
-    assert errors_of({**SEED_DISCOVER, "type": "delegate"}) == [
-        ("type", "'delegate' is not supported here (supported: discover, query, mutate, subscribe)")
+    assert errors_of({**SEED_DISCOVER, "type": "handoff"}) == [
+        ("type", "'handoff' is not supported here (supported: discover, query, mutate, subscribe, delegate)")
     ]
     assert errors_of(SEED_DISCOVER, parse_query) == [("type", "'discover' is not supported here (supported: query)")]
     assert errors_of(SEED_QUERY, parse_response) == [
         (
             "type",
             "'query' is not supported here "
-            "(supported: discover_response, query_response, mutate_response, subscribe_response)",
+            "(supported: discover_response, query_response, mutate_response, subscribe_response, delegate_response)",
         )
     ]
 

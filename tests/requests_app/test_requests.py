@@ -64,7 +64,7 @@ def mutate_message(sender: str, request_id: str, title: str = "Add user profile 
         "data": {
             "title": title,
             "description": "Frontend needs GET /api/v1/users/:id",
-            "priority": 1,
+            "priority": 2,
             "labels": ["api", "frontend-request"],
             "relationships": [{"type": "discovered-from", "remote_ref": "org/frontend#issue-100"}],
             **data,

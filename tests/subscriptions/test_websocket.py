@@ -169,6 +169,28 @@ def test_a_caller_that_may_not_subscribe_is_told_why_and_closed_with_4403(keys, 
     asyncio.run(scenario())
 
 
+def test_a_remote_demoted_while_connected_is_judged_at_its_new_level_on_its_next_message(keys):
+    from remotes.models import RemoteRepo
+
+    demote = database_sync_to_async(
+        lambda: remotes.remote_update(
+            remote=RemoteRepo.objects.get(url="github.com/org/verified-client"), trust_level="untrusted"
+        )
+    )
+
+    async def scenario():
+        ws = await connected(socket(key=keys["verified"]))
+        await subscribe(ws, watch=WATCH_ISSUES)
+        await demote()
+        await ws.send_json_to({"type": "ping"})
+        error = await ws.receive_json_from(timeout=TIMEOUT)
+        assert error["type"] == "error" and error["error"] == "forbidden"
+        assert "may not subscribe" in error["detail"]
+        assert await ws.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+
+    asyncio.run(scenario())
+
+
 def test_filters_decide_which_changes_a_watch_hears(keys):
     async def scenario():
         ws = await connected(socket(key=keys["trusted"]))

@@ -1,0 +1,123 @@
+"""Quotas the config declares that are not about requests (those are requests_app.policy.check_rate):
+`rate_limits.per_repo.queries_per_minute` and `policies.incoming_requests.query.rate_limit` (per caller), and
+`rate_limits.global.cross_repo_bandwidth_mb_per_day` (the node's bytes in and out on the federation endpoints).
+
+Fixed windows counted in the database (QuotaUsage), so every process of a node (daphne workers, celery) shares
+them. A refusal is RateLimited: HTTP 429 with Retry-After, the seconds until the window ends.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from remotes.models import QuotaUsage
+from remotes.policy import Caller, RateLimited
+
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
+BANDWIDTH_KEY = "bandwidth"
+
+
+def _window(now: datetime, length: timedelta) -> datetime:
+    epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
+    return epoch + ((now - epoch) // length) * length
+
+
+def _retry_after(start: datetime, length: timedelta, now: datetime) -> int:
+    return max(1, math.ceil((start + length - now).total_seconds()))
+
+
+def take(key: str, *, limit: int, window: timedelta, what: str) -> None:
+    """Count one use of `key` in the current window, or raise RateLimited when `limit` uses were counted."""
+    now = timezone.now()
+    start = _window(now, window)
+    rows = QuotaUsage.objects.filter(key=key, window_start=start, amount__lt=limit)
+    if rows.update(amount=F("amount") + 1):
+        return
+    if not QuotaUsage.objects.filter(key=key, window_start=start).exists():
+        try:
+            with transaction.atomic():
+                QuotaUsage.objects.create(key=key, window_start=start, amount=1)
+            QuotaUsage.objects.filter(key=key, window_start__lt=start).delete()
+            return
+        except IntegrityError:  # created by another request a moment ago
+            if rows.update(amount=F("amount") + 1):
+                return
+    retry = _retry_after(start, window, now)
+    raise RateLimited(f"{what} ({limit}); try again in {retry} s", retry)
+
+
+def caller_key(caller: Caller, client_address: str) -> str:
+    """Anonymous callers are counted by address, known remotes by identity."""
+    return caller.identity or f"anon:{client_address}"
+
+
+def check_query_rate(caller: Caller, config, *, client_address: str = "") -> None:
+    """One query by `caller`: the lower of `rate_limits.per_repo.queries_per_minute` and
+    `policies.incoming_requests.query.rate_limit.requests_per_minute`. RateLimited past it."""
+    if config is None:
+        return
+    limits = [
+        (config.rate_limits.per_repo.queries_per_minute, "rate_limits.per_repo.queries_per_minute"),
+        (
+            config.policies.incoming_requests.query.rate_limit.requests_per_minute,
+            "policies.incoming_requests.query.rate_limit.requests_per_minute",
+        ),
+    ]
+    limit, name = min(limits, key=lambda pair: pair[0])
+    take(
+        f"query:{caller_key(caller, client_address)}",
+        limit=limit,
+        window=MINUTE,
+        what=f"{caller} reached {name}",
+    )
+
+
+def bandwidth_limit(config) -> int | None:
+    """The node's bytes per day (`rate_limits.global.cross_repo_bandwidth_mb_per_day`, MiB), or None."""
+    megabytes = config.rate_limits.global_.cross_repo_bandwidth_mb_per_day if config is not None else None
+    return megabytes * 1024 * 1024 if megabytes else None
+
+
+def check_bandwidth(config) -> None:
+    """RateLimited when today's bytes in and out reached the limit."""
+    limit = bandwidth_limit(config)
+    if limit is None:
+        return
+    now = timezone.now()
+    start = _window(now, DAY)
+    used = QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start=start).values_list("amount", flat=True).first()
+    if used is not None and used >= limit:
+        retry = _retry_after(start, DAY, now)
+        raise RateLimited(
+            f"this node used its bandwidth for today (rate_limits.global.cross_repo_bandwidth_mb_per_day, "
+            f"{limit // (1024 * 1024)} MB); try again in {retry} s",
+            retry,
+        )
+
+
+def count_bandwidth(nbytes: int) -> None:
+    """Add `nbytes` (a federation request's body plus its response, or an outgoing call) to today's usage."""
+    if nbytes <= 0:
+        return
+    start = _window(timezone.now(), DAY)
+    if QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start=start).update(amount=F("amount") + nbytes):
+        return
+    try:
+        with transaction.atomic():
+            QuotaUsage.objects.create(key=BANDWIDTH_KEY, window_start=start, amount=nbytes)
+        QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start__lt=start).delete()
+    except IntegrityError:
+        QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start=start).update(amount=F("amount") + nbytes)
+
+
+def bandwidth_used_today() -> int:
+    start = _window(timezone.now(), DAY)
+    return (
+        QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start=start).values_list("amount", flat=True).first() or 0
+    )
