@@ -1,10 +1,14 @@
-"""`make demo`: the seed's Use Case 1 on two real nodes.
+"""`make demo`: the seed's Use Cases 1 and 2 on four real nodes, and the policy engine.
 
 Builds var/demo/frontend and var/demo/api-service (fresh git repositories holding demo/data/*), serves each
 (daphne, a Celery worker and beat), links them, and plays Use Case 1 through the CLI, printing each command with
 its output: frontend asks api-service for an endpoint, a maintainer approves, frontend's issue becomes blocked by
 the new remote issue and frontend subscribes to it; api-service closes it and frontend's issue unblocks itself
-(a signed webhook, no sync). Then both dashboards stay up. Ctrl-C stops them. DEMO_PORT sets the first port (8000).
+(a signed webhook, no sync). Then the policy engine: api-service trusts frontend, so frontend's next request is
+carried out at once by a rule, but an urgent one waits in the queue (a require rule beats auto-approval). Then
+Use Case 2 on var/demo/framework and var/demo/auth-plugin: the framework delegates a spec, the plugin accepts it,
+files issues under it, and the framework lists them. The dashboards stay up; Ctrl-C stops them. DEMO_PORT sets
+the first port (8000; four ports from it).
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ def make_repo(name: str, origin: str) -> Path:
         shutil.rmtree(repo)
     (repo / ".sudocode").mkdir(parents=True)
     for f in ("issues.jsonl", "specs.jsonl"):
-        shutil.copyfile(DATA / name / f, repo / ".sudocode" / f)
+        if (DATA / name / f).exists():
+            shutil.copyfile(DATA / name / f, repo / ".sudocode" / f)
+        else:
+            (repo / ".sudocode" / f).write_text("")
     for args in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "config", "user.name", "Demo Maintainer"],
@@ -75,8 +82,8 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> Non
     sys.exit(f"the node did not answer on port {port} within {timeout:.0f}s")
 
 
-def make_node(name: str, display: str) -> Path:
-    repo = make_repo(name, f"git@github.com:org/{name}.git")
+def make_node(name: str, display: str, org: str = "org") -> Path:
+    repo = make_repo(name, f"git@github.com:{org}/{name}.git")
     run([FED, "init", "--display-name", display], cwd=repo, show=False)
     run(["git", "add", "-A"], cwd=repo, show=False)
     run(["git", "commit", "-q", "-m", "Set up sudocode federation"], cwd=repo, show=False)
@@ -94,6 +101,25 @@ def make_node(name: str, display: str) -> Path:
 
 def key_from(output: str) -> str:
     return next(line.strip() for line in output.splitlines() if line.strip().startswith("sfk_"))
+
+
+def link(asker: Path, asker_id: str, asker_url: str, answerer: Path, answerer_id: str, answerer_url: str) -> None:
+    """`answerer` declares `asker` (verified) and issues it a key; `asker` declares `answerer` with that key."""
+    added = run(
+        [FED, "remote", "add", asker_id, "--trust", "verified", "--endpoint", f"{asker_url}/api/v1", "--no-discover"],
+        cwd=answerer,
+    )
+    added_back = run(
+        [FED, "remote", "add", answerer_id, "--endpoint", f"{answerer_url}/api/v1", "--token", key_from(added)],
+        cwd=asker,
+    )
+    run([FED, "remote", "set-token", asker_id, key_from(added_back)], cwd=answerer, show=False)
+
+
+def wait_until(check, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.5)
 
 
 def _line_of(path: Path, entity_id: str) -> str:
@@ -117,42 +143,18 @@ def serve(repo: Path, port: int) -> subprocess.Popen:
 def main() -> None:
     port = int(os.environ.get("DEMO_PORT", "8000"))
     front_url, api_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
-    print(f"Building two demo repositories in {WORK} (the seed's Use Case 1) ...")
+    framework_url, plugin_url = f"http://127.0.0.1:{port + 2}", f"http://127.0.0.1:{port + 3}"
+    print(f"Building four demo repositories in {WORK} (the seed's Use Cases 1 and 2) ...")
     front = make_node("frontend", "Frontend")
     api = make_node("api-service", "API Service")
-    nodes = [serve(front, port), serve(api, port + 1)]
+    framework = make_node("framework", "Framework")
+    plugin = make_node("auth-plugin", "Auth plugin", org="community")
+    nodes = [serve(front, port), serve(api, port + 1), serve(framework, port + 2), serve(plugin, port + 3)]
     try:
-        wait_for_port(port, nodes[0])
-        wait_for_port(port + 1, nodes[1])
+        for offset, node in enumerate(nodes):
+            wait_for_port(port + offset, node)
         print("\n# Each node declares the other and stores the key the other issued.")
-        added = run(
-            [
-                FED,
-                "remote",
-                "add",
-                "github.com/org/frontend",
-                "--trust",
-                "verified",
-                "--endpoint",
-                f"{front_url}/api/v1",
-                "--no-discover",
-            ],
-            cwd=api,
-        )
-        added_back = run(
-            [
-                FED,
-                "remote",
-                "add",
-                "github.com/org/api-service",
-                "--endpoint",
-                f"{api_url}/api/v1",
-                "--token",
-                key_from(added),
-            ],
-            cwd=front,
-        )
-        run([FED, "remote", "set-token", "github.com/org/frontend", key_from(added_back)], cwd=api, show=False)
+        link(front, "github.com/org/frontend", front_url, api, "github.com/org/api-service", api_url)
 
         print("\n# Frontend: the profile page needs an API endpoint that does not exist yet.")
         run([FED, "issue", "show", "issue-100"], cwd=front)
@@ -219,16 +221,22 @@ def main() -> None:
         )
         run([FED, "issue", "show", "issue-100"], cwd=front)
 
+        policy_engine(front, api)
+        use_case_2(framework, framework_url, plugin, plugin_url)
+
         print(
             f"""
-Both nodes are up (login: {DEMO_USER} / {DEMO_PASSWORD}):
+The nodes are up (login: {DEMO_USER} / {DEMO_PASSWORD}):
   Frontend      {front_url}/issues/issue-100     {front_url}/approvals/  (our request, completed)
   API service   {api_url}/                      {api_url}/approvals/    (the decision, the audit log at /audit/)
   Subscriptions {api_url}/subscriptions/         {front_url}/subscriptions/
   Live updates  keep {front_url}/issues/issue-100 open and run `{FED} issue update {created_id} --status open` in {api}
+  Framework     {framework_url}/                 {framework_url}/approvals/  (our delegation, accepted)
+  Auth plugin   {plugin_url}/                    {plugin_url}/approvals/     (the delegation, with its chain)
   API docs      {api_url}/api/docs/
 Try:  cd {front} && {FED} remote query github.com/org/api-service issue --status open
-Press Ctrl-C to stop both nodes.""",
+      cd {api} && {FED} policy test --from github.com/org/frontend --operation create_issue --data '{{"title": "x"}}'
+Press Ctrl-C to stop the nodes.""",
             flush=True,
         )
         nodes[0].wait()
@@ -243,6 +251,56 @@ Press Ctrl-C to stop both nodes.""",
                 node.wait(15)
             except subprocess.TimeoutExpired:
                 node.kill()
+
+
+def policy_engine(front: Path, api: Path) -> None:
+    print("\n# Policy: api-service now trusts frontend. The rules `init` wrote decide (sudocode-fed policy check).")
+    run([FED, "remote", "trust", "github.com/org/frontend", "trusted"], cwd=api)
+    run([FED, "policy", "check"], cwd=api)
+    print("\n# A routine request from a trusted remote is carried out at once, by the auto-approve rule.")
+    run(
+        [FED, "remote", "create-issue", "github.com/org/api-service", "--title", "Add avatar URL to profile",
+         "--priority", "3", "--labels", "api", "--requester", "claude-code-agent"],
+        cwd=front,
+    )  # fmt: skip
+    print("\n# An urgent one from the same remote waits: the require_approval rule beats auto-approval.")
+    run(
+        [FED, "remote", "create-issue", "github.com/org/api-service", "--title", "Rotate leaked signing key",
+         "--priority", "0", "--labels", "security", "--requester", "claude-code-agent"],
+        cwd=front,
+    )  # fmt: skip
+    run([FED, "requests", "pending"], cwd=api)
+
+
+def use_case_2(framework: Path, framework_url: str, plugin: Path, plugin_url: str) -> None:
+    print("\n# Use Case 2: the framework delegates plugin work to the community.")
+    link(framework, "github.com/org/framework", framework_url, plugin, "github.com/community/auth-plugin", plugin_url)
+    spec = run([FED, "spec", "create", "Plugin system", "-d", "Plugins extend auth and storage."], cwd=framework)
+    spec_id = spec.split("Created spec ")[1].split()[0]
+    sent = run(
+        [FED, "remote", "delegate", "github.com/community/auth-plugin", "--type", "spec",
+         "--title", "Auth plugin for v2.0", "--description", "Implement new auth API...",
+         "--context", '{"api_version": "2.0", "breaking_changes": false}', "--from", spec_id],
+        cwd=framework,
+    )  # fmt: skip
+    delegation = sent.split("→ ID: ")[1].split()[0]
+    print("\n# The plugin repo: a maintainer accepts (or `a2a_policies.delegate.auto_accept` would).")
+    run([FED, "delegates", "pending"], cwd=plugin)
+    accepted = run([FED, "delegate", "accept", delegation, "--assignee", "claude-auth-agent"], cwd=plugin)
+    plugin_spec = accepted.split("→ Created: ")[1].split()[0]
+    first = run([FED, "issue", "create", "Implement auth interface", "--implements", plugin_spec], cwd=plugin)
+    run([FED, "issue", "create", "Add tests for auth flow", "--implements", plugin_spec], cwd=plugin)
+    first_id = first.split("Created issue ")[1].split()[0]
+    run([FED, "issue", "update", first_id, "--status", "in_progress"], cwd=plugin, show=False)
+
+    print("\n# The framework: the answer came back; its spec links to the plugin's, and it tracks the progress.")
+    wait_until(lambda: "completed" in run([FED, "delegates", "list"], cwd=framework, show=False))
+    run([FED, "delegates", "list"], cwd=framework)
+    run(
+        [FED, "remote", "query", "github.com/community/auth-plugin", "issue",
+         "--filters", f'{{"spec_refs": ["{plugin_spec}"]}}'],
+        cwd=framework,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -150,6 +150,15 @@ class _Rules:
     delegate: Rule | None  # auto_accept as a rule ("true" when it is simply true)
     delegate_notify: tuple[str, ...]
     by_remote: dict[str, tuple[str, tuple[Rule, ...]]] = field(default_factory=dict)
+    names: frozenset[str] = frozenset()  # the variables any rule reads
+
+    def all(self) -> Iterator[Rule]:
+        yield from self.require
+        yield from self.approve
+        if self.delegate is not None:
+            yield self.delegate
+        for _, own in self.by_remote.values():
+            yield from own
 
 
 _rules_cache: dict[int, tuple[Any, _Rules]] = {}
@@ -161,13 +170,13 @@ def rules_of(config) -> _Rules:
     cached = _rules_cache.get(id(config))
     if cached is not None and cached[0] is config:
         return cached[1]
-    rules = _Rules(*_collect(config)) if config is not None else _Rules((), (), None, ())
+    rules = _collect(config) if config is not None else _Rules((), (), None, ())
     _rules_cache.clear()
     _rules_cache[id(config)] = (config, rules)
     return rules
 
 
-def _collect(config) -> tuple:
+def _collect(config) -> _Rules:
     def listed(path: str, entries, kind: str) -> Iterator[Rule]:
         for i, entry in enumerate(entries):
             if entry.enabled:
@@ -205,7 +214,9 @@ def _collect(config) -> tuple:
                 path,
                 tuple(Rule(f"{path}[{j}]", "approve", conditions.compile_condition(c)) for j, c in enumerate(own)),
             )
-    return require, approve, delegate, tuple(config.a2a_policies.delegate.notify), by_remote
+    rules = _Rules(require, approve, delegate, tuple(config.a2a_policies.delegate.notify), by_remote)
+    names = frozenset().union(*(rule.condition.names for rule in rules.all()))
+    return _Rules(require, approve, delegate, rules.delegate_notify, by_remote, names)
 
 
 def variables(
@@ -244,7 +255,7 @@ def variables(
 def decide(caller: Caller, variables: dict[str, Any], config) -> Decision:
     """The rules' decision for one message whose gate and quotas passed (steps 3 of the module docstring)."""
     rules = rules_of(config)
-    ctx = conditions.context(variables)
+    ctx = conditions.context(variables, rules.names)
     for rule in rules.require:
         try:
             matched = rule.condition.evaluate(ctx)

@@ -249,24 +249,32 @@ def _remote_commands(commands) -> None:
     _command(subscribe, "remotes:subscribe")
 
 
-def _request_commands(commands) -> None:
-    many = commands.add_parser(
-        "requests",
-        help="requests between nodes: pending, list",
-        description="Requests other nodes made here (incoming) and ours (outgoing).",
-    )
+def _listing_commands(commands, name: str, *, module: str, help: str, description: str, pending_help: str) -> None:
+    """`NAME pending` and `NAME list`, for requests and delegations alike."""
+    many = commands.add_parser(name, help=help, description=description)
     many.set_defaults(_group=many)
     sub = many.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
-    pending = sub.add_parser("pending", help="incoming requests waiting for a decision")
+    pending = sub.add_parser("pending", help=pending_help)
     pending.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
     _format(pending)
-    _command(pending, "requests:pending")
-    listing = sub.add_parser("list", help="list requests")
+    _command(pending, f"{module}:pending")
+    listing = sub.add_parser("list", help=f"list {help.split(':')[0]}")
     listing.add_argument("--direction", choices=("incoming", "outgoing"), help="only this direction")
     listing.add_argument("--status", choices=("pending", "approved", "rejected", "completed", "failed"))
     listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
     _format(listing)
-    _command(listing, "requests:list_")
+    _command(listing, f"{module}:list_")
+
+
+def _request_commands(commands) -> None:
+    _listing_commands(
+        commands,
+        "requests",
+        module="requests",
+        help="requests between nodes: pending, list",
+        description="Requests other nodes made here (incoming) and ours (outgoing).",
+        pending_help="incoming requests waiting for a decision",
+    )
 
     one = commands.add_parser("request", help="show, approve or reject one request")
     one.set_defaults(_group=one)
@@ -283,23 +291,14 @@ def _request_commands(commands) -> None:
     reject.add_argument("--reason", required=True, help="why, for the requester")
     _command(reject, "requests:reject")
 
-    many = commands.add_parser(
+    _listing_commands(
+        commands,
         "delegates",
+        module="delegations",
         help="delegations: pending, list",
         description="Tasks other repositories handed to this one (incoming) and ours to them (outgoing).",
+        pending_help="incoming delegations waiting to be accepted or rejected",
     )
-    many.set_defaults(_group=many)
-    sub = many.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
-    pending = sub.add_parser("pending", help="incoming delegations waiting to be accepted or rejected")
-    pending.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
-    _format(pending)
-    _command(pending, "delegations:pending")
-    listing = sub.add_parser("list", help="list delegations")
-    listing.add_argument("--direction", choices=("incoming", "outgoing"), help="only this direction")
-    listing.add_argument("--status", choices=("pending", "approved", "rejected", "completed", "failed"))
-    listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
-    _format(listing)
-    _command(listing, "delegations:list_")
 
     one = commands.add_parser("delegate", help="show, accept or reject one delegation")
     one.set_defaults(_group=one)

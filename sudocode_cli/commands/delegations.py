@@ -8,7 +8,7 @@ import json
 import sys
 
 from sudocode_cli import runtime
-from sudocode_cli.commands.requests import _decision_line, _summary
+from sudocode_cli.commands.requests import _decision_line, _summary, print_outcome
 from sudocode_cli.output import print_json
 
 
@@ -40,12 +40,7 @@ def delegate(args: argparse.Namespace) -> int:
     print(f"→ Delegation sent to {name}" if request.sent else f"→ Delegation recorded for {name}")
     print(f"→ ID: {request.request_id}")
     print(f"→ Status: {_status(request)}")
-    created = (request.result or {}).get("created")
-    if created:
-        print(f"→ Created: {created['canonical_ref']}")
-    if not request.sent:
-        print(f"→ Not delivered yet ({request.last_error}); it is sent again while `sudocode-fed serve` runs")
-    return 0 if request.status != "failed" else 1
+    return print_outcome(request)
 
 
 def _status(request) -> str:

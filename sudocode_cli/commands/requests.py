@@ -32,6 +32,11 @@ def create_issue(args: argparse.Namespace) -> int:
     print(f"→ Status: {_status_line(request)}")
     if request.approval_url and request.status == "pending":
         print(f"→ Approval URL: {request.approval_url}")
+    return print_outcome(request)
+
+
+def print_outcome(request) -> int:
+    """The end of what `remote create-issue` and `remote delegate` print; their exit code."""
     created = (request.result or {}).get("created")
     if created:
         print(f"→ Created: {created['canonical_ref']}")

@@ -140,7 +140,8 @@ def _cross_ref(ref: dict) -> str:
     when = ref["last_fetched_at"] or "never"
     freshness = "fresh" if ref["freshness"] == "fresh" else f"{ref['freshness']}, fetched {when}"
     down = f"; {ref['remote_sync_status']}" if ref["remote_sync_status"] == "unreachable" else ""
-    return f'{ref["ref"]} ({ref["status"]}) - "{ref["title"]}" [{freshness}{down}]'
+    status = f" ({ref['status']})" if ref["status"] else ""  # specs have none
+    return f'{ref["ref"]}{status} - "{ref["title"]}" [{freshness}{down}]'
 
 
 def _edge(e: dict) -> str:

@@ -94,8 +94,34 @@ def test_a_verified_remote_waits_for_a_human_and_maintainers_are_notified(node, 
     [slack] = receiver.received
     assert slack["request_id"] == "req-abc123" and "Add user profile endpoint" in slack["text"]
     assert "http://testserver/approvals/req-abc123" in slack["text"]
+    assert slack["decision"]["outcome"] == "human" and "Policy: no auto-approve rule matched" in slack["text"]
     [email] = mail.outbox
     assert email.to == ["leads@example.com"] and "req-abc123" in email.subject
+
+
+def test_the_deciding_rule_is_in_the_answer_the_audit_log_and_its_notify_heads_the_notification(node, receiver):
+    path = node.repo / ".sudocode" / "federation.config.json"
+    config = json.loads(path.read_text())
+    config["policies"]["incoming_requests"]["mutate"]["require_approval"][0]["notify"] = ["@team-leads", "@oncall"]
+    write_config(path, config)
+    response = send(node, "github.com/org/bot", mutate_message("github.com/org/bot", "req-urgent", priority=1))
+    body = response.json()
+    assert body["status"] == "pending_approval"
+    rule = "policies.incoming_requests.mutate.require_approval[0]"
+    assert body["decision"] == {
+        "outcome": "human",
+        "rule": rule,
+        "condition": "priority <= 1 || labels.includes('breaking-change')",
+        "reason": f"{rule} requires a human: priority <= 1 || labels.includes('breaking-change') holds",
+    }
+    [slack] = receiver.received
+    assert slack["text"].startswith("@team-leads @oncall [req-urgent]") and slack["mentions"] == [
+        "@team-leads",
+        "@oncall",
+    ]
+    logged = AuditLog.objects.get(request_id="req-urgent", operation_type="mutate")
+    assert logged.payload["decision"]["rule"] == rule
+    assert CrossRepoRequest.objects.get(request_id="req-urgent").decision["outcome"] == "human"
 
 
 def test_an_untrusted_caller_cannot_ask_and_nothing_is_recorded(node):
