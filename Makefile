@@ -29,8 +29,10 @@ test: install lint  ## the whole suite on SQLite and, at the same time, on Postg
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
+# Two workers, each taking whole modules (--dist loadscope), so a module's shared nodes start once.
+PYTEST_WORKERS ?= 2
 test-sqlite: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 # Runs when PostgreSQL answers on 127.0.0.1:5432; says so when it skips. FEDERATION_REQUIRE_SERVICES=1 (CI)
 # turns a missing server into a failure. The `slow` tests are left out of this pass: they run real nodes and

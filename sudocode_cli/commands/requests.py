@@ -170,6 +170,13 @@ def reject(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_decision(entry: dict) -> str:
+    decision = (entry.get("payload") or {}).get("decision") if isinstance(entry.get("payload"), dict) else None
+    if not decision:
+        return ""
+    return f"{decision['outcome']}" + (f" by {decision['rule']}" if decision.get("rule") else "")
+
+
 def audit_list(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
     from audit.selectors import audit_entries
@@ -198,9 +205,10 @@ def audit_list(args: argparse.Namespace) -> int:
                 r["status"],
                 r["duration_ms"] if r["duration_ms"] is not None else "",
                 r["request_id"] or r["error"] or "",
+                _audit_decision(r),
             )
             for r in rows
         ],
-        ("time", "dir", "operation", "remote", "status", "ms", "request / error"),
+        ("time", "dir", "operation", "remote", "status", "ms", "request / error", "policy"),
     )
     return 0

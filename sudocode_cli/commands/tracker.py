@@ -80,6 +80,7 @@ def _show(args: argparse.Namespace, kind: str) -> int:
 
 def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
     from remotes.sync import entity_detail_with_cross_repo
+    from requests_app import delegation
     from tracker.selectors import open_blockers
 
     detail = entity_detail_with_cross_repo(entity=entity)
@@ -103,6 +104,12 @@ def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
     w(f"  Created: {entity.created_at}    Updated: {entity.updated_at}\n")
     if entity.archived:
         w("  Archived\n")
+    provenance = delegation.provenance(entity)
+    if provenance:
+        origin = f" for {provenance['canonical_ref']}" if provenance.get("canonical_ref") else ""
+        w(f"  Delegated by: {provenance['repo']}{origin} (delegation {provenance.get('request_id', '?')})\n")
+        if provenance.get("chain"):
+            w(f"  Delegation chain: {' -> '.join(provenance['chain'])} -> here\n")
     if entity.is_issue:
         blockers = open_blockers(detail)
         if detail["blocked_by"]:

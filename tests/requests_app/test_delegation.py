@@ -186,6 +186,8 @@ def test_auto_accept_a_chain_and_its_way_back_refused_as_a_cycle(nodes):
     storage_issue = second.out.split("→ Created: community/storage-plugin#", 1)[1].split()[0]
     provenance = records(storage, "issue")[storage_issue]["delegated_from"]
     assert provenance["chain"] == ["org/framework#spec-040", f"community/auth-plugin#{plugin_spec}"]
+    shown = storage.cli("issue", "show", storage_issue).out
+    assert f"Delegation chain: org/framework#spec-040 -> community/auth-plugin#{plugin_spec} -> here" in shown
     decision = delegations(storage, "incoming")[delegation_id(second.out)]["decision"]
     assert decision["outcome"] == "approve" and decision["rule"] == "a2a_policies.delegate.auto_accept"
 
