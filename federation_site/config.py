@@ -399,8 +399,15 @@ class FederationConfig(_Model):
         return self
 
     def remote(self, url: str) -> RemoteRepoConfig | None:
+        return self.remote_index(url)[0]
+
+    def remote_index(self, url: str) -> tuple[RemoteRepoConfig, int] | tuple[None, None]:
+        """The remote declared for `url` and its index in remote_repos (for key paths), or (None, None)."""
         key = _identity_key(url)
-        return next((r for r in self.remote_repos if _identity_key(r.url) == key), None)
+        for index, remote in enumerate(self.remote_repos):
+            if _identity_key(remote.url) == key:
+                return remote, index
+        return None, None
 
 
 # --- loading ------------------------------------------------------------------------------------------------

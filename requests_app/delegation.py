@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from federation_site import identity
+from federation_site import identity, node
 from protocol import messages
 from remotes.policy import PermissionDenied
 from remotes.services import kind_of_id
@@ -26,12 +26,22 @@ from tracker.models import Entity
 DELEGATED_FROM = "delegated_from"  # the JSONL extension field on an entity created by accepting a delegation
 
 
+def _own_hop_limit() -> int:
+    """`a2a_policies.delegate.hop_limit` of this node's config (the default when it has none)."""
+    cfg = node.config()
+    return cfg.a2a_policies.delegate.hop_limit if cfg is not None else messages.DEFAULT_HOP_LIMIT
+
+
 def chain_check(task: dict[str, Any]) -> None:
-    """Refuse a delegation that came back to this repository or passed through too many hands.
+    """Refuse a delegation that came back to this repository or passed through too many hands: more than the
+    lower of its `context.hop_limit` and this node's `a2a_policies.delegate.hop_limit`.
     Raises PermissionDenied naming the chain."""
     context = task.get("context") or {}
     chain = list(context.get("chain") or [])
     limit = int(context.get("hop_limit") or messages.DEFAULT_HOP_LIMIT)
+    own = _own_hop_limit()
+    if own < limit:  # this node's own limit caps what the delegator allowed
+        limit = own
     here = identity.repo_path(identity.local_url())
     shown = " -> ".join(chain)
     mine = [ref for ref in chain if ref.partition("#")[0] == here]
@@ -56,7 +66,9 @@ def task_for(
     hop_limit: int | None = None,
 ) -> dict[str, Any]:
     """The `task` of a delegate message. `origin`: the local spec or issue the task comes from; the chain is
-    its own chain (when it was itself delegated to us) plus its canonical ref. Raises ValidationError."""
+    its own chain (when it was itself delegated to us) plus its canonical ref. `hop_limit`: given, else the
+    origin's own (inherited from its delegator), else this node's `a2a_policies.delegate.hop_limit`.
+    Raises ValidationError."""
     context = dict(context or {})
     chain = list(context.get("chain") or [])
     if origin:
@@ -71,9 +83,7 @@ def task_for(
         if hop_limit is None and inherited:
             hop_limit = inherited
     context["chain"] = chain
-    if hop_limit is not None:
-        context["hop_limit"] = hop_limit
-    context.setdefault("hop_limit", messages.DEFAULT_HOP_LIMIT)
+    context["hop_limit"] = hop_limit if hop_limit is not None else context.get("hop_limit") or _own_hop_limit()
     task = {"type": kind, "title": title, "description": description, "requirements": requirements or {}}
     task["context"] = context
     if len(chain) > context["hop_limit"]:

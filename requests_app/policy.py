@@ -149,7 +149,7 @@ class _Rules:
     approve: tuple[Rule, ...]
     delegate: Rule | None  # auto_accept as a rule ("true" when it is simply true)
     delegate_notify: tuple[str, ...]
-    by_remote: dict[str, tuple[str, tuple[Rule, ...]]] = field(default_factory=dict)
+    by_remote: dict[int, tuple[str, tuple[Rule, ...]]] = field(default_factory=dict)  # by remote_repos index
     names: frozenset[str] = frozenset()  # the variables any rule reads
 
     def all(self) -> Iterator[Rule]:
@@ -210,7 +210,7 @@ def _collect(config) -> _Rules:
         own = remote.permissions.mutate.auto_approve_conditions
         if own:
             path = f"remote_repos[{index}].permissions.mutate.auto_approve_conditions"
-            by_remote[remote.url.lower()] = (
+            by_remote[index] = (
                 path,
                 tuple(Rule(f"{path}[{j}]", "approve", conditions.compile_condition(c)) for j, c in enumerate(own)),
             )
@@ -272,7 +272,8 @@ def decide(caller: Caller, variables: dict[str, Any], config) -> Decision:
                 reason += " (the delegation asked for auto_approve; only a rule grants it)"
             return Decision(HUMAN, "a2a_policies.delegate.auto_accept", reason, "", notify)
         return _first_approving((rule,), ctx, variables, otherwise="its condition does not hold", notify=notify)
-    declared = rules.by_remote.get(caller.identity.lower())
+    _, index = _declared(caller, config)
+    declared = rules.by_remote.get(index) if index is not None else None
     if declared is not None:
         path, own = declared
         for rule in own:
@@ -343,8 +344,4 @@ def _declared(caller: Caller, config):
     """(the caller's remote_repos entry, its index) or (None, None)."""
     if config is None or caller.remote is None:
         return None, None
-    key = caller.identity.lower()
-    for index, remote in enumerate(config.remote_repos):
-        if remote.url.lower() == key:
-            return remote, index
-    return None, None
+    return config.remote_index(caller.identity)

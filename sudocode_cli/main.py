@@ -45,6 +45,12 @@ def _statuses(value: str) -> list[str]:
     return values
 
 
+def _hop_limit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 20:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hops from 1 to 20")
+    return int(value)
+
+
 def _json_object(value: str) -> dict:
     import json
 
@@ -206,7 +212,12 @@ def _remote_commands(commands) -> None:
         metavar="ID",
         help="the local spec or issue this task comes from: linked both ways, and the start of its chain",
     )
-    delegate.add_argument("--hop-limit", type=int, metavar="N", help="how many hands it may pass through (1-20)")
+    delegate.add_argument(
+        "--hop-limit",
+        type=_hop_limit,
+        metavar="N",
+        help="how many hands it may pass through, 1-20 (default: a2a_policies.delegate.hop_limit, 3)",
+    )
     delegate.add_argument("--requester", help="who asks (default: git user.name)")
     _format(delegate)
     _command(delegate, "delegations:delegate")
