@@ -296,7 +296,9 @@ def test_retry_after_as_an_http_date_is_honoured(serve, make_client, sleeps):
 
 
 @pytest.mark.parametrize(
-    "retry_after", ["3600", email.utils.format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)]
+    "retry_after",
+    ["3600", email.utils.format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)],
+    ids=["seconds", "http-date"],  # stable ids: pytest-xdist workers must collect the same tests
 )
 def test_retry_after_is_capped(serve, make_client, sleeps, retry_after):
     server = serve(Step(503, headers={"Retry-After": retry_after}), 200)
