@@ -67,8 +67,8 @@ def config_data() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--decisions", type=int, default=20_000, help="decisions per round (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=7, help="rounds; the median round is reported")
+    parser.add_argument("--decisions", type=int, default=2_000, help="decisions per round (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds; the best and the median are reported")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -97,7 +97,7 @@ class Condition:
 
     source: str
     program: Any  # cel.Program
-    names: frozenset[str] = frozenset()  # the VARIABLES it reads: a context needs only these
+    names: frozenset[str] = frozenset()  # the VARIABLES it reads (and _CALLS_INCLUDES): what a context needs
 
     def evaluate(self, ctx: cel.Context) -> bool:
         try:
@@ -119,6 +119,8 @@ def _includes(container: Any, item: Any) -> bool:
 
 
 _FUNCTIONS = {"includes": _includes}
+# Put in a condition's `names` when its program calls `includes` (a name no variable can have).
+_CALLS_INCLUDES = "@includes"
 
 
 def context(variables: Mapping[str, Any], names: frozenset[str] | None = None) -> cel.Context:
@@ -126,7 +128,9 @@ def context(variables: Mapping[str, Any], names: frozenset[str] | None = None) -
     the ones the conditions to evaluate read (the union of their `names`): converting a value into CEL costs
     about a microsecond, a string more, so only those are. Build it once per decision and evaluate every rule
     against it."""
-    values = {k: variables[k] for k in names} if names is not None else dict(variables)
+    values = {k: variables[k] for k in names if k != _CALLS_INCLUDES} if names is not None else dict(variables)
+    if names is not None and _CALLS_INCLUDES not in names:
+        return cel.Context(values)  # no rule calls back into Python: wrapping the function would cost 2.5 µs
     return cel.Context(values, _FUNCTIONS)  # given at once: add_function() afterwards costs a rebuild
 
 
@@ -157,7 +161,7 @@ def compile_condition(source: str) -> Condition:
                 **_where(source, tokens, name),
                 then=f" (known: {', '.join(sorted(FUNCTIONS))})",
             )
-    condition = Condition(source, program, frozenset(program.variables()) & frozenset(VARIABLES))
+    condition = Condition(source, program, _names(program))
     condition = _faster(condition, tokens)
     for sample in _SAMPLES:  # type errors CEL would only find at run time: `priority >= '2'`, `size(priority)`
         try:
@@ -213,6 +217,11 @@ _LISTS = frozenset(name for name, (kind, _) in VARIABLES.items() if kind.startsw
 _STRINGS = frozenset(name for name, (kind, _) in VARIABLES.items() if kind == "string")
 
 
+def _names(program: Any) -> frozenset[str]:
+    names = frozenset(program.variables()) & frozenset(VARIABLES)
+    return names | {_CALLS_INCLUDES} if "includes" in program.functions() else names
+
+
 def _faster(condition: Condition, tokens: list[_Token]) -> Condition:
     """The same condition, with `x.includes(y)` on a variable of ours written in CEL itself: `(y) in x` for a
     list, `x.contains(y)` for a string (a call back into Python costs about a microsecond). Kept only when it
@@ -233,7 +242,7 @@ def _faster(condition: Condition, tokens: list[_Token]) -> Condition:
         return condition
     if set(program.variables()) != set(condition.program.variables()):
         return condition
-    faster = Condition(condition.source, program, condition.names)
+    faster = Condition(condition.source, program, _names(program))
     for sample in _SAMPLES:
         try:
             same = faster.evaluate(context(sample)) == condition.evaluate(context(sample))
