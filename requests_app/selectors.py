@@ -69,3 +69,28 @@ def _message(request: CrossRepoRequest) -> str:
         REJECTED: f"Rejected by {name} maintainers",
         FAILED: "Could not be carried out",
     }[request.status]
+
+
+def request_summary(request: CrossRepoRequest) -> dict:
+    """A request or delegation as the CLI's --format json and the MCP tools show it: ids, sides, status, the
+    data's title, priority and labels, the decision, the result, the error, and when."""
+    return {
+        "request_id": request.request_id,
+        "direction": request.direction,
+        "from": request.from_repo,
+        "to": request.to_repo,
+        "type": request.request_type,
+        "status": request.status,
+        "title": request.data.get("title") or request.data.get("id"),
+        "requester": request.requester,
+        "priority": request.data.get("priority"),
+        "labels": request.data.get("labels") or [],
+        "approval_url": request.approval_url or None,
+        "approved_by": request.approved_by or None,
+        "rejection_reason": request.rejection_reason or None,
+        "result": request.result,
+        "decision": request.decision,
+        "error": request.last_error or None,
+        "created_at": request.created_at.isoformat(),
+        "updated_at": request.updated_at.isoformat(),
+    }

@@ -57,26 +57,9 @@ def _status_line(request) -> str:
 
 
 def _summary(request) -> dict:
-    return {
-        "request_id": request.request_id,
-        "direction": request.direction,
-        "from": request.from_repo,
-        "to": request.to_repo,
-        "type": request.request_type,
-        "status": request.status,
-        "title": request.data.get("title") or request.data.get("id"),
-        "requester": request.requester,
-        "priority": request.data.get("priority"),
-        "labels": request.data.get("labels") or [],
-        "approval_url": request.approval_url or None,
-        "approved_by": request.approved_by or None,
-        "rejection_reason": request.rejection_reason or None,
-        "result": request.result,
-        "decision": request.decision,
-        "error": request.last_error or None,
-        "created_at": request.created_at.isoformat(),
-        "updated_at": request.updated_at.isoformat(),
-    }
+    from requests_app.selectors import request_summary
+
+    return request_summary(request)
 
 
 def pending(args: argparse.Namespace) -> int:

@@ -1,0 +1,332 @@
+"""The MCP door (issue 12): a node's tools for a coding agent, over the official `mcp` SDK.
+
+`sudocode-fed mcp` serves them on stdio, for an agent running in the repository: it acts as the local
+maintainer (its actor is git's user.name), as the CLI does. Every tool is a thin caller of the same services
+and selectors as the CLI and the REST API, so permissions, policy, quotas and audit rows are the same whichever
+door is used. Tools return structured results (`structuredContent` with an output schema); a failure is a tool
+error whose text is the same reason a REST 4xx or the CLI gives (a remote's refusal with its status, a
+validation error naming the field, an unreachable remote with what is cached).
+
+The seed's three tools (Multi-Agent Collaboration): `cross_repo_query`, `cross_repo_create_issue`,
+`cross_repo_watch`; and around them `cross_repo_delegate`, `request_status`, `issue_list`, `issue_show`,
+`issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are also resources,
+`sudocode://issue/<id>` and `sudocode://spec/<id>`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from pydantic import BaseModel, Field
+
+INSTRUCTIONS = (
+    "Tools of a sudocode federation node: this repository's issues and specs (issue_*), and the other "
+    "repositories it federates with (cross_repo_*: query them, ask them for an issue, watch their changes, hand "
+    "them a task). A request to another repository may wait for its maintainers: follow it with request_status."
+)
+
+
+class QueryResult(BaseModel):
+    """A page of another repository's issues or specs, as much of each as it lets this node see."""
+
+    results: list[dict[str, Any]]
+    total: int
+    next_cursor: str | None = Field(None, description="Send back as `cursor` for the next page; none on the last")
+
+
+class Request(BaseModel):
+    """A request for work (or a delegation) between this node and another, as this node knows it."""
+
+    request_id: str
+    direction: Literal["incoming", "outgoing"]
+    type: str = Field(description="create_issue, create_spec, update_issue or delegate")
+    status: str = Field(description="pending, approved, completed, rejected or failed")
+    to: str
+    title: str | None = None
+    approval_url: str | None = Field(None, description="Where the other repository's maintainers decide")
+    created: dict[str, Any] | None = Field(None, description="The entity it created: id, uuid, canonical_ref, url")
+    rejection_reason: str | None = None
+    decision: dict[str, Any] | None = Field(None, description="Which policy rule decided, and why")
+    error: str | None = None
+
+
+def build_server(*, actor: str) -> MCPServer:
+    """The MCP server for one local agent acting as `actor`. Django must be set up (sudocode_cli.runtime)."""
+    server = MCPServer(name="sudocode-federation", instructions=INSTRUCTIONS, version="1.0")
+
+    @server.tool()
+    def cross_repo_query(
+        repo_url: str,
+        entity: Literal["issue", "spec"] = "issue",
+        filters: dict[str, Any] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> QueryResult:
+        """Query another repository's issues or specs (the seed's query filters: status, labels, priority,
+        ids, spec_refs, updated_since). Returns {results, total, next_cursor}; send next_cursor back as
+        `cursor` for the next page."""
+        from remotes.sync import remote_query
+
+        body: dict[str, Any] = {"entity": entity, "filters": filters or {}, "limit": limit}
+        if cursor:
+            body["cursor"] = cursor
+        page = _call(lambda: remote_query(remote=_remote(repo_url), query=body))
+        meta = page.get("metadata") or {}
+        results = page.get("results") or []
+        return QueryResult(results=results, total=meta.get("total", len(results)), next_cursor=meta.get("next_cursor"))
+
+    @server.tool()
+    def cross_repo_create_issue(
+        repo_url: str,
+        title: str,
+        description: str = "",
+        priority: int | None = None,
+        labels: list[str] | None = None,
+        discovered_from: str | None = None,
+        auto_approve: bool = False,
+    ) -> Request:
+        """Ask another repository to create an issue. Its policy decides: carried out at once, or waiting for
+        its maintainers (status pending). `discovered_from`: the local issue that needs it; it becomes blocked
+        by the new issue. Returns the request (request_id, status, approval_url, result); follow a pending one
+        with request_status."""
+        from requests_app.services import request_send
+
+        data = {"title": title, "description": description, "priority": priority, "labels": labels or []}
+        request = _call(
+            lambda: request_send(
+                remote=_remote(repo_url),
+                operation="create_issue",
+                data=data,
+                requester=actor,
+                auto_approve=auto_approve,
+                origin=discovered_from,
+            )
+        )
+        return _request_summary(request)
+
+    @server.tool()
+    def request_status(request_id: str) -> Request:
+        """A request or delegation, in or out, as this node knows it now. An outgoing one still pending is
+        first asked about at the other repository."""
+        from requests_app.models import CrossRepoRequest
+        from requests_app.services import request_poll
+
+        def read():
+            request = CrossRepoRequest.objects.filter(request_id=request_id).order_by("direction").first()
+            if request is None:
+                raise CrossRepoRequest.DoesNotExist(f"no request {request_id!r}: see remote_list / issue_show")
+            if request.direction == "outgoing" and request.status in ("pending", "approved"):
+                request_poll(request=request)
+                request.refresh_from_db()
+            return request
+
+        return _request_summary(_call(read))
+
+    @server.tool()
+    def cross_repo_watch(repo_url: str, watch_config: dict[str, Any]) -> dict[str, Any]:
+        """Subscribe to another repository's changes: watch_config is the seed's `watch`, e.g.
+        {"entity_type": "issue", "filters": {"labels": ["frontend-blocking"]}}. Events come to this node by
+        signed webhook (issues this repository references are watched without asking)."""
+        from subscriptions import outgoing
+        from subscriptions.selectors import subscription_summary
+
+        def watch():
+            row = outgoing.subscription_create(remote=_remote(repo_url), watch=watch_config, since=None)
+            outgoing.subscription_push(subscription_id=row.subscription_id)
+            row.refresh_from_db()
+            return subscription_summary(row)
+
+        return _call(watch)
+
+    @server.tool()
+    def cross_repo_delegate(
+        repo_url: str,
+        type: Literal["spec", "issue"],
+        title: str,
+        description: str = "",
+        requirements: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        from_id: str | None = None,
+    ) -> Request:
+        """Hand another repository a task it accepts as a spec or issue of its own (the seed's delegate).
+        `from_id`: the local spec or issue it comes from (linked both ways once accepted). Follow it with
+        request_status."""
+        from requests_app.delegation import task_for
+        from requests_app.services import delegation_send
+
+        def send():
+            task = task_for(
+                kind=type,
+                title=title,
+                description=description or None,
+                requirements=requirements,
+                context=context,
+                origin=from_id,
+            )
+            return delegation_send(remote=_remote(repo_url), task=task, requester=actor)
+
+        return _request_summary(_call(send))
+
+    @server.tool()
+    def issue_list(
+        status: list[str] | None = None,
+        priority: list[int] | None = None,
+        tags: list[str] | None = None,
+        search: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """This repository's issues, oldest first (archived ones left out)."""
+        from tracker.selectors import entity_list, entity_summary
+
+        def rows():
+            qs = entity_list(kind="issue", status=status, priority=priority, tags=tags, search=search)
+            return [entity_summary(e) for e in qs[: max(limit, 0)]]
+
+        found = _call(rows)
+        return {"issues": found, "count": len(found)}
+
+    @server.tool()
+    def issue_show(id: str) -> dict[str, Any]:
+        """One issue with its relationships, its blockers (local and in other repositories, with their cached
+        status and freshness) and what references it."""
+        return _call(lambda: _detail("issue", id))
+
+    @server.tool()
+    def issue_create(
+        title: str,
+        description: str = "",
+        priority: int = 2,
+        tags: list[str] | None = None,
+        status: str = "open",
+        parent: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an issue in this repository (written to .sudocode/issues.jsonl)."""
+        from tracker import services
+
+        def create():
+            entity = services.issue_create(
+                title=title, content=description, priority=priority, tags=tags or [], status=status,
+                parent=parent, actor=actor,
+            )  # fmt: skip
+            return _detail("issue", entity.uuid)
+
+        return _call(create)
+
+    @server.tool()
+    def issue_update(
+        id: str,
+        title: str | None = None,
+        description: str | None = None,
+        status: str | None = None,
+        priority: int | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Change an issue of this repository; fields left out stay as they are."""
+        from tracker import services
+
+        fields = {
+            "title": title,
+            "content": description,
+            "status": status,
+            "priority": priority,
+            "tags": tags,
+        }
+
+        def update():
+            entity = services.issue_update(issue=id, actor=actor, **{k: v for k, v in fields.items() if v is not None})
+            return _detail("issue", entity.uuid)
+
+        return _call(update)
+
+    @server.tool()
+    def why_blocked(id: str) -> dict[str, Any]:
+        """What blocks an issue, local and remote, with each blocker's cached status."""
+        from remotes.blocking import why_blocked as explain
+
+        return _call(lambda: explain(entity=id))
+
+    @server.tool()
+    def remote_list() -> dict[str, Any]:
+        """The repositories this node federates with: identity, trust level, endpoint, sync state."""
+        from remotes.models import RemoteRepo
+        from remotes.selectors import remote_summary
+
+        return {"remotes": _call(lambda: [remote_summary(r) for r in RemoteRepo.objects.all()])}
+
+    @server.resource("sudocode://issue/{id}", mime_type="application/json")
+    def issue_resource(id: str) -> str:
+        """An issue of this repository, as issue_show gives it."""
+        return _resource("issue", id)
+
+    @server.resource("sudocode://spec/{id}", mime_type="application/json")
+    def spec_resource(id: str) -> str:
+        """A spec of this repository with its relationships."""
+        return _resource("spec", id)
+
+    return server
+
+
+# --- what every tool shares ----------------------------------------------------------------------------------
+
+
+def _remote(url: str):
+    from remotes.selectors import remote_get
+
+    return remote_get(url=url)
+
+
+def _resource(kind: str, ref: str) -> str:
+    from tracker.models import Entity
+
+    try:
+        return json.dumps(_detail(kind, ref), default=str)
+    except Entity.DoesNotExist as exc:
+        raise ResourceNotFoundError(str(exc)) from None
+
+
+def _detail(kind: str, ref: str) -> dict[str, Any]:
+    from remotes.sync import entity_detail_with_cross_repo
+    from tracker.selectors import entity_get
+
+    return entity_detail_with_cross_repo(entity=entity_get(kind=kind, ref=ref))
+
+
+def _request_summary(request) -> Request:
+    from requests_app.selectors import request_summary
+
+    summary = request_summary(request)
+    return Request(
+        **{k: v for k, v in summary.items() if k in Request.model_fields}, created=(request.result or {}).get("created")
+    )
+
+
+def _call(work):
+    """Run `work` (Django, in the SDK's worker thread) and turn what it raises into a tool error whose text is
+    the reason the REST API or the CLI would give."""
+    from django.core.exceptions import ObjectDoesNotExist, ValidationError
+    from django.db import close_old_connections
+
+    from remotes.client import RemoteError
+    from remotes.policy import PermissionDenied, RateLimited
+    from tracker.sync import DataDamaged
+
+    close_old_connections()
+    try:
+        return work()
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            raise ToolError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+        raise ToolError(" ".join(exc.messages)) from None
+    except ObjectDoesNotExist as exc:
+        raise ToolError(f"not found: {exc}") from None
+    except RateLimited as exc:
+        raise ToolError(f"rate limited: {exc} (retry after {exc.retry_after} s)") from None
+    except PermissionDenied as exc:
+        raise ToolError(f"forbidden: {exc}") from None
+    except DataDamaged as exc:
+        raise ToolError(f"this repository's data cannot be read: {exc.short} (retry in {exc.retry_after} s)") from None
+    except RemoteError as exc:
+        raise ToolError(f"the remote refused or did not answer: {exc}") from None

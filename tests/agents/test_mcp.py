@@ -1,0 +1,195 @@
+"""The MCP door (issue 12) with the official MCP client (`mcp.ClientSession` over stdio, spawning
+`sudocode-fed mcp`): the seed's Use Case 1 played through tools alone between two real nodes, a delegation
+through `cross_repo_delegate`, and errors an agent can act on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import cli_env
+from tests.nodes import Node, eventually, link
+from tests.requests_app.test_use_case_1 import decide, staff_session, start_together, stop_together
+
+pytestmark = pytest.mark.slow
+
+STAFF, PASSWORD = "maintainer", "a-long-enough-password-1"
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mcp")
+    frontend = Node(root, "frontend")
+    api = Node(root, "api-service")
+    config = frontend.config()
+    config["endpoints"] = {"rest": frontend.api}  # where api-service calls back (a watch asks it to)
+    frontend.write_config(config)
+    try:
+        start_together(frontend, api)
+        api.create_staff(STAFF, PASSWORD)
+        link(frontend, api, trust="verified")
+        yield frontend, api
+    finally:
+        stop_together(frontend, api)
+
+
+@asynccontextmanager
+async def agent(node: Node):
+    """An MCP client session with `sudocode-fed mcp` running in `node`'s repository, as a coding agent has."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sudocode_cli.main", "--repo", str(node.repo), "mcp"],
+        env=cli_env(**node.env),
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    async with stdio_client(params) as streams, ClientSession(*streams) as session:
+        await session.initialize()
+        yield session
+
+
+async def call(session: ClientSession, tool: str, **arguments) -> dict:
+    result = await session.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+async def refused(session: ClientSession, tool: str, **arguments) -> str:
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return result.content[0].text
+
+
+def test_the_tools_and_their_schemas(nodes):
+    frontend, _ = nodes
+
+    async def scenario():
+        async with agent(frontend) as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            assert {"cross_repo_query", "cross_repo_create_issue", "cross_repo_watch", "cross_repo_delegate",
+                    "request_status", "issue_list", "issue_show", "issue_create", "issue_update", "why_blocked",
+                    "remote_list"} <= set(tools)  # fmt: skip
+            query = tools["cross_repo_query"]
+            assert {"repo_url", "entity", "filters"} <= set(query.input_schema["properties"])
+            assert set(query.output_schema["properties"]) >= {"results", "total", "next_cursor"}
+            create = tools["cross_repo_create_issue"]
+            assert {"repo_url", "title", "description", "auto_approve"} <= set(create.input_schema["properties"])
+            assert {"request_id", "status", "approval_url"} <= set(create.output_schema["properties"])
+
+    asyncio.run(scenario())
+
+
+def test_use_case_1_through_mcp_tools_alone(nodes):
+    frontend, api = nodes
+    assert api.cli("issue", "create", "Add OAuth token endpoint", "--tags", "api").code == 0
+
+    async def scenario():
+        async with agent(frontend) as session:
+            # The agent finds the work frontend needs, and what api-service already has open.
+            page = await call(session, "issue_create", title="Add user profile page")
+            origin = page["id"]
+            found = await call(session, "cross_repo_query", repo_url=api.identity, entity="issue",
+                               filters={"status": "open"})  # fmt: skip
+            assert "Add OAuth token endpoint" in {r["title"] for r in found["results"]}
+
+            # It asks api-service for the endpoint; api-service's policy sends it to a maintainer.
+            asked = await call(session, "cross_repo_create_issue", repo_url=api.identity,
+                               title="Add user profile endpoint", description="Frontend needs GET /users/:id",
+                               labels=["api"], discovered_from=origin)  # fmt: skip
+            assert asked["status"] == "pending" and asked["direction"] == "outgoing"
+            assert asked["approval_url"].endswith(f"/approvals/{asked['request_id']}")
+            assert asked["decision"]["outcome"] == "human"
+
+            # A maintainer approves in the dashboard; the agent follows the request until it is done.
+            maintainer = await asyncio.to_thread(staff_session, api)
+            answer = await asyncio.to_thread(decide, maintainer, api, asked["request_id"], "approve")
+            assert answer.status_code == 302
+
+            async def completed():
+                for _ in range(60):
+                    status = await call(session, "request_status", request_id=asked["request_id"])
+                    if status["status"] == "completed":
+                        return status
+                    await asyncio.sleep(0.3)
+                raise AssertionError(f"still {status['status']}")
+
+            done = await completed()
+            created = done["created"]
+            assert created["canonical_ref"].startswith("org/api-service#")
+
+            # Its issue is now blocked by the new remote issue; it watches that issue (already watched by itself).
+            shown = await call(session, "issue_show", id=origin)
+            assert shown["status"] == "blocked"
+            watch = {"entity_type": "issue", "filters": {"ids": [created["id"]]}}
+            watched = await call(session, "cross_repo_watch", repo_url=api.identity, watch_config=watch)
+            assert watched["delivery_status"] == "confirmed"
+
+            # api-service closes it; the agent sees its issue unblock, with no sync.
+            assert api.cli("issue", "close", created["id"]).code == 0
+
+            async def unblocked():
+                for _ in range(60):
+                    shown = await call(session, "issue_show", id=origin)
+                    if shown["status"] == "open":
+                        return shown
+                    await asyncio.sleep(0.3)
+                raise AssertionError("the issue stayed blocked")
+
+            await unblocked()
+            why = await call(session, "why_blocked", id=origin)
+            assert why["blocked"] is False
+
+            # The same issue as a resource.
+            resource = await session.read_resource(f"sudocode://issue/{origin}")
+            assert json.loads(resource.contents[0].text)["id"] == origin
+
+    asyncio.run(scenario())
+
+
+def test_use_case_2_through_cross_repo_delegate(nodes):
+    frontend, api = nodes
+    spec = frontend.cli_json("spec", "create", "Design system")["id"]
+
+    async def scenario():
+        async with agent(frontend) as session:
+            sent = await call(session, "cross_repo_delegate", repo_url=api.identity, type="spec",
+                              title="Component tokens", context={"urgency": "low"}, from_id=spec)  # fmt: skip
+            assert sent["type"] == "delegate" and sent["status"] == "pending"
+            return sent["request_id"]
+
+    request_id = asyncio.run(scenario())
+    accepted = api.cli("delegate", "accept", request_id)
+    assert accepted.code == 0, accepted.err
+
+    def linked():
+        rels = json.loads(frontend.cli("spec", "show", spec, "--format", "json").out).get("cross_repo") or []
+        return [r for r in rels if r["type"] == "delegated-to"]
+
+    eventually(linked, what="the delegator's spec linking to the accepted one", timeout=20)
+
+
+def test_errors_say_what_to_do(nodes):
+    frontend, api = nodes
+
+    async def scenario():
+        async with agent(frontend) as session:
+            unknown = await refused(session, "cross_repo_query", repo_url="github.com/org/nowhere")
+            assert "no remote 'github.com/org/nowhere'" in unknown and "remote list" in unknown
+            bad = await refused(session, "issue_create", title="   ")
+            assert "title" in bad
+            missing = await refused(session, "issue_show", id="i-none")
+            assert "not found" in missing
+            # api-service does not let frontend filter on what its policy refuses: the remote's 400, verbatim.
+            odd = await refused(session, "cross_repo_query", repo_url=api.identity, filters={"colour": "red"})
+            assert "colour" in odd
+            with pytest.raises(MCPError, match="i-none"):
+                await session.read_resource("sudocode://issue/i-none")
+
+    asyncio.run(scenario())
