@@ -11,14 +11,21 @@ The seed's three tools (Multi-Agent Collaboration): `cross_repo_query`, `cross_r
 `cross_repo_watch`; and around them `cross_repo_delegate`, `request_status`, `issue_list`, `issue_show`,
 `issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are also resources,
 `sudocode://issue/<id>` and `sudocode://spec/<id>`.
+
+`build_remote_server()` is the other MCP door: streamable HTTP at `/mcp` on the node (agents/asgi.py), for agents
+of other repositories. The caller is the remote whose API key the request presents (`Authorization: Bearer`),
+or the anonymous, untrusted caller; its tools are the federation messages (discover, query, request_issue,
+request_status, delegate) answered by the same functions as the REST endpoints, so a remote agent can do
+exactly what its repository may.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from pydantic import BaseModel, Field
 
@@ -269,6 +276,135 @@ def build_server(*, actor: str) -> MCPServer:
     return server
 
 
+# --- the HTTP door: agents of other repositories -------------------------------------------------------------
+
+
+def build_remote_server() -> MCPServer:
+    """The MCP server mounted at /mcp: each call is judged as the remote whose key the HTTP request carries."""
+    server = MCPServer(
+        name="sudocode-federation-node",
+        instructions="A sudocode federation node, seen from another repository: discover it, query its issues "
+        "and specs, ask it for an issue or hand it a task (its policy or its maintainers decide), and follow "
+        "such a request. Present your repository's API key for this node as a bearer token.",
+        version="1.0",
+    )
+
+    @server.tool()
+    def discover(ctx: Context) -> dict[str, Any]:
+        """What this node is and can do, and the trust level it gives the caller (the discover_response)."""
+        from federation import services
+
+        caller, base = _remote_caller(ctx)
+        return _call(lambda: services.answer_discover(caller=caller, rest_base=f"{base}/api/v1"))
+
+    @server.tool()
+    def query(
+        ctx: Context,
+        entity: Literal["issue", "spec"] = "issue",
+        filters: dict[str, Any] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> QueryResult:
+        """This node's issues or specs, as much of each as the caller may see (the query message)."""
+        from federation import services
+        from protocol import messages
+
+        caller, _ = _remote_caller(ctx)
+        body: dict[str, Any] = {"entity": entity, "filters": filters or {}, "limit": limit}
+        if cursor:
+            body["cursor"] = cursor
+        page = _call(lambda: services.answer_query(caller=caller, message=messages.parse_query(body)))
+        meta = page.get("metadata") or {}
+        results = page.get("results") or []
+        return QueryResult(results=results, total=meta.get("total", len(results)), next_cursor=meta.get("next_cursor"))
+
+    @server.tool()
+    def request_issue(
+        ctx: Context,
+        title: str,
+        request_id: str,
+        description: str | None = None,
+        priority: int | None = None,
+        labels: list[str] | None = None,
+        requester: str | None = None,
+        auto_approve: bool = False,
+    ) -> dict[str, Any]:
+        """Ask this node to create an issue (the mutate message, create_issue). `request_id` is the idempotency
+        key: the same id again is the same request. Returns the mutate_response (status pending_approval,
+        completed, ...; `decision` says which rule decided)."""
+        data = {"title": title, "description": description, "priority": priority, "labels": labels}
+        message = {
+            "type": "mutate",
+            "operation": "create_issue",
+            "data": {k: v for k, v in data.items() if v is not None},
+            "metadata": {"request_id": request_id, "requester": requester, "auto_approve": auto_approve},
+        }
+        return _receive(ctx, message)
+
+    @server.tool()
+    def delegate(
+        ctx: Context,
+        type: Literal["spec", "issue"],
+        title: str,
+        request_id: str,
+        description: str | None = None,
+        requirements: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        requester: str | None = None,
+    ) -> dict[str, Any]:
+        """Hand this node a task it accepts as a spec or issue of its own (the delegate message). Returns the
+        delegate_response."""
+        task = {"type": type, "title": title, "description": description, "requirements": requirements or {}}
+        message = {
+            "type": "delegate",
+            "task": {**{k: v for k, v in task.items() if v is not None}, "context": context or {}},
+            "metadata": {"request_id": request_id, "requester": requester},
+        }
+        return _receive(ctx, message)
+
+    @server.tool()
+    def request_status(ctx: Context, request_id: str) -> dict[str, Any]:
+        """A request the caller made here, as its mutate_response or delegate_response now."""
+        from requests_app.models import CrossRepoRequest
+        from requests_app.selectors import response_for
+
+        caller, _ = _remote_caller(ctx)
+
+        def read():
+            found = CrossRepoRequest.objects.filter(request_id=request_id, direction="incoming").first()
+            if found is None or not caller.remote or caller.identity != found.from_repo:
+                raise CrossRepoRequest.DoesNotExist(f"no request {request_id!r} from {caller}")
+            return response_for(found)
+
+        return _call(read)
+
+    return server
+
+
+def _remote_caller(ctx) -> tuple[Any, str]:
+    """(the Caller the HTTP request's bearer key names, the node's base URL)."""
+    from remotes.auth import bearer_token, caller_for_token
+
+    request = ctx.request_context.request
+    headers = request.headers if request is not None else {}
+    base = str(request.base_url).rstrip("/") if request is not None else ""
+    return _call(lambda: caller_for_token(bearer_token(headers.get("authorization")))), base
+
+
+def _receive(ctx, message: dict[str, Any]) -> dict[str, Any]:
+    from protocol import messages
+    from requests_app.services import request_receive
+
+    caller, base = _remote_caller(ctx)
+
+    def receive():
+        parsed = messages.parse_message({**message, "from": caller.identity or "anonymous/caller"})
+        body, _status = request_receive(caller=caller, message=parsed, correlation_id=uuid.uuid4().hex, base_url=base)
+        return body
+
+    return _call(receive)
+
+
 # --- what every tool shares ----------------------------------------------------------------------------------
 
 
@@ -309,6 +445,7 @@ def _call(work):
     from django.core.exceptions import ObjectDoesNotExist, ValidationError
     from django.db import close_old_connections
 
+    from protocol.messages import MessageError
     from remotes.client import RemoteError
     from remotes.policy import PermissionDenied, RateLimited
     from tracker.sync import DataDamaged
@@ -322,6 +459,9 @@ def _call(work):
         raise ToolError(" ".join(exc.messages)) from None
     except ObjectDoesNotExist as exc:
         raise ToolError(f"not found: {exc}") from None
+    except MessageError as exc:
+        problems = "; ".join(f"{e['path'] or 'message'}: {e['message']}" for e in exc.errors)
+        raise ToolError(f"invalid: {problems}") from None
     except RateLimited as exc:
         raise ToolError(f"rate limited: {exc} (retry after {exc.retry_after} s)") from None
     except PermissionDenied as exc:

@@ -11,13 +11,24 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from agents.asgi import PATH as MCP_PATH  # noqa: E402
+from agents.asgi import mcp_http_app  # noqa: E402
 from subscriptions.routing import websocket_urlpatterns  # noqa: E402
+
+
+async def http(scope, receive, send):
+    """Django, except /mcp: the MCP door for agents of other repositories (agents/asgi.py)."""
+    if scope["path"] == MCP_PATH or scope["path"].startswith(MCP_PATH + "/"):
+        await mcp_http_app(scope, receive, send)
+    else:
+        await django_asgi_app(scope, receive, send)
+
 
 # No origin check in front of the WebSocket: remote agents send no Origin and authenticate with their key. The
 # session (the dashboard's live pages) counts only from this node's own origin; subscriptions.consumers checks.
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http,
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

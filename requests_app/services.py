@@ -78,11 +78,22 @@ def request_receive(
         if delegate:
             delegation.chain_check(data)
         decision = policy.evaluate(caller, operation, data, cfg, metadata=messages.dump(message.metadata))
-    except (PermissionDenied, policy.RateLimited):
+    except (PermissionDenied, policy.RateLimited) as exc:
         # The same request sent twice at once: the copy that lost the race is answered like a retry.
         again = CrossRepoRequest.objects.filter(request_id=request_id, direction=Direction.INCOMING).first()
         if again is not None:
             return _answer_duplicate(again, caller)
+        audit_record(  # a refusal is audited too, whichever door the message came through
+            operation="delegate" if delegate else "mutate",
+            direction="incoming",
+            local_repo=identity.local_url(),
+            remote_repo=caller.identity,
+            status="failed",
+            request_id=request_id,
+            correlation_id=correlation_id,
+            payload={"operation": operation, "title": data.get("title")},
+            error=str(exc),
+        )
         raise
     now = timezone.now()
     try:

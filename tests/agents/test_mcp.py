@@ -193,3 +193,89 @@ def test_errors_say_what_to_do(nodes):
                 await session.read_resource("sudocode://issue/i-none")
 
     asyncio.run(scenario())
+
+
+# --- the HTTP door at /mcp: agents of other repositories, judged as their repository -------------------------
+
+
+@asynccontextmanager
+async def remote_agent(node: Node, key: str | None):
+    """An MCP client session over streamable HTTP to `node`'s /mcp, presenting `key` (a remote's API key)."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(f"{node.base}/mcp", http_client=http) as streams,
+        ClientSession(*streams) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def test_a_remote_agent_over_http_can_do_what_its_repository_may(nodes):
+    frontend, api = nodes
+    added = api.cli("remote", "add", "github.com/org/agent-repo", "--trust", "verified", "--no-discover")
+    key = next(line.strip() for line in added.out.splitlines() if line.strip().startswith("sfk_"))
+    assert api.cli("issue", "create", "Visible to agents", "--tags", "mcp-http").code == 0
+
+    async def scenario():
+        async with remote_agent(api, key) as session:
+            tools = {t.name for t in (await session.list_tools()).tools}
+            assert {"discover", "query", "request_issue", "delegate", "request_status"} <= tools
+            found = await call(session, "discover")
+            assert found["capabilities"]["trust_level"] == "verified"
+            page = await call(session, "query", entity="issue", filters={"labels": ["mcp-http"]})
+            assert [r["title"] for r in page["results"]] == ["Visible to agents"]
+            asked = await call(session, "request_issue", title="Agent's request", request_id="req-mcp-http-1")
+            assert asked["status"] == "pending_approval" and asked["decision"]["outcome"] == "human"
+            again = await call(session, "request_issue", title="Agent's request", request_id="req-mcp-http-1")
+            assert again["request_id"] == asked["request_id"]  # idempotent, like the REST door
+            status = await call(session, "request_status", request_id="req-mcp-http-1")
+            assert status["status"] == "pending_approval"
+        async with remote_agent(api, None) as anonymous:
+            answer = await refused(anonymous, "request_issue", title="Nope", request_id="req-mcp-http-2")
+            assert "forbidden: an anonymous caller" in answer
+            hidden = await refused(anonymous, "request_status", request_id="req-mcp-http-1")
+            assert "not found" in hidden
+
+    asyncio.run(scenario())
+    pending = api.cli_json("requests", "list", "--direction", "incoming")
+    assert [r["from"] for r in pending if r["request_id"] == "req-mcp-http-1"] == ["github.com/org/agent-repo"]
+
+
+def test_the_same_forbidden_request_through_every_door_gets_the_same_refusal_and_an_audit_row(nodes):
+    import requests
+
+    _, api = nodes
+    added = api.cli("remote", "add", "github.com/org/stranger", "--trust", "untrusted", "--no-discover")
+    key = next(line.strip() for line in added.out.splitlines() if line.strip().startswith("sfk_"))
+    reason = "github.com/org/stranger has trust level untrusted, which cannot request changes"
+    message = {
+        "type": "mutate",
+        "from": "github.com/org/stranger",
+        "operation": "create_issue",
+        "data": {"title": "Let me in"},
+        "metadata": {"request_id": "req-door-rest"},
+    }
+    headers = {"Authorization": f"Bearer {key}"}
+    rest = requests.post(f"{api.api}/federation/mutate", json=message, headers=headers, timeout=10)
+    assert rest.status_code == 403 and reason in rest.json()["detail"]
+    a2a = requests.post(
+        f"{api.api}/federation/a2a",
+        json={**message, "metadata": {"request_id": "req-door-a2a"}},
+        headers=headers,
+        timeout=10,
+    )
+    assert a2a.status_code == 403 and reason in a2a.json()["detail"]
+
+    async def over_mcp():
+        async with remote_agent(api, key) as session:
+            return await refused(session, "request_issue", title="Let me in", request_id="req-door-mcp")
+
+    assert reason in asyncio.run(over_mcp())
+    audit = api.cli_json("audit", "list", "--remote", "github.com/org/stranger", "--operation", "mutate")
+    refusals = {row["request_id"]: row for row in audit}
+    for request_id in ("req-door-rest", "req-door-a2a", "req-door-mcp"):
+        assert refusals[request_id]["status"] == "failed" and reason in refusals[request_id]["error"]
