@@ -8,7 +8,7 @@ error whose text is the same reason a REST 4xx or the CLI gives (a remote's refu
 validation error naming the field, an unreachable remote with what is cached).
 
 The seed's three tools (Multi-Agent Collaboration): `cross_repo_query`, `cross_repo_create_issue`,
-`cross_repo_watch`; and around them `cross_repo_delegate`, `request_status`, `issue_list`, `issue_show`,
+`cross_repo_watch`; and around them `cross_repo_delegate`, `cross_repo_events`, `request_status`, `issue_list`, `issue_show`,
 `issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are also resources,
 `sudocode://issue/<id>` and `sudocode://spec/<id>`.
 
@@ -147,6 +147,20 @@ def build_server(*, actor: str) -> MCPServer:
             return subscription_summary(row)
 
         return _call(watch)
+
+    @server.tool()
+    def cross_repo_events(since: int = 0, limit: int = 100) -> dict[str, Any]:
+        """The changes other repositories sent this node (on its watches, and on the remote issues its own
+        issues reference), oldest first, after the cursor `since` (0: from the start). Returns {events, cursor};
+        send `cursor` back as `since` to get only newer ones."""
+        from subscriptions.models import ReceivedEvent
+
+        def read():
+            rows = ReceivedEvent.objects.filter(pk__gt=since).order_by("pk")[: max(1, min(limit, 500))]
+            events = [{"from": r.from_repo, "received_at": r.received_at.isoformat(), **(r.event or {})} for r in rows]
+            return {"events": events, "cursor": rows[len(rows) - 1].pk if rows else since}
+
+        return _call(read)
 
     @server.tool()
     def cross_repo_delegate(

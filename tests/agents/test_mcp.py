@@ -74,8 +74,8 @@ def test_the_tools_and_their_schemas(nodes):
         async with agent(frontend) as session:
             tools = {t.name: t for t in (await session.list_tools()).tools}
             assert {"cross_repo_query", "cross_repo_create_issue", "cross_repo_watch", "cross_repo_delegate",
-                    "request_status", "issue_list", "issue_show", "issue_create", "issue_update", "why_blocked",
-                    "remote_list"} <= set(tools)  # fmt: skip
+                    "cross_repo_events", "request_status", "issue_list", "issue_show", "issue_create",
+                    "issue_update", "why_blocked", "remote_list"} <= set(tools)  # fmt: skip
             query = tools["cross_repo_query"]
             assert {"repo_url", "entity", "filters"} <= set(query.input_schema["properties"])
             assert set(query.output_schema["properties"]) >= {"results", "total", "next_cursor"}
@@ -145,6 +145,12 @@ def test_use_case_1_through_mcp_tools_alone(nodes):
             await unblocked()
             why = await call(session, "why_blocked", id=origin)
             assert why["blocked"] is False
+            seen = await call(session, "cross_repo_events", since=0)
+            closing = [e for e in seen["events"] if e["entity"]["id"] == created["id"]]
+            assert closing and closing[-1]["changes"]["status"]["to"] == "closed"
+            assert closing[-1]["from"] == api.identity and closing[-1]["type"] == "issue_updated"
+            later = await call(session, "cross_repo_events", since=seen["cursor"])
+            assert later["events"] == [] and later["cursor"] == seen["cursor"]
 
             # The same issue as a resource.
             resource = await session.read_resource(f"sudocode://issue/{origin}")
