@@ -8,8 +8,8 @@ error whose text is the same reason a REST 4xx or the CLI gives (a remote's refu
 validation error naming the field, an unreachable remote with what is cached).
 
 The seed's three tools (Multi-Agent Collaboration): `cross_repo_query`, `cross_repo_create_issue`,
-`cross_repo_watch`; and around them `cross_repo_delegate`, `cross_repo_events`, `request_status`, `issue_list`, `issue_show`,
-`issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are also resources,
+`cross_repo_watch`; and around them `cross_repo_delegate`, `cross_repo_events`, `request_status`,
+`issue_list`, `issue_show`, `issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are also resources,
 `sudocode://issue/<id>` and `sudocode://spec/<id>`.
 
 `build_remote_server()` is the other MCP door: streamable HTTP at `/mcp` on the node (agents/asgi.py), for agents
