@@ -9,8 +9,8 @@ validation error naming the field, an unreachable remote with what is cached).
 
 The seed's three tools (Multi-Agent Collaboration): `cross_repo_query`, `cross_repo_create_issue`,
 `cross_repo_watch`; and around them `cross_repo_delegate`, `cross_repo_events`, `request_status`,
-`issue_list`, `issue_show`, `issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are also resources,
-`sudocode://issue/<id>` and `sudocode://spec/<id>`.
+`issue_list`, `issue_show`, `issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are
+also resources, `sudocode://issue/<id>` and `sudocode://spec/<id>`.
 
 `build_remote_server()` is the other MCP door: streamable HTTP at `/mcp` on the node (agents/asgi.py), for agents
 of other repositories. The caller is the remote whose API key the request presents (`Authorization: Bearer`),

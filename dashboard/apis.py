@@ -105,7 +105,8 @@ class SpecDetailApi(_EntityDetail):
 class HealthApi(APIView):
     """GET /api/v1/health: 200 `{"status": "ok", ...}` when the node can do its work, else 503 `{"status":
     "degraded", "problems": [...]}`: its background worker is not alive (callbacks, notifications and webhooks
-    wait), or a JSONL file cannot be read (writes wait). For load balancers and monitoring; no authentication."""
+    wait), a JSONL file cannot be read (writes wait), or the last edit of federation.config.json was refused (the
+    node goes on with its last good config). For load balancers and monitoring; no authentication."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -114,6 +115,9 @@ class HealthApi(APIView):
     def get(self, request: Request) -> Response:
         worker = workers.worker_state(node.layout())
         problems = [p.short for p in data_problems()]
+        refused = node.config_problem()
+        if refused is not None:
+            problems.append(f"{refused} (the last edit was not applied: the last good config is in force)")
         if worker["expected"] and not worker["alive"]:
             seen = worker["last_seen_seconds"]
             problems.append(

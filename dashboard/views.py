@@ -94,7 +94,9 @@ def _request_row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
     return {
         "request": request,
         "title": data.get("title") or data.get("id"),
-        "kind": f"delegation of a {data.get('type')}" if request.is_delegation else request.request_type,
+        "kind": f"delegation of {'an issue' if data.get('type') == 'issue' else 'a spec'}"
+        if request.is_delegation
+        else request.request_type,
         "priority": data.get("priority", 2),
         "labels": data.get("labels") or [],
         "decision": request.decision or {},

@@ -108,7 +108,7 @@ def answer_query(
             tags=filters.labels,
             priority=_as_list(filters.priority),
             ids=filters.ids,
-            spec_refs=filters.spec_refs,
+            spec_refs=_local_ids(filters.spec_refs),
             updated_since=filters.updated_since,
             archived=_archived(filters),
             after=_decode_cursor(query.cursor, fingerprint),
@@ -160,6 +160,14 @@ def answer_query(
         result={"total": total, "returned": len(results)},
     )
     return messages.dump(response)
+
+
+def _local_ids(refs: list[str] | None) -> list[str] | None:
+    """Spec refs as ids: `org/this-repo#s-5fxv` (the form the delegator's side shows) is `s-5fxv` here."""
+    if not refs:
+        return refs
+    here = identity.repo_path(identity.local_url()) + "#"
+    return [ref.removeprefix(here) for ref in refs]
 
 
 def _archived(filters: messages.QueryFilters) -> bool | None:

@@ -8,6 +8,7 @@ database is the truth and a message is only a wake-up call: periodic tasks re-qu
 import os
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
 
 from federation_site import broker
 
@@ -17,3 +18,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.settings")
 app = Celery("federation_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+@beat_init.connect
+def _load_config(**kwargs) -> None:
+    """Read federation.config.json once at start: a later edit that breaks it then leaves this process on its
+    last good config (federation_site.node.config), as the web process is, instead of failing every task."""
+    from federation_site import node
+
+    try:
+        node.config()
+    except node.RepoNotFound:
+        pass

@@ -15,6 +15,7 @@ ConditionFailed, which the policy engine turns into the safe answer (a human dec
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -153,7 +154,11 @@ def compile_condition(source: str) -> Condition:
     for name in program.variables():
         if name not in VARIABLES and name not in bound:
             known = ", ".join(VARIABLES)
-            raise ConditionError(f"unknown name {name!r}", **_where(source, tokens, name), then=f" (known: {known})")
+            close = difflib.get_close_matches(name, VARIABLES, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConditionError(
+                f"unknown name {name!r}", **_where(source, tokens, name), then=f" ({hint}known: {known})"
+            )
     for name in program.functions():
         if name[:1] not in "_!@" and name not in FUNCTIONS:
             raise ConditionError(
@@ -169,8 +174,13 @@ def compile_condition(source: str) -> Condition:
         except ConditionFailed as exc:
             if exc.missing_key:
                 continue  # `requirements.replicas` is fine: a message without it makes the rule fail safe
-            reason = str(exc).removeprefix(f"{source!r} ")
-            raise ConditionError(reason.replace("could not be evaluated", "cannot be evaluated")) from None
+            reason = str(exc).removeprefix(f"{source!r} ").replace("could not be evaluated", "cannot be evaluated")
+            if "No such overload" in reason:
+                reason = (
+                    "cannot be evaluated: the types do not fit (CEL does not convert between them: compare numbers "
+                    "with numbers, strings with strings, e.g. priority >= 2, not priority >= '2')"
+                )
+            raise ConditionError(reason) from None
     if len(_compiled) > 10_000:
         _compiled.clear()
     _compiled[source] = condition

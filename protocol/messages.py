@@ -333,7 +333,11 @@ class QueryResponse(_Response):
 # The markdown body of an entity: long, multi-line (newlines and tabs allowed, other control characters not).
 LongText = Annotated[str, StringConstraints(max_length=100_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
-CanonicalRef = Annotated[str, StringConstraints(max_length=600, pattern=r"^[^\s#]+/[^\s#]+#[^\s#]+$")]
+_CANONICAL_REF_PATTERN = r"^[^\s#]+/[^\s#]+#[^\s#]+$"
+_PATTERN_REASONS[_CANONICAL_REF_PATTERN] = (
+    "is not a canonical ref (expected org/repo#id, like 'org/api-service#issue-042')"
+)
+CanonicalRef = Annotated[str, StringConstraints(max_length=600, pattern=_CANONICAL_REF_PATTERN)]
 RelationshipType = Literal[
     "blocks", "blocked-by", "related", "implements", "depends-on", "parent-child", "discovered-from", "references"
 ]

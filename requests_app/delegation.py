@@ -69,6 +69,7 @@ def task_for(
     its own chain (when it was itself delegated to us) plus its canonical ref. `hop_limit`: given, else the
     origin's own (inherited from its delegator), else this node's `a2a_policies.delegate.hop_limit`.
     Raises ValidationError."""
+    _check_context(kind, title, context or {})
     context = dict(context or {})
     chain = list(context.get("chain") or [])
     if origin:
@@ -91,6 +92,22 @@ def task_for(
             {"from": f"{origin} has come through {len(chain) - 1} delegations; its hop_limit is {context['hop_limit']}"}
         )
     return {k: v for k, v in task.items() if v is not None}
+
+
+def _check_context(kind: str, title: str, context: dict[str, Any]) -> None:
+    """The task's context as the wire takes it (chain of canonical refs, hop_limit 1-20), before it is used:
+    ValidationError at `context.<key>`."""
+    probe = {
+        "type": "delegate",
+        "from": "example.org/probe",
+        "task": {"type": kind, "title": title, "context": context},
+        "metadata": {"request_id": "probe"},
+    }
+    try:
+        messages.parse_message(probe)
+    except messages.MessageError as exc:
+        first = exc.errors[0]
+        raise ValidationError({first["path"].removeprefix("task.") or "task": first["message"]}) from None
 
 
 def created_fields(request, actor: str) -> dict[str, Any]:

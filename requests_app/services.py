@@ -438,7 +438,8 @@ def _send(request: CrossRepoRequest) -> None:
         response = audited_call(
             remote,
             kind,
-            lambda: client_for(remote, kind).post(
+            # No retries inside the call: this row is retried by the poller, after what Retry-After asks.
+            lambda: client_for(remote, kind, retries=0).post(
                 f"/federation/{kind}", request.payload, correlation_id=request.correlation_id
             ),
             payload={"operation": request.request_type, "title": request.data.get("title")},
@@ -448,11 +449,10 @@ def _send(request: CrossRepoRequest) -> None:
         CrossRepoRequest.objects.filter(pk=request.pk).update(sent=True)
         transition(request, FAILED, actor=remote.url, last_error=str(exc), sent=True)
         return
-    except RemoteError as exc:  # not reached: the poller sends it again
-        CrossRepoRequest.objects.filter(pk=request.pk).update(
-            last_error=str(exc)[:2000], next_poll_at=_next_poll(request)
-        )
-        request.last_error = str(exc)
+    except RemoteError as exc:  # not reached, or busy: the poller sends it again
+        error, next_poll = _retry_later(request, exc)
+        CrossRepoRequest.objects.filter(pk=request.pk).update(last_error=error, next_poll_at=next_poll)
+        request.last_error = error
         return
     CrossRepoRequest.objects.filter(pk=request.pk).update(sent=True, last_error="")
     request.sent = True
@@ -495,17 +495,28 @@ def request_poll(*, request: CrossRepoRequest) -> None:
         response = audited_call(
             remote,
             "poll",
-            lambda: client_for(remote, "mutate").get(
+            lambda: client_for(remote, "mutate", retries=0).get(
                 f"/federation/requests/{request.request_id}", correlation_id=request.correlation_id
             ),
             request_id=request.request_id,
         )
     except (RemoteRejected, RemoteError) as exc:
-        CrossRepoRequest.objects.filter(pk=request.pk).update(
-            last_error=str(exc)[:2000], next_poll_at=_next_poll(request)
-        )
+        error, next_poll = _retry_later(request, exc)
+        CrossRepoRequest.objects.filter(pk=request.pk).update(last_error=error, next_poll_at=next_poll)
         return
     _apply_outcome(request, messages.parse_response(response.data))
+
+
+def _retry_later(request: CrossRepoRequest, exc: Exception) -> tuple[str, Any]:
+    """(what to show as the request's last error, when to try again) after a failed send or poll: the other
+    node's own words and its Retry-After when it gave them (a 429: its quota), else our backoff."""
+    body = getattr(exc, "body", None)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    error = f"{exc} ({detail})" if detail else str(exc)
+    retry_after = body.get("retry_after") if isinstance(body, dict) else None
+    if isinstance(retry_after, int) and retry_after > 0:
+        return error[:2000], timezone.now() + timedelta(seconds=min(retry_after, 86400))
+    return error[:2000], _next_poll(request)
 
 
 def _next_poll(request: CrossRepoRequest):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -334,8 +335,8 @@ def _request_commands(commands) -> None:
         description="Runs an MCP server on standard input and output for an agent working in this repository "
         "(Claude Code: `claude mcp add sudocode -- sudocode-fed mcp`). It acts as the local maintainer, as the CLI "
         "does: cross_repo_query, cross_repo_create_issue, cross_repo_watch, cross_repo_delegate, cross_repo_events, "
-        "request_status, issue_list, issue_show, issue_create, issue_update, why_blocked, remote_list, and the resources "
-        "sudocode://issue/<id> and sudocode://spec/<id>. Logs go to standard error.",
+        "request_status, issue_list, issue_show, issue_create, issue_update, why_blocked, remote_list, and the "
+        "resources sudocode://issue/<id> and sudocode://spec/<id>. Logs go to standard error.",
     )
     _command(mcp, "agents:mcp")
 
@@ -581,9 +582,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, func_name = target.split(":")
     handler = getattr(importlib.import_module(f"sudocode_cli.commands.{module_name}"), func_name)
     try:
-        return handler(args) or 0
+        code = handler(args) or 0
+        sys.stdout.flush()
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted; say nothing more (Python's own advice)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # one error path for every command: a message, never a traceback
         code, message = _explain(exc)
         if code is None:

@@ -30,10 +30,13 @@ def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayo
     import django
 
     django.setup()
+    from federation_site import node
+
+    # A broken federation.config.json stops a command here, before it does anything (it never half-runs).
+    node.config()
     lay = RepoLayout(root)
     ensure_schema(lay)
     if sync:
-        from federation_site import node
         from tracker.sync import data_problems
 
         node.refresh_state(progress=note)

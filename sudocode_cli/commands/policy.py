@@ -68,12 +68,31 @@ def test(args: argparse.Namespace) -> int:
         row = row or RemoteRepo(url=declared.url)
         row.trust_level = declared.trust_level
     caller = Caller(row) if row is not None else Caller()
+    from protocol import messages
+    from requests_app import delegation
+
     metadata = {"request_id": "dry-run", "requester": "policy test", "auto_approve": args.auto_approve}
+    data = dict(args.data)
     if args.operation == "delegate":
-        args.data.setdefault("type", "spec")
-        args.data.setdefault("title", "(dry run)")
+        data.setdefault("type", "spec")
+        data.setdefault("title", "(dry run)")
+        message = {"type": "delegate", "from": args.sender, "task": data, "metadata": metadata}
+    else:
+        if args.operation.startswith("create_"):
+            data.setdefault("title", "(dry run)")
+        if args.operation == "update_issue":
+            data.setdefault("id", "i-dryrun")
+        message = {"type": "mutate", "from": args.sender, "operation": args.operation, "data": data}
+        message["metadata"] = metadata
+    try:  # the data as the real endpoint would take it: a message it refuses is refused here too
+        parsed = messages.parse_message(message)
+    except messages.MessageError as exc:
+        raise UsageError(f"--data is not what the endpoint takes: {exc}") from None
+    data = messages.dump(parsed.task if args.operation == "delegate" else parsed.data)
     try:
-        decision = policy.evaluate(caller, args.operation, args.data, config, metadata=metadata)
+        if args.operation == "delegate":
+            delegation.chain_check(data)
+        decision = policy.evaluate(caller, args.operation, data, config, metadata=metadata)
         result = {"outcome": decision.outcome, **decision.as_json()}
     except PermissionDenied as exc:
         result = {"outcome": "refused", "http_status": 403, "reason": str(exc)}

@@ -39,7 +39,9 @@ def add(args: argparse.Namespace) -> int:
     else:
         print("  No endpoint yet: `sudocode-fed remote add` again with --endpoint, or edit the config")
     print(f"  API key for {remote.url} to present to this node (shown once, stored hashed):\n    {key}")
-    print(f"  On that node: sudocode-fed remote set-token <this node's url> {key}")
+    from federation_site import identity
+
+    print(f"  On that node: sudocode-fed remote set-token {identity.local_url()} {key}")
     return 0
 
 

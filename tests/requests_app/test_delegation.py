@@ -159,7 +159,7 @@ def test_a_delegation_accepted_in_the_dashboard_over_http(nodes):
     del_id = delegation_id(sent.out)
     maintainer = staff_session(plugin)
     queue = maintainer.get(f"{plugin.base}/approvals/", timeout=10).text
-    assert del_id in queue and "delegation of a issue" in queue and "Accept" in queue
+    assert del_id in queue and "delegation of an issue" in queue and "Accept" in queue
     answer = decide(maintainer, plugin, del_id, "approve", assignee="dana", estimated_completion="2030-01-02T03:04")
     assert answer.status_code == 302
     outcome = accepted(fw, del_id)

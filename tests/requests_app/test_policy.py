@@ -102,12 +102,14 @@ def test_conditions_mean_what_the_seed_says(condition, values, expected):
 @pytest.mark.parametrize(
     ("condition", "message"),
     [
-        ("prio >= 2", "unknown name 'prio' at column 1 (known: operation, type, id, title,"),
+        ("prio >= 2", "unknown name 'prio' at column 1 (did you mean 'priority'? known: operation, type, id,"),
+        ("zzz > 1", "unknown name 'zzz' at column 1 (known: operation, type, id,"),
         ("priority >= 2 &&\n  lables.includes('x')", "unknown name 'lables' at line 2, column 3"),
         ("priority >=", "syntax error at column 12: the condition ends early"),
         ("priority >== 2", "syntax error at column"),
         ("shout(title)", "unknown function 'shout' at column 1"),
-        ("priority >= '2'", "cannot be evaluated: No such overload"),
+        ("priority >= '2'", "cannot be evaluated: the types do not fit"),
+        ("prioriti >= 2", "unknown name 'prioriti' at column 1 (did you mean 'priority'? known:"),
         ("priority", "gives 2, not true or false"),
         ("'unterminated", "syntax error at column 1"),
     ],
@@ -125,7 +127,7 @@ def test_a_bad_condition_in_the_config_is_refused_at_load_with_its_key_path():
         parse_config(json.dumps(data))
     assert str(info.value).startswith(
         "federation.config.json: policies.incoming_requests.mutate.auto_approve[0].condition: "
-        "unknown name 'prio' at column 1 (known: operation, type,"
+        "unknown name 'prio' at column 1 (did you mean 'priority'? known: operation, type,"
     )
     data["policies"]["incoming_requests"]["mutate"]["auto_approve"] = []
     data["remote_repos"] = [{**SEED_REMOTE, "permissions": {"mutate": {"auto_approve_conditions": ["1 +"]}}}]

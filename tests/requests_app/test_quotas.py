@@ -199,6 +199,16 @@ def test_a_config_edit_with_a_bad_policy_is_not_applied_and_says_why(node):
         assert status.code == 1 and "require_approval[0].condition: unknown name 'prio'" in status.err
         check = node.cli("policy", "check")
         assert check.code == 2 and "unknown name 'prio' at column 1" in check.err
+        health = requests.get(f"{node.api}/health", timeout=10)
+        assert health.status_code == 503 and "the last edit was not applied" in " ".join(health.json()["problems"])
+        # A command refuses before it does anything: the request stays pending, nothing half-done.
+        approve = node.cli("request", "approve", "req-during-bad-config")
+        assert approve.code == 1 and "unknown name 'prio'" in approve.err
+        with node.db() as db:
+            [(status,)] = db.execute(
+                "select status from cross_repo_requests where request_id = 'req-during-bad-config'"
+            ).fetchall()
+        assert status == "pending"
     finally:
         node.write_config(original)
     eventually(

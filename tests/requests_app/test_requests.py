@@ -292,3 +292,26 @@ def test_an_auto_approved_request_left_pending_by_a_dead_process_is_carried_out_
     assert request_services.requests_resume() == 1
     request = CrossRepoRequest.objects.get(request_id="req-half")
     assert (request.status, request.approved_by) == ("completed", "policy") and len(issues(node)) == 1
+
+
+def test_a_send_refused_for_a_quota_waits_as_long_as_the_other_node_says(node):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from remotes.client import RemoteUnreachable
+    from requests_app.services import _retry_later
+
+    request = CrossRepoRequest(request_id="req-later", created_at=timezone.now())
+    busy = RemoteUnreachable(
+        "POST http://b/api/v1/federation/mutate: HTTP 429",
+        url="http://b",
+        status=429,
+        body={"error": "rate_limited", "detail": "reached mutations_per_hour (10); try again in 3074 s",
+              "retry_after": 3074},
+    )  # fmt: skip
+    error, when = _retry_later(request, busy)
+    assert "reached mutations_per_hour (10); try again in 3074 s" in error
+    assert timedelta(seconds=3070) < when - timezone.now() <= timedelta(seconds=3074)
+    error, when = _retry_later(request, RemoteUnreachable("connection refused", url="http://b"))
+    assert error == "connection refused" and when - timezone.now() <= timedelta(seconds=6)
