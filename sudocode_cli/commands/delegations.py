@@ -8,7 +8,7 @@ import json
 import sys
 
 from sudocode_cli import runtime
-from sudocode_cli.commands.requests import _decision_line, _summary, print_outcome
+from sudocode_cli.commands.requests import _decision_line, _summary, print_fields, print_outcome
 from sudocode_cli.output import print_json
 
 
@@ -62,6 +62,7 @@ def _delegation(request) -> dict:
     info.update(
         {
             "entity_type": task.get("type"),
+            "description": task.get("description"),
             "requirements": task.get("requirements") or {},
             "context": {k: v for k, v in context.items() if k not in ("chain", "hop_limit", "triggered_by")},
             "chain": context.get("chain") or [],
@@ -101,8 +102,10 @@ def list_(args: argparse.Namespace) -> int:
         incoming = r["direction"] == "incoming"
         other = r["from"] if incoming else r["to"]
         who = other.rsplit("/", 1)[-1].capitalize()
-        verb = "requests" if incoming else "was asked"
-        print(f'→ [{r["request_id"]}] {who} {verb}: "{r["title"]}" ({r["status"]})')
+        if incoming:
+            print(f'→ [{r["request_id"]}] {who} requests: "{r["title"]}" ({r["status"]})')
+        else:
+            print(f'→ [{r["request_id"]}] we asked {who}: "{r["title"]}" ({r["status"]})')
         print(f"  {'From' if incoming else 'To'}: {other}")
         print(f"  Type: {r['entity_type']}")
         if r["context"]:
@@ -138,10 +141,7 @@ def show(args: argparse.Namespace) -> int:
         info["decision"] = _decision_line(info["decision"])
     if info["chain"]:
         info["chain"] = " -> ".join(info["chain"])
-    for key, value in info.items():
-        if value not in (None, [], "", {}):
-            shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
-            print(f"{key.replace('_', ' ').capitalize() + ':':<18}{shown}")
+    print_fields(info)
     return 0
 
 

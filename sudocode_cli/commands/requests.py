@@ -85,8 +85,10 @@ def list_(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         other = r["from"] if r["direction"] == "incoming" else r["to"]
-        arrow = "requests" if r["direction"] == "incoming" else "asked"
-        print(f'→ [{r["request_id"]}] {other} {arrow}: "{r["title"]}" ({r["status"]})')
+        if r["direction"] == "incoming":
+            print(f'→ [{r["request_id"]}] {other} requests: "{r["title"]}" ({r["status"]})')
+        else:
+            print(f'→ [{r["request_id"]}] we asked {other}: "{r["title"]}" ({r["status"]})')
         print(f"  {'From' if r['direction'] == 'incoming' else 'To'}: {other}")
         print(f"  Requested by: {r['requester'] or 'unknown'}")
         print(f"  Priority: {r['priority'] if r['priority'] is not None else 2}")
@@ -110,13 +112,27 @@ def show(args: argparse.Namespace) -> int:
     info = _summary(request)
     if info["decision"]:
         info["decision"] = _decision_line(info["decision"])
-    for key, value in info.items():
-        if value not in (None, [], ""):
-            shown = json.dumps(value) if isinstance(value, dict) else value
-            print(f"{key.replace('_', ' ').capitalize() + ':':<18}{shown}")
+    print_fields(info)
     print("Message:")
     print(json.dumps(request.payload, indent=2, ensure_ascii=False))
     return 0
+
+
+def print_fields(info: dict) -> None:
+    """`Key:  value` lines for `request show` and `delegate show`: lists joined, yes/no, objects as JSON; empty
+    values left out."""
+    for key, value in info.items():
+        if value in (None, [], "", {}):
+            continue
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, list):
+            shown = ", ".join(map(str, value))
+        elif isinstance(value, dict):
+            shown = json.dumps(value, ensure_ascii=False)
+        else:
+            shown = value
+        print(f"{key.replace('_', ' ').capitalize() + ':':<18}{shown}")
 
 
 def _find(request_id: str):
