@@ -381,7 +381,13 @@ def request_send(
 
 def delegation_send(*, remote: RemoteRepo, task: dict, requester: str, auto_approve: bool = False) -> CrossRepoRequest:
     """Hand `task` (requests_app.delegation.task_for) to `remote`. Recorded first and sent again until the
-    remote has it, like request_send; the answer (accepted, with the new entity) comes by callback or poll."""
+    remote has it, like request_send; the answer (accepted, with the new entity) comes by callback or poll.
+    ValidationError when the task's chain already passed through `remote` (it would refuse it as a cycle)."""
+    back = [ref for ref in (task.get("context") or {}).get("chain") or [] if ref.partition("#")[0] == remote.repo_path]
+    if back:
+        raise ValidationError(
+            {"url": f"the task came through {remote.url} already ({back[0]}): handing it back would be a cycle"}
+        )
     message = {
         "type": "delegate",
         "from": identity.local_url(),

@@ -37,6 +37,8 @@ def create_issue(args: argparse.Namespace) -> int:
 
 def print_outcome(request) -> int:
     """The end of what `remote create-issue` and `remote delegate` print; their exit code."""
+    if request.decision:  # the other node's policy, as its answer said
+        print(f"→ Their policy: {_decision_line(request.decision)}")
     created = (request.result or {}).get("created")
     if created:
         print(f"→ Created: {created['canonical_ref']}")

@@ -194,9 +194,29 @@ def test_auto_accept_a_chain_and_its_way_back_refused_as_a_cycle(nodes):
     # The storage plugin tries to hand it back to the framework: the chain already passes through it.
     back = storage.cli("remote", "delegate", fw.identity, "--type", "issue", "--title", "Review S3 adapter",
                        "--from", storage_issue)  # fmt: skip
-    assert back.code == 1
-    assert "already passes through this repository (org/framework#spec-040): a cycle" in back.out
-    assert "org/framework#spec-040 -> community/auth-plugin#" in back.out
+    assert back.code == 2  # refused before it leaves: the storage plugin sees framework in the chain
+    assert "came through github.com/org/framework already (org/framework#spec-040)" in back.err
+    # ...and the framework refuses it by itself, whatever a sender does.
+    message = {
+        "type": "delegate",
+        "from": storage.identity,
+        "task": {
+            "type": "issue",
+            "title": "Review S3 adapter",
+            "context": {"chain": ["org/framework#spec-040", f"community/auth-plugin#{plugin_spec}"]},
+        },
+        "metadata": {"request_id": "del-cycle"},
+    }
+    answer = requests.post(
+        f"{fw.api}/federation/delegate",
+        json=message,
+        headers={"Authorization": f"Bearer {nodes.keys['storage@framework']}"},
+        timeout=10,
+    )
+    assert answer.status_code == 403
+    detail = answer.json()["detail"]
+    assert "already passes through this repository (org/framework#spec-040): a cycle" in detail
+    assert "org/framework#spec-040 -> community/auth-plugin#" in detail
     assert "Review S3 adapter" not in {r["title"] for r in records(fw, "issue").values()}
 
 
