@@ -137,18 +137,8 @@ def set_token(args: argparse.Namespace) -> int:
     remote = _remote(args.url)
     name = services.remote_set_token(remote=remote, token=token)
     print(f"Stored as {name} in .sudocode/secrets.env (a running node picks it up at once).")
-    if remote.rest_endpoint:  # with the key, the remote now knows us: ask again how far it trusts us
-        from remotes.client import RemoteError
-        from remotes.sync import remote_discover
-
-        try:
-            remote_discover(remote=remote)
-            remote.refresh_from_db()
-            trusted = (remote.capabilities or {}).get("trust_level")
-            if trusted:
-                print(f"  {remote.url} trusts us as: {trusted}")
-        except RemoteError as exc:
-            print(f"  {remote.url} did not answer ({exc}); `sudocode-fed remote sync {remote.url}` asks again")
+    if remote.rest_endpoint:
+        print(f"  `sudocode-fed remote sync {remote.url}` asks it again how far it trusts us, now that it knows us.")
     return 0
 
 
