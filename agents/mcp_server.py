@@ -9,8 +9,8 @@ validation error naming the field, an unreachable remote with what is cached).
 
 The seed's three tools (Multi-Agent Collaboration): `cross_repo_query`, `cross_repo_create_issue`,
 `cross_repo_watch`; and around them `cross_repo_delegate`, `cross_repo_events`, `request_status`,
-`issue_list`, `issue_show`, `issue_create`, `issue_update`, `why_blocked`, `remote_list`. Issues and specs are
-also resources, `sudocode://issue/<id>` and `sudocode://spec/<id>`.
+`request_list`, `issue_list`, `issue_show`, `issue_create`, `issue_update`, `why_blocked`, `remote_list`.
+Issues and specs are also resources, `sudocode://issue/<id>` and `sudocode://spec/<id>`.
 
 `build_remote_server()` is the other MCP door: streamable HTTP at `/mcp` on the node (agents/asgi.py), for agents
 of other repositories. The caller is the remote whose API key the request presents (`Authorization: Bearer`),
@@ -124,13 +124,34 @@ def build_server(*, actor: str) -> MCPServer:
         def read():
             request = CrossRepoRequest.objects.filter(request_id=request_id).order_by("direction").first()
             if request is None:
-                raise CrossRepoRequest.DoesNotExist(f"no request {request_id!r}: see remote_list / issue_show")
+                raise CrossRepoRequest.DoesNotExist(f"no request {request_id!r}: request_list shows them all")
             if request.direction == "outgoing" and request.status in ("pending", "approved"):
                 request_poll(request=request)
                 request.refresh_from_db()
             return request
 
         return _request_summary(_call(read))
+
+    @server.tool()
+    def request_list(
+        direction: Literal["incoming", "outgoing"] | None = None,
+        status: Literal["pending", "approved", "completed", "rejected", "failed"] | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """Requests and delegations between this node and others, newest first: ours to them (outgoing) and
+        theirs to us (incoming). Use it to find a request_id again."""
+        from requests_app.models import CrossRepoRequest
+
+        def rows():
+            qs = CrossRepoRequest.objects.all()
+            if direction:
+                qs = qs.filter(direction=direction)
+            if status:
+                qs = qs.filter(status=status)
+            return [_request_summary(r).model_dump() for r in qs[: _positive(limit, "limit")]]
+
+        found = _call(rows)
+        return {"requests": found, "count": len(found)}
 
     @server.tool()
     def cross_repo_watch(repo_url: str, watch_config: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +165,8 @@ def build_server(*, actor: str) -> MCPServer:
             row = outgoing.subscription_create(remote=_remote(repo_url), watch=watch_config, since=None)
             outgoing.subscription_push(subscription_id=row.subscription_id)
             row.refresh_from_db()
+            if row.delivery_status == "dead":  # refused for good: nothing will come (the CLI exits 1 too)
+                raise ToolError(f"the watch was refused: {row.last_error}")
             return subscription_summary(row)
 
         return _call(watch)
@@ -153,12 +176,20 @@ def build_server(*, actor: str) -> MCPServer:
         """The changes other repositories sent this node (on its watches, and on the remote issues its own
         issues reference), oldest first, after the cursor `since` (0: from the start). Returns {events, cursor};
         send `cursor` back as `since` to get only newer ones."""
+        from django.core.exceptions import ValidationError
+
         from subscriptions.models import ReceivedEvent
 
         def read():
-            rows = ReceivedEvent.objects.filter(pk__gt=since).order_by("pk")[: max(1, min(limit, 500))]
+            if since < 0:
+                raise ValidationError({"since": "a cursor this tool gave out, or 0 for the start"})
+            page = ReceivedEvent.objects.filter(pk__gt=since).order_by("pk")
+            rows = list(page[: min(_positive(limit, "limit"), 500)])
             events = [{"from": r.from_repo, "received_at": r.received_at.isoformat(), **(r.event or {})} for r in rows]
-            return {"events": events, "cursor": rows[len(rows) - 1].pk if rows else since}
+            if rows:
+                return {"events": events, "cursor": rows[-1].pk}
+            head = ReceivedEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+            return {"events": [], "cursor": min(since, head)}  # never a cursor past what exists
 
         return _call(read)
 
@@ -193,7 +224,7 @@ def build_server(*, actor: str) -> MCPServer:
 
     @server.tool()
     def issue_list(
-        status: list[str] | None = None,
+        status: list[str] | str | None = None,
         priority: list[int] | None = None,
         tags: list[str] | None = None,
         search: str | None = None,
@@ -202,9 +233,11 @@ def build_server(*, actor: str) -> MCPServer:
         """This repository's issues, oldest first (archived ones left out)."""
         from tracker.selectors import entity_list, entity_summary
 
+        statuses = [status] if isinstance(status, str) else status
+
         def rows():
-            qs = entity_list(kind="issue", status=status, priority=priority, tags=tags, search=search)
-            return [entity_summary(e) for e in qs[: max(limit, 0)]]
+            qs = entity_list(kind="issue", status=statuses, priority=priority, tags=tags, search=search)
+            return [entity_summary(e) for e in qs[: _positive(limit, "limit")]]
 
         found = _call(rows)
         return {"issues": found, "count": len(found)}
@@ -343,8 +376,10 @@ def build_remote_server() -> MCPServer:
         requester: str | None = None,
         auto_approve: bool = False,
     ) -> dict[str, Any]:
-        """Ask this node to create an issue (the mutate message, create_issue). `request_id` is the idempotency
-        key: the same id again is the same request. Returns the mutate_response (status pending_approval,
+        """Ask this node to create an issue (the mutate message, create_issue). `request_id` is your idempotency
+        key, made once per request (e.g. "req-" and 12 random hex digits; up to 64 letters, digits, '.', '_',
+        ':' or '-', starting with a letter or digit): the same id again is the same request and gets its first
+        answer, whatever else is sent with it. Returns the mutate_response (status pending_approval,
         completed, ...; `decision` says which rule decided)."""
         data = {"title": title, "description": description, "priority": priority, "labels": labels}
         message = {
@@ -366,8 +401,8 @@ def build_remote_server() -> MCPServer:
         context: dict[str, Any] | None = None,
         requester: str | None = None,
     ) -> dict[str, Any]:
-        """Hand this node a task it accepts as a spec or issue of its own (the delegate message). Returns the
-        delegate_response."""
+        """Hand this node a task it accepts as a spec or issue of its own (the delegate message). `request_id`:
+        your idempotency key, as for request_issue. Returns the delegate_response."""
         task = {"type": type, "title": title, "description": description, "requirements": requirements or {}}
         message = {
             "type": "delegate",
@@ -402,7 +437,14 @@ def _remote_caller(ctx) -> tuple[Any, str]:
     request = ctx.request_context.request
     headers = request.headers if request is not None else {}
     base = str(request.base_url).rstrip("/") if request is not None else ""
-    return _call(lambda: caller_for_token(bearer_token(headers.get("authorization")))), base
+    presented = headers.get("authorization")
+    caller = _call(lambda: caller_for_token(bearer_token(presented)))
+    if presented and caller.remote is None:  # REST treats it as anonymous; an agent is better told
+        raise ToolError(
+            "the key presented is not one this node issued (send `Authorization: Bearer <key>`, the key this node's "
+            "`sudocode-fed remote add` printed for your repository), or send none to act as an anonymous caller"
+        )
+    return caller, base
 
 
 def _receive(ctx, message: dict[str, Any]) -> dict[str, Any]:
@@ -426,6 +468,14 @@ def _remote(url: str):
     from remotes.selectors import remote_get
 
     return remote_get(url=url)
+
+
+def _positive(value: int, name: str) -> int:
+    from django.core.exceptions import ValidationError
+
+    if value < 1:
+        raise ValidationError({name: f"must be at least 1, got {value}"})
+    return value
 
 
 def _resource(kind: str, ref: str) -> str:
@@ -459,6 +509,7 @@ def _call(work):
     from django.core.exceptions import ObjectDoesNotExist, ValidationError
     from django.db import close_old_connections
 
+    from federation.services import QueryError
     from protocol.messages import MessageError
     from remotes.client import RemoteError
     from remotes.policy import PermissionDenied, RateLimited
@@ -476,6 +527,8 @@ def _call(work):
     except MessageError as exc:
         problems = "; ".join(f"{e['path'] or 'message'}: {e['message']}" for e in exc.errors)
         raise ToolError(f"invalid: {problems}") from None
+    except QueryError as exc:
+        raise ToolError(f"invalid: {exc.path}: {exc.message}") from None
     except RateLimited as exc:
         raise ToolError(f"rate limited: {exc} (retry after {exc.retry_after} s)") from None
     except PermissionDenied as exc:

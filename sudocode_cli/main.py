@@ -335,8 +335,8 @@ def _request_commands(commands) -> None:
         description="Runs an MCP server on standard input and output for an agent working in this repository "
         "(Claude Code: `claude mcp add sudocode -- sudocode-fed mcp`). It acts as the local maintainer, as the CLI "
         "does: cross_repo_query, cross_repo_create_issue, cross_repo_watch, cross_repo_delegate, cross_repo_events, "
-        "request_status, issue_list, issue_show, issue_create, issue_update, why_blocked, remote_list, and the "
-        "resources sudocode://issue/<id> and sudocode://spec/<id>. Logs go to standard error.",
+        "request_status, request_list, issue_list, issue_show, issue_create, issue_update, why_blocked, remote_list, "
+        "and the resources sudocode://issue/<id> and sudocode://spec/<id>. Logs go to standard error.",
     )
     _command(mcp, "agents:mcp")
 

@@ -197,6 +197,14 @@ def test_errors_say_what_to_do(nodes):
             assert "colour" in odd
             with pytest.raises(MCPError, match="i-none"):
                 await session.read_resource("sudocode://issue/i-none")
+            negative = await refused(session, "cross_repo_events", since=-1)
+            assert "since" in negative
+            ahead = await call(session, "cross_repo_events", since=10**6)
+            assert ahead["events"] == [] and ahead["cursor"] < 10**6  # never a cursor past what exists
+            listed = await call(session, "request_list", direction="outgoing")
+            assert listed["count"] >= 1 and all(r["direction"] == "outgoing" for r in listed["requests"])
+            one_status = await call(session, "issue_list", status="open")  # a single status is taken too
+            assert all(i["status"] == "open" for i in one_status["issues"])
 
     asyncio.run(scenario())
 
@@ -240,6 +248,11 @@ def test_a_remote_agent_over_http_can_do_what_its_repository_may(nodes):
             assert again["request_id"] == asked["request_id"]  # idempotent, like the REST door
             status = await call(session, "request_status", request_id="req-mcp-http-1")
             assert status["status"] == "pending_approval"
+            cursor = await refused(session, "query", entity="issue", cursor="zz")
+            assert cursor.endswith("invalid: query.cursor: not a cursor this node gave out") or "query.cursor" in cursor
+        async with remote_agent(api, "sfk_not-a-key-of-this-node") as stranger:
+            unknown = await refused(stranger, "discover")
+            assert "the key presented is not one this node issued" in unknown
         async with remote_agent(api, None) as anonymous:
             answer = await refused(anonymous, "request_issue", title="Nope", request_id="req-mcp-http-2")
             assert "forbidden: an anonymous caller" in answer
