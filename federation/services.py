@@ -23,7 +23,16 @@ from tracker.selectors import entity_search, tags_and_relationships
 from tracker.sync import data_problems
 
 PROTOCOLS = ["rest", "a2a", "websocket", "git"]
-OPERATIONS = ["discover", "query_issues", "query_specs", "create_issues", "create_specs", "update_issues", "subscribe"]
+OPERATIONS = [
+    "discover",
+    "query_issues",
+    "query_specs",
+    "create_issues",
+    "create_specs",
+    "update_issues",
+    "delegate",
+    "subscribe",
+]
 
 
 class QueryError(ValueError):
@@ -64,7 +73,7 @@ def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "")
         timestamp=timezone.now(),
         capabilities=messages.Capabilities(
             protocols=PROTOCOLS,
-            operations=OPERATIONS,
+            operations=operations_for(caller, cfg),
             schemas_version=messages.SCHEMAS_VERSION,
             trust_level=caller.trust_level,
             endpoints=messages.CapabilityEndpoints(
@@ -76,6 +85,33 @@ def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "")
     )
     _audit(caller, "discover", status="success", started=started, correlation_id=correlation_id)
     return messages.dump(response)
+
+
+def operations_for(caller: Caller, config) -> list[str]:
+    """The OPERATIONS this caller may use here now (what its trust level and permissions allow), in that order:
+    a discover answer names only what is true for the one asking."""
+    from requests_app.policy import check_may_mutate
+    from subscriptions.policy import subscribe_fields
+
+    allowed = {"discover"}
+    try:
+        allowed |= {f"query_{entity}s" for entity in policy.query_grant(caller, config).entities}
+    except policy.PermissionDenied:
+        pass
+    for operation in ("create_issue", "create_spec", "update_issue"):
+        try:
+            check_may_mutate(caller, operation, config)
+            allowed.add(f"{operation}s")
+            if operation.startswith("create_"):
+                allowed.add("delegate")  # a delegation creates a spec or an issue here
+        except policy.PermissionDenied:
+            pass
+    try:
+        subscribe_fields(caller, config)
+        allowed.add("subscribe")
+    except policy.PermissionDenied:
+        pass
+    return [operation for operation in OPERATIONS if operation in allowed]
 
 
 def _ws_url(rest_base: str) -> str | None:

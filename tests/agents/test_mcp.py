@@ -240,6 +240,10 @@ def test_a_remote_agent_over_http_can_do_what_its_repository_may(nodes):
             assert {"discover", "query", "request_issue", "delegate", "request_status"} <= tools
             found = await call(session, "discover")
             assert found["capabilities"]["trust_level"] == "verified"
+            assert found["capabilities"]["operations"] == [
+                "discover", "query_issues", "query_specs", "create_issues", "create_specs", "update_issues",
+                "delegate", "subscribe",
+            ]  # fmt: skip
             page = await call(session, "query", entity="issue", filters={"labels": ["mcp-http"]})
             assert [r["title"] for r in page["results"]] == ["Visible to agents"]
             asked = await call(session, "request_issue", title="Agent's request", request_id="req-mcp-http-1")
@@ -254,6 +258,8 @@ def test_a_remote_agent_over_http_can_do_what_its_repository_may(nodes):
             unknown = await refused(stranger, "discover")
             assert "the key presented is not one this node issued" in unknown
         async with remote_agent(api, None) as anonymous:
+            seen = await call(anonymous, "discover")
+            assert seen["capabilities"]["operations"] == ["discover", "query_issues", "query_specs"]
             answer = await refused(anonymous, "request_issue", title="Nope", request_id="req-mcp-http-2")
             assert "forbidden: an anonymous caller" in answer
             hidden = await refused(anonymous, "request_status", request_id="req-mcp-http-1")
