@@ -77,13 +77,8 @@ def build_server(*, actor: str) -> MCPServer:
         `cursor` for the next page."""
         from remotes.sync import remote_query
 
-        body: dict[str, Any] = {"entity": entity, "filters": filters or {}, "limit": limit}
-        if cursor:
-            body["cursor"] = cursor
-        page = _call(lambda: remote_query(remote=_remote(repo_url), query=body))
-        meta = page.get("metadata") or {}
-        results = page.get("results") or []
-        return QueryResult(results=results, total=meta.get("total", len(results)), next_cursor=meta.get("next_cursor"))
+        body = _query_body(entity, filters, limit, cursor)
+        return _query_result(_call(lambda: remote_query(remote=_remote(repo_url), query=body)))
 
     @server.tool()
     def cross_repo_create_issue(
@@ -357,13 +352,8 @@ def build_remote_server() -> MCPServer:
         from protocol import messages
 
         caller, _ = _remote_caller(ctx)
-        body: dict[str, Any] = {"entity": entity, "filters": filters or {}, "limit": limit}
-        if cursor:
-            body["cursor"] = cursor
-        page = _call(lambda: services.answer_query(caller=caller, message=messages.parse_query(body)))
-        meta = page.get("metadata") or {}
-        results = page.get("results") or []
-        return QueryResult(results=results, total=meta.get("total", len(results)), next_cursor=meta.get("next_cursor"))
+        body = _query_body(entity, filters, limit, cursor)
+        return _query_result(_call(lambda: services.answer_query(caller=caller, message=messages.parse_query(body))))
 
     @server.tool()
     def request_issue(
@@ -468,6 +458,20 @@ def _remote(url: str):
     from remotes.selectors import remote_get
 
     return remote_get(url=url)
+
+
+def _query_body(entity: str, filters: dict[str, Any] | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The seed's bare query body."""
+    body: dict[str, Any] = {"entity": entity, "filters": filters or {}, "limit": limit}
+    if cursor:
+        body["cursor"] = cursor
+    return body
+
+
+def _query_result(page: dict[str, Any]) -> QueryResult:
+    meta = page.get("metadata") or {}
+    results = page.get("results") or []
+    return QueryResult(results=results, total=meta.get("total", len(results)), next_cursor=meta.get("next_cursor"))
 
 
 def _positive(value: int, name: str) -> int:
