@@ -167,7 +167,7 @@ def compile_condition(source: str) -> Condition:
                 then=f" (known: {', '.join(sorted(FUNCTIONS))})",
             )
     condition = Condition(source, program, _names(program))
-    condition = _faster(condition, tokens)
+    condition = _faster(condition, translated)
     for sample in _SAMPLES:  # type errors CEL would only find at run time: `priority >= '2'`, `size(priority)`
         try:
             condition.evaluate(context(sample))
@@ -232,11 +232,11 @@ def _names(program: Any) -> frozenset[str]:
     return names | {_CALLS_INCLUDES} if "includes" in program.functions() else names
 
 
-def _faster(condition: Condition, tokens: list[_Token]) -> Condition:
+def _faster(condition: Condition, translated: str) -> Condition:
     """The same condition, with `x.includes(y)` on a variable of ours written in CEL itself: `(y) in x` for a
     list, `x.contains(y)` for a string (a call back into Python costs about a microsecond). Kept only when it
     reads the same variables and gives the same answer on every sample message; otherwise `condition`."""
-    text = "".join(_translate(tokens))
+    text = translated
     for _ in range(20):
         rewritten = _rewrite_includes(list(_tokens(text)))
         if rewritten is None:
@@ -244,7 +244,7 @@ def _faster(condition: Condition, tokens: list[_Token]) -> Condition:
         text = rewritten
     else:
         return condition
-    if text == "".join(_translate(tokens)):
+    if text == translated:
         return condition
     try:
         program = cel.compile(text)

@@ -114,10 +114,3 @@ def count_bandwidth(nbytes: int) -> None:
         QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start__lt=start).delete()
     except IntegrityError:
         QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start=start).update(amount=F("amount") + nbytes)
-
-
-def bandwidth_used_today() -> int:
-    start = _window(timezone.now(), DAY)
-    return (
-        QuotaUsage.objects.filter(key=BANDWIDTH_KEY, window_start=start).values_list("amount", flat=True).first() or 0
-    )

@@ -22,6 +22,7 @@ from protocol import messages
 from remotes.policy import PermissionDenied
 from remotes.services import kind_of_id
 from tracker.models import Entity
+from tracker.selectors import entity_get
 
 DELEGATED_FROM = "delegated_from"  # the JSONL extension field on an entity created by accepting a delegation
 
@@ -64,29 +65,38 @@ def task_for(
     context: dict | None = None,
     origin: str | None = None,
     hop_limit: int | None = None,
+    priority: int | None = None,
+    labels: list[str] | None = None,
 ) -> dict[str, Any]:
     """The `task` of a delegate message. `origin`: the local spec or issue the task comes from; the chain is
     its own chain (when it was itself delegated to us) plus its canonical ref. `hop_limit`: given, else the
     origin's own (inherited from its delegator), else this node's `a2a_policies.delegate.hop_limit`.
-    Raises ValidationError."""
+    `priority` and `labels`: the new entity's. Raises ValidationError."""
     _check_context(kind, title, context or {})
     context = dict(context or {})
     chain = list(context.get("chain") or [])
     if origin:
-        entity = Entity.objects.filter(sudocode_id=origin).first() or Entity.objects.filter(uuid=origin).first()
-        if entity is None:
-            raise ValidationError({"from": f"no issue or spec {origin!r} in this repository"})
-        upstream = (_record(entity).get(DELEGATED_FROM) or {}).get("chain") or []
+        try:
+            entity = entity_get(kind=None, ref=origin)
+        except Entity.DoesNotExist as exc:
+            raise ValidationError({"from": str(exc)}) from None
+        upstream = provenance(entity) or {}
         ref = identity.canonical_ref(entity.sudocode_id)
-        chain = [*upstream, ref]
+        chain = [*(upstream.get("chain") or []), ref]
         context.setdefault("triggered_by", ref)
-        inherited = (_record(entity).get(DELEGATED_FROM) or {}).get("hop_limit")
-        if hop_limit is None and inherited:
-            hop_limit = inherited
+        if hop_limit is None and upstream.get("hop_limit"):
+            hop_limit = upstream["hop_limit"]
     context["chain"] = chain
     context["hop_limit"] = hop_limit if hop_limit is not None else context.get("hop_limit") or _own_hop_limit()
-    task = {"type": kind, "title": title, "description": description, "requirements": requirements or {}}
-    task["context"] = context
+    task = {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "priority": priority,
+        "labels": labels or None,
+        "requirements": requirements or {},
+        "context": context,
+    }
     if len(chain) > context["hop_limit"]:
         raise ValidationError(
             {"from": f"{origin} has come through {len(chain) - 1} delegations; its hop_limit is {context['hop_limit']}"}
@@ -166,8 +176,9 @@ def origin_link(request, created: dict[str, Any]) -> tuple[Entity, dict] | None:
     repo_path, _, local_id = triggered.partition("#")
     if repo_path != identity.repo_path(request.from_repo) or not local_id:
         return None
-    entity = Entity.objects.filter(sudocode_id=local_id).first()
-    if entity is None:
+    try:
+        entity = entity_get(kind=None, ref=local_id)
+    except Entity.DoesNotExist:
         return None
     return entity, {
         "type": "delegated-to",

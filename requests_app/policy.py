@@ -115,6 +115,9 @@ def check_rate(caller: Caller, operation: str, config) -> None:
             raise RateLimited(f"{caller} reached {name} ({limit}); try again in {retry} s", retry)
 
 
+_COUNTS = frozenset({"requests_today", "requests_this_hour"})
+
+
 def recent_counts(caller: Caller) -> dict[str, int]:
     """requests_today and requests_this_hour: the caller's incoming requests in the last 24 hours and hour."""
     if not caller.identity:
@@ -151,14 +154,6 @@ class _Rules:
     delegate_notify: tuple[str, ...]
     by_remote: dict[int, tuple[str, tuple[Rule, ...]]] = field(default_factory=dict)  # by remote_repos index
     names: frozenset[str] = frozenset()  # the variables any rule reads
-
-    def all(self) -> Iterator[Rule]:
-        yield from self.require
-        yield from self.approve
-        if self.delegate is not None:
-            yield self.delegate
-        for _, own in self.by_remote.values():
-            yield from own
 
 
 _rules_cache: dict[int, tuple[Any, _Rules]] = {}
@@ -214,9 +209,9 @@ def _collect(config) -> _Rules:
                 path,
                 tuple(Rule(f"{path}[{j}]", "approve", conditions.compile_condition(c)) for j, c in enumerate(own)),
             )
-    rules = _Rules(require, approve, delegate, tuple(config.a2a_policies.delegate.notify), by_remote)
-    names = frozenset().union(*(rule.condition.names for rule in rules.all()))
-    return _Rules(require, approve, delegate, rules.delegate_notify, by_remote, names)
+    every = [*require, *approve, *([delegate] if delegate else []), *(r for _, own in by_remote.values() for r in own)]
+    names = frozenset().union(*(rule.condition.names for rule in every))
+    return _Rules(require, approve, delegate, tuple(config.a2a_policies.delegate.notify), by_remote, names)
 
 
 def variables(
@@ -336,7 +331,8 @@ def evaluate(
     if check_quotas:
         check_rate(caller, gated, config)
     values = variables(caller, operation, data, metadata=metadata)
-    values.update(recent_counts(caller))
+    if _COUNTS & rules_of(config).names:  # two queries, only when a rule reads them
+        values.update(recent_counts(caller))
     return decide(caller, values, config)
 
 

@@ -144,9 +144,7 @@ def issue_update(
 
 def entity_link_remote(*, ref: str, relationships: Sequence[dict], actor: str, from_remote: bool = False) -> Entity:
     """Add remote relationships (the seed's JSONL extension) to an issue or a spec, by id or uuid."""
-    found = Entity.objects.filter(sudocode_id=ref).first() or Entity.objects.filter(uuid=ref).first()
-    if found is None:
-        raise Entity.DoesNotExist(f"no issue or spec {ref!r} in this repository")
+    found = entity_get(kind=None, ref=ref)
     return _entity_update(
         kind=found.kind,
         ref=found.uuid,

@@ -8,7 +8,14 @@ import json
 import sys
 
 from sudocode_cli import runtime
-from sudocode_cli.commands.requests import _decision_line, _summary, print_fields, print_outcome
+from sudocode_cli.commands.requests import (
+    _decision_line,
+    _summary,
+    matching,
+    print_fields,
+    print_outcome,
+    status_line,
+)
 from sudocode_cli.output import print_json
 
 
@@ -27,11 +34,9 @@ def delegate(args: argparse.Namespace) -> int:
         context=args.context,
         origin=args.origin,
         hop_limit=args.hop_limit,
+        priority=args.priority,
+        labels=args.labels,
     )
-    if args.priority is not None:
-        task["priority"] = args.priority
-    if args.labels:
-        task["labels"] = args.labels
     request = delegation_send(remote=remote, task=task, requester=args.requester or runtime.actor(lay))
     if args.format == "json":
         print_json(_delegation(request))
@@ -39,20 +44,8 @@ def delegate(args: argparse.Namespace) -> int:
     name = remote.url.split("/", 1)[-1]
     print(f"→ Delegation sent to {name}" if request.sent else f"→ Delegation recorded for {name}")
     print(f"→ ID: {request.request_id}")
-    print(f"→ Status: {_status(request)}")
+    print(f"→ Status: {status_line(request)}")
     return print_outcome(request)
-
-
-def _status(request) -> str:
-    if request.status == "pending":
-        return "Pending acceptance" if request.sent else "Not sent yet (will retry)"
-    if request.status == "completed":
-        return "Accepted"
-    if request.status == "rejected":
-        return f"Rejected: {request.rejection_reason}"
-    if request.status == "failed":
-        return f"Failed: {request.last_error}"
-    return request.status.capitalize()
 
 
 def _delegation(request) -> dict:
@@ -73,17 +66,6 @@ def _delegation(request) -> dict:
     return info
 
 
-def _queryset(args: argparse.Namespace):
-    from requests_app.models import CrossRepoRequest, RequestType
-
-    qs = CrossRepoRequest.objects.filter(request_type=RequestType.DELEGATE)
-    if getattr(args, "direction", None):
-        qs = qs.filter(direction=args.direction)
-    if getattr(args, "status", None):
-        qs = qs.filter(status=args.status)
-    return qs
-
-
 def pending(args: argparse.Namespace) -> int:
     args.direction, args.status = "incoming", "pending"
     return list_(args)
@@ -91,7 +73,10 @@ def pending(args: argparse.Namespace) -> int:
 
 def list_(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
-    rows = [_delegation(r) for r in _queryset(args)[: args.limit]]
+    from requests_app.models import CrossRepoRequest, RequestType
+
+    delegations = CrossRepoRequest.objects.filter(request_type=RequestType.DELEGATE)
+    rows = [_delegation(r) for r in matching(delegations, args)[: args.limit]]
     if args.format == "json":
         print_json(rows)
         return 0

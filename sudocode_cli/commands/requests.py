@@ -29,7 +29,7 @@ def create_issue(args: argparse.Namespace) -> int:
         print_json(_summary(request))
         return 0
     print(f"→ Request ID: {request.request_id}")
-    print(f"→ Status: {_status_line(request)}")
+    print(f"→ Status: {status_line(request)}")
     if request.approval_url and request.status == "pending":
         print(f"→ Approval URL: {request.approval_url}")
     return print_outcome(request)
@@ -47,15 +47,29 @@ def print_outcome(request) -> int:
     return 0 if request.status != "failed" else 1
 
 
-def _status_line(request) -> str:
+def status_line(request) -> str:
+    """An outgoing request's or delegation's state, for `remote create-issue` and `remote delegate`."""
     name = request.to_repo.rsplit("/", 1)[-1]
     if request.status == "pending":
-        return f"Pending approval from {name} maintainers" if request.sent else "Not sent yet (will retry)"
+        if not request.sent:
+            return "Not sent yet (will retry)"
+        return "Pending acceptance" if request.is_delegation else f"Pending approval from {name} maintainers"
+    if request.status == "completed" and request.is_delegation:
+        return "Accepted"
     if request.status == "failed":
         return f"Failed: {request.last_error}"
     if request.status == "rejected":
         return f"Rejected: {request.rejection_reason}"
     return request.status.capitalize()
+
+
+def matching(qs, args: argparse.Namespace):
+    """`qs` narrowed to --direction and --status when given (the `requests` and `delegates` listings)."""
+    if getattr(args, "direction", None):
+        qs = qs.filter(direction=args.direction)
+    if getattr(args, "status", None):
+        qs = qs.filter(status=args.status)
+    return qs
 
 
 def _summary(request) -> dict:
@@ -73,12 +87,7 @@ def list_(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
     from requests_app.models import CrossRepoRequest
 
-    qs = CrossRepoRequest.objects.all()
-    if args.direction:
-        qs = qs.filter(direction=args.direction)
-    if args.status:
-        qs = qs.filter(status=args.status)
-    rows = [_summary(r) for r in qs[: args.limit]]
+    rows = [_summary(r) for r in matching(CrossRepoRequest.objects.all(), args)[: args.limit]]
     if args.format == "json":
         print_json(rows)
         return 0
