@@ -12,6 +12,10 @@ import asyncio
 from typing import Any
 
 PATH = "/mcp"
+# The A2A door's paths (agents.a2a_server): the Agent Card, JSON-RPC, and HTTP+JSON under REST_PATH.
+A2A_CARD_PATH = "/.well-known/agent-card.json"
+A2A_JSONRPC_PATH = "/a2a"
+A2A_REST_PATH = "/a2a/rest"
 
 
 class McpHttpApp:
@@ -54,3 +58,123 @@ class McpHttpApp:
 
 
 mcp_http_app = McpHttpApp()
+
+
+# --- A2A 1.0 ----------------------------------------------------------------------------------------------
+
+
+class A2AHttpApp:
+    """ASGI app for the A2A door (agents.a2a_server): the Agent Card, JSON-RPC at /a2a and HTTP+JSON under
+    /a2a/rest, with the SDK's Starlette routes around our RequestHandler. Built on first use."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    def _build(self) -> Any:
+        from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes, create_rest_routes
+        from django.conf import settings
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        from agents import a2a_server
+        from agents.a2a_conformance import conformance_handler
+
+        class ContextBuilder(DefaultServerCallContextBuilder):
+            """What a handler needs of the HTTP request: the bearer key (the caller is looked up in the
+            handler, off the event loop), this node's base URL, the client's address (anonymous quotas)."""
+
+            def build(self, request):
+                context = super().build(request)
+                context.state["authorization"] = request.headers.get("authorization")
+                context.state["base_url"] = str(request.base_url).rstrip("/")
+                context.state["client_address"] = request.client.host if request.client else ""
+                return context
+
+        conformance = None
+        if settings.A2A_CONFORMANCE:
+            conformance = conformance_handler(a2a_server.agent_card("http://127.0.0.1"))
+        handler = a2a_server.FederationRequestHandler(conformance=conformance)
+        builder = ContextBuilder()
+        routes = [
+            Route(A2A_CARD_PATH, card_endpoint, methods=["GET"]),
+            *create_jsonrpc_routes(handler, A2A_JSONRPC_PATH, context_builder=builder),
+            *create_jsonrpc_routes(handler, A2A_JSONRPC_PATH + "/", context_builder=builder),
+            *create_rest_routes(handler, context_builder=builder, path_prefix=A2A_REST_PATH),
+        ]
+        return Starlette(routes=routes)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = self._build()
+        path = scope["path"]
+        if path.startswith(A2A_REST_PATH + "/"):
+            send = _json_content_type(send)
+        elif path.rstrip("/") == A2A_JSONRPC_PATH and scope["method"] == "POST" and not _is_json(scope):
+            await _content_type_not_supported(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+# What a2a-sdk 1.3 leaves to its user (the conformance kit's MUST requirements, ../shared/tools/README.md):
+# HTTP+JSON answers are `application/json` (the SDK says application/a2a+json), and a JSON-RPC request that is
+# not JSON by its Content-Type is a ContentTypeNotSupportedError (-32005), not a parse error.
+_JSON_TYPES = ("application/json", "application/a2a+json")
+
+
+def _is_json(scope: dict) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return value.decode("latin-1").split(";")[0].strip().lower() in _JSON_TYPES
+    return True  # none given: read it as JSON, as the SDK does
+
+
+def _json_content_type(send: Any) -> Any:
+    async def wrapped(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                (name, b"application/json" if name == b"content-type" and value == b"application/a2a+json" else value)
+                for name, value in message.get("headers", [])
+            ]
+        await send(message)
+
+    return wrapped
+
+
+async def _content_type_not_supported(scope: dict, receive: Any, send: Any) -> None:
+    from a2a.server.request_handlers.response_helpers import build_error_response
+    from a2a.types import ContentTypeNotSupportedError
+    from starlette.responses import JSONResponse
+
+    error = ContentTypeNotSupportedError("send the JSON-RPC request as Content-Type: application/json")
+    await JSONResponse(build_error_response(None, error))(scope, receive, send)
+
+
+async def card_endpoint(request: Any) -> Any:
+    """GET /.well-known/agent-card.json: the card for the host the caller used, with an ETag and a max-age."""
+    import hashlib
+    import json
+    from email.utils import formatdate
+
+    from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+    from asgiref.sync import sync_to_async
+    from starlette.responses import JSONResponse, Response
+
+    from agents.a2a_server import agent_card, card_last_modified
+
+    card = await sync_to_async(agent_card)(str(request.base_url))
+    body = agent_card_to_dict(card)
+    etag = '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=300"}
+    modified = card_last_modified()
+    if modified is not None:
+        headers["Last-Modified"] = formatdate(modified, usegmt=True)
+    if etag in (request.headers.get("if-none-match") or ""):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body, headers=headers)
+
+
+def is_a2a_path(path: str) -> bool:
+    return path == A2A_CARD_PATH or path == A2A_JSONRPC_PATH or path.startswith(A2A_JSONRPC_PATH + "/")
+
+
+a2a_http_app = A2AHttpApp()

@@ -12,14 +12,16 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agents.asgi import PATH as MCP_PATH  # noqa: E402
-from agents.asgi import mcp_http_app  # noqa: E402
+from agents.asgi import a2a_http_app, is_a2a_path, mcp_http_app  # noqa: E402
 from subscriptions.routing import websocket_urlpatterns  # noqa: E402
 
 
 async def http(scope, receive, send):
-    """Django, except /mcp: the MCP door for agents of other repositories (agents/asgi.py)."""
+    """Django, except the agents' doors (agents/asgi.py): /mcp (MCP), and the A2A card, /a2a and /a2a/rest."""
     if scope["path"] == MCP_PATH or scope["path"].startswith(MCP_PATH + "/"):
         await mcp_http_app(scope, receive, send)
+    elif is_a2a_path(scope["path"]):
+        await a2a_http_app(scope, receive, send)
     else:
         await django_asgi_app(scope, receive, send)
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "subscriptions",
     "audit",
     "dashboard",
+    "agents",
 ]
 if not CLI_PROFILE:
     INSTALLED_APPS = [
@@ -204,6 +205,10 @@ CHANNEL_LAYERS = {
 # How often each web process looks at the outbox's head for events that woke nobody here (committed by the CLI,
 # or by another process when the layer is in memory). 0 turns the look off (then only the layer wakes consumers).
 WEBSOCKET_POLL_SECONDS = env.float("WEBSOCKET_POLL_SECONDS", default=0.1)
+
+# Only for the A2A conformance kit (`serve --a2a-conformance`): A2A messages that carry no federation message
+# go to the kit's executor (agents/a2a_conformance.py) instead of being answered with help. Never in production.
+A2A_CONFORMANCE = env.bool("FEDERATION_A2A_CONFORMANCE", default=False)
 
 # Celery: the filesystem transport by default (no server; kombu needs its folders made, see
 # federation_site.workers), Redis when CELERY_BROKER_URL says so. Results are not kept: tasks record their

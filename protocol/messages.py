@@ -407,7 +407,7 @@ class MutateResponse(_Response):
     """The answer to a mutate message, and the callback the receiving node sends when a decision is made."""
 
     type: Literal["mutate_response"] = "mutate_response"
-    status: Literal["pending_approval", "approved", "completed", "rejected", "failed"]
+    status: Literal["pending_approval", "approved", "completed", "rejected", "failed", "cancelled"]
     request_id: RequestId
     approval_url: HttpUrl | None = None
     message: LongText | None = None
@@ -460,7 +460,7 @@ class DelegateResponse(_Response):
     """The answer to a delegate message, and the callback sent when the delegate accepts or rejects."""
 
     type: Literal["delegate_response"] = "delegate_response"
-    status: Literal["pending_acceptance", "approved", "accepted", "rejected", "failed"]
+    status: Literal["pending_acceptance", "approved", "accepted", "rejected", "failed", "cancelled"]
     request_id: RequestId
     approval_url: HttpUrl | None = None
     message: LongText | None = None

@@ -70,6 +70,12 @@ def queue_notifications(request: CrossRepoRequest, event: str, *, mentions: tupl
     return queued
 
 
+def queue_push(request: CrossRepoRequest, event: str, url: str, payload: dict, headers: dict[str, str]) -> Delivery:
+    """POST `payload` as JSON with `headers` to `url`, retried like every delivery (a higher layer's push
+    notification: agents.a2a_server sends A2A task updates this way)."""
+    return _queue(request, Delivery.Kind.PUSH, event, url, {"payload": payload, "headers": headers})
+
+
 def _text(request: CrossRepoRequest, event: str) -> str:
     data = request.data
     what = {
@@ -162,10 +168,11 @@ def redeliver(delivery_id: int) -> None:
 def _send(row: Delivery) -> None:
     if row.kind == Delivery.Kind.EMAIL:
         send_mail(row.body["subject"], row.body["text"], settings.DEFAULT_FROM_EMAIL, row.target.split(","))
-    elif row.kind == Delivery.Kind.WEBHOOK:
-        body = json.dumps(row.body, separators=(",", ":"), ensure_ascii=False).encode()
+    elif row.kind in (Delivery.Kind.WEBHOOK, Delivery.Kind.PUSH):
+        payload, headers = (row.body["payload"], row.body["headers"]) if row.kind == "push" else (row.body, {})
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         try:
-            post_webhook(row.target, body, headers={"Content-Type": "application/json"}, timeouts=(3, 10))
+            post_webhook(row.target, body, headers={**headers, "Content-Type": "application/json"}, timeouts=(3, 10))
         except RemoteUnreachable:
             raise  # transient: retried from the row
         except RemoteError as exc:  # a 4xx (but 408/429), a redirect, a bad address: trying again will not help

@@ -29,6 +29,7 @@ class RequestStatus(models.TextChoices):
     REJECTED = "rejected"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # ours: the requester withdrew it while it waited (A2A CancelTask); the seed's spelling
 
 
 class CrossRepoRequest(models.Model):
@@ -57,6 +58,9 @@ class CrossRepoRequest(models.Model):
     last_error = models.TextField(blank=True, default="")
     # How the policy decided (requests_app.policy.Decision.as_json): {outcome, rule, condition, reason}.
     decision = models.JSONField(null=True, blank=True)
+    # A request that came through the A2A door is also that protocol's task (agents.a2a_server): the parts of the
+    # task the columns above do not hold. {"context_id", "message" (the requester's A2A message), "push": [...]}
+    a2a = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "cross_repo_requests"
@@ -90,6 +94,7 @@ class Delivery(models.Model):
         CALLBACK = "callback"
         WEBHOOK = "webhook"
         EMAIL = "email"
+        PUSH = "push"  # body {"payload", "headers"}: POSTed as is (A2A push notifications, agents.a2a_server)
 
     class Status(models.TextChoices):
         PENDING = "pending"

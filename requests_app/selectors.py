@@ -8,7 +8,7 @@ from django.utils import timezone
 from federation_site import identity
 from protocol import messages
 from requests_app.models import CrossRepoRequest
-from requests_app.states import APPROVED, COMPLETED, FAILED, PENDING, REJECTED
+from requests_app.states import APPROVED, CANCELLED, COMPLETED, FAILED, PENDING, REJECTED
 
 
 def response_for(request: CrossRepoRequest) -> dict:
@@ -61,6 +61,7 @@ def _message(request: CrossRepoRequest) -> str:
             COMPLETED: "Accepted",
             REJECTED: f"Rejected by {name} maintainers",
             FAILED: "Could not be carried out",
+            CANCELLED: "Withdrawn by the delegator",
         }[request.status]
     return {
         PENDING: f"Request queued for review by {name} maintainers",
@@ -68,6 +69,7 @@ def _message(request: CrossRepoRequest) -> str:
         COMPLETED: "Completed",
         REJECTED: f"Rejected by {name} maintainers",
         FAILED: "Could not be carried out",
+        CANCELLED: "Withdrawn by the requester",
     }[request.status]
 
 

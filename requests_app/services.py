@@ -30,7 +30,17 @@ from remotes.services import kind_of_id
 from requests_app import delegation, delivery, policy
 from requests_app.models import CrossRepoRequest, Direction, RequestType
 from requests_app.selectors import response_for
-from requests_app.states import APPROVED, COMPLETED, FAILED, FINAL, PENDING, REJECTED, request_event, transition
+from requests_app.states import (
+    APPROVED,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINAL,
+    PENDING,
+    REJECTED,
+    request_event,
+    transition,
+)
 from tracker import services as tracker
 from tracker import sync as tracker_sync
 from tracker.models import Entity
@@ -246,6 +256,23 @@ def request_reject(*, request_id: str, actor: str, reason: str) -> CrossRepoRequ
             {"status": f"request {request_id} is {request.status}; only a pending one can be rejected"}
         )
     delivery.queue_callback(request)
+    return request
+
+
+def request_cancel(*, request_id: str, caller: Caller) -> CrossRepoRequest:
+    """The requester withdraws its incoming request while it waits for a maintainer (A2A CancelTask).
+    CrossRepoRequest.DoesNotExist when `caller` did not send it (another's request is not shown to exist);
+    ValidationError naming `status` once it is decided. Cancelling twice is not an error."""
+    request = request_get(request_id=request_id)
+    if caller.remote is None or request.from_repo != caller.identity:
+        raise CrossRepoRequest.DoesNotExist(f"no request {request_id!r} from {caller}")
+    if request.status == CANCELLED:
+        return request
+    if request.status != PENDING or not transition(request, CANCELLED, actor=caller.identity):
+        request.refresh_from_db()
+        raise ValidationError(
+            {"status": f"request {request_id} is {request.status}; only a pending one can be cancelled"}
+        )
     return request
 
 

@@ -9,3 +9,7 @@ from django.dispatch import Signal
 # delivery: a Delivery row (callback, notification webhook, email) became due; sent after its commit.
 # Arguments: `delivery_id`. A hint: the periodic task finds due rows if the wake-up is lost. -> tasks.deliver
 delivery_due = Signal()
+
+# request_changed: a request moved (requests_app.states.transition), inside the transaction of the move, so what a
+# receiver writes commits with it. Arguments: `request` (already moved), `status_from`. -> agents (A2A push)
+request_changed = Signal()

@@ -10,29 +10,33 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from events.services import record_local
+from requests_app import signals
 from requests_app.models import CrossRepoRequest, RequestStatus
 
-PENDING, APPROVED, REJECTED, COMPLETED, FAILED = (
+PENDING, APPROVED, REJECTED, COMPLETED, FAILED, CANCELLED = (
     RequestStatus.PENDING,
     RequestStatus.APPROVED,
     RequestStatus.REJECTED,
     RequestStatus.COMPLETED,
     RequestStatus.FAILED,
+    RequestStatus.CANCELLED,
 )
 
-# pending -> approved -> completed | failed; pending -> rejected; pending -> completed | failed (no human needed,
-# or an outgoing request learning its outcome). Rejected, completed and failed are final.
+# pending -> approved -> completed | failed; pending -> rejected | cancelled (by its requester); pending ->
+# completed | failed (no human needed, or an outgoing request learning its outcome). Rejected, completed, failed
+# and cancelled are final.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({APPROVED, REJECTED, COMPLETED, FAILED}),
+    PENDING: frozenset({APPROVED, REJECTED, COMPLETED, FAILED, CANCELLED}),
     APPROVED: frozenset({COMPLETED, FAILED}),
     REJECTED: frozenset(),
     COMPLETED: frozenset(),
     FAILED: frozenset(),
+    CANCELLED: frozenset(),
 }
-FINAL = frozenset({REJECTED, COMPLETED, FAILED})
+FINAL = frozenset({REJECTED, COMPLETED, FAILED, CANCELLED})
 
 # The audit operation each move is recorded as.
-_OPERATION = {APPROVED: "approve", REJECTED: "reject", COMPLETED: "complete", FAILED: "fail"}
+_OPERATION = {APPROVED: "approve", REJECTED: "reject", COMPLETED: "complete", FAILED: "fail", CANCELLED: "cancel"}
 
 
 class InvalidTransition(Exception):
@@ -69,6 +73,7 @@ def transition(request: CrossRepoRequest, to: str, *, actor: str, **fields: Any)
             error=(request.rejection_reason or request.last_error) if to in (REJECTED, FAILED) else "",
         )
         request_event(request, type="request_updated", status_from=current)
+        signals.request_changed.send(sender=CrossRepoRequest, request=request, status_from=current)
     return True
 
 

@@ -446,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     serve.add_argument("--access-log", metavar="FILE", help="log every request to FILE ('-' for stdout)")
     serve.add_argument("--no-worker", action="store_true", help="do not start the Celery worker and beat")
+    serve.add_argument(
+        "--a2a-conformance",
+        action="store_true",
+        help="answer A2A messages that carry no federation message with the A2A conformance kit's scenarios "
+        "(testing only; see README)",
+    )
     _command(serve, "node:serve")
 
     staff = commands.add_parser("staff", help="people who may log in to the dashboard")

@@ -225,6 +225,12 @@ def serve(args: argparse.Namespace) -> int:
     from federation_site import workers
 
     daphne_args = ["-b", args.host, "-p", str(args.port)]
+    if args.a2a_conformance:
+        settings.A2A_CONFORMANCE = True
+        warn(
+            "A2A conformance mode: A2A messages that carry no federation message run the conformance kit's "
+            "scenarios (agents/a2a_conformance.py). For conformance testing only."
+        )
     if args.access_log:
         daphne_args += ["--access-log", args.access_log]
     # The worker and beat run sync, callback and notification jobs; they live and die with the web process, which

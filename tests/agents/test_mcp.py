@@ -300,7 +300,26 @@ def test_the_same_forbidden_request_through_every_door_gets_the_same_refusal_and
             return await refused(session, "request_issue", title="Let me in", request_id="req-door-mcp")
 
     assert reason in asyncio.run(over_mcp())
+
+    async def over_a2a_protocol():  # A2A 1.0 through the official client: an agent message with the REST body
+        from tests.agents.test_a2a import a2a_client, data_message, data_of, send
+
+        async with a2a_client(api, key) as client:
+            [answer] = await send(client, data_message({**message, "metadata": {"request_id": "req-door-a2a-1"}}))
+            return data_of(answer.message)
+
+    refused_body = asyncio.run(over_a2a_protocol())
+    assert refused_body["error"] == "forbidden" and reason in refused_body["detail"]
     audit = api.cli_json("audit", "list", "--remote", "github.com/org/stranger", "--operation", "mutate")
     refusals = {row["request_id"]: row for row in audit}
-    for request_id in ("req-door-rest", "req-door-a2a", "req-door-mcp"):
+    for request_id in ("req-door-rest", "req-door-a2a", "req-door-mcp", "req-door-a2a-1"):
         assert refusals[request_id]["status"] == "failed" and reason in refusals[request_id]["error"]
+
+    # The fourth door: the CLI of a repository api-service trusts no more (the last test here: it demotes frontend).
+    frontend, _ = nodes
+    assert api.cli("remote", "trust", frontend.identity, "untrusted").code == 0
+    sent = frontend.cli_json("remote", "create-issue", api.identity, "--title", "Let me in", "--format", "json")
+    cli_reason = f"{frontend.identity} has trust level untrusted, which cannot request changes"
+    assert sent["status"] == "failed" and cli_reason in sent["error"], sent
+    audit = api.cli_json("audit", "list", "--remote", frontend.identity, "--operation", "mutate")
+    assert [row["status"] for row in audit if cli_reason in row["error"]] == ["failed"]
