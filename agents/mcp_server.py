@@ -130,7 +130,7 @@ def build_server(*, actor: str) -> MCPServer:
     @server.tool()
     def request_list(
         direction: Literal["incoming", "outgoing"] | None = None,
-        status: Literal["pending", "approved", "completed", "rejected", "failed"] | None = None,
+        status: Literal["pending", "approved", "completed", "rejected", "failed", "cancelled"] | None = None,
         limit: int = 50,
     ) -> dict[str, Any]:
         """Requests and delegations between this node and others, newest first: ours to them (outgoing) and

@@ -1,6 +1,7 @@
 """The agent doors' latency next to REST (issue 12): one query answered by a real node, sent as
 - `POST /api/v1/federation/query` (REST, a keep-alive `requests.Session`),
 - the `query` tool of the node's MCP door at `/mcp` (the official MCP client over streamable HTTP, one session),
+- SendMessage carrying the query message over A2A 1.0 (the official `a2a-sdk` client, JSON-RPC and HTTP+JSON),
 - and, for a local agent, the `issue_list` tool of `sudocode-fed mcp` over stdio (the official client).
 
 The node is `sudocode-fed serve --no-worker` on a fresh repository holding one corpus data set (default: the
@@ -80,6 +81,33 @@ async def mcp_http(node: Node, key: str, calls: int) -> tuple[list[float], int]:
         return out, len(result.structured_content["results"])
 
 
+async def a2a(node: Node, key: str, calls: int, binding: str) -> tuple[list[float], int]:
+    import httpx
+    from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+    from a2a.types import Message, Part, Role, SendMessageRequest
+    from google.protobuf.json_format import MessageToDict, ParseDict
+    from google.protobuf.struct_pb2 import Value
+
+    body = ParseDict({"type": "query", "query": QUERY}, Value())
+    out = []
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        card = await A2ACardResolver(http, node.base).get_agent_card()
+        config = ClientConfig(streaming=False, httpx_client=http, supported_protocol_bindings=[binding])
+        client = ClientFactory(config).create(card)
+        for i in range(calls + 10):
+            request = SendMessageRequest(
+                message=Message(role=Role.ROLE_USER, message_id=f"bench-{i}", parts=[Part(data=body)])
+            )
+            started = time.perf_counter()
+            [answer] = [event async for event in client.send_message(request)]
+            elapsed = (time.perf_counter() - started) * 1000
+            if i >= 10:
+                out.append(elapsed)
+        page = MessageToDict(answer.message.parts[0].data)
+        await client.close()
+    return out, len(page["results"])
+
+
 async def mcp_stdio(node: Node, calls: int) -> list[float]:
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
@@ -121,6 +149,11 @@ def main() -> None:
             rest_ms = rest(node, key, args.calls)
             progress(f"MCP over HTTP: {args.calls} query tool calls ...")
             http_ms, results = asyncio.run(mcp_http(node, key, args.calls))
+            progress(f"A2A JSON-RPC: {args.calls} SendMessage (query) ...")
+            a2a_jsonrpc_ms, a2a_results = asyncio.run(a2a(node, key, args.calls, "JSONRPC"))
+            assert a2a_results == results, (a2a_results, results)
+            progress(f"A2A HTTP+JSON: {args.calls} SendMessage (query) ...")
+            a2a_rest_ms, _ = asyncio.run(a2a(node, key, args.calls, "HTTP+JSON"))
             progress(f"MCP over stdio: {args.calls} issue_list tool calls ...")
             stdio_ms = asyncio.run(mcp_stdio(node, args.calls))
         finally:
@@ -134,6 +167,8 @@ def main() -> None:
                 "results_per_answer": results,
                 "rest_federation_query": figures(rest_ms),
                 "mcp_http_query_tool": figures(http_ms),
+                "a2a_jsonrpc_send_message_query": figures(a2a_jsonrpc_ms),
+                "a2a_http_json_send_message_query": figures(a2a_rest_ms),
                 "mcp_stdio_issue_list_tool": figures(stdio_ms),
                 "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
             },

@@ -586,6 +586,8 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse 
         transition(request, REJECTED, actor=request.to_repo, rejection_reason=response.reason or "", **fields)
     elif response.status == "failed":
         transition(request, FAILED, actor=request.to_repo, last_error=response.reason or "", **fields)
+    elif response.status == "cancelled":  # withdrawn at the other node by whoever holds our key (A2A CancelTask)
+        transition(request, CANCELLED, actor=request.to_repo, **fields)
 
 
 def _link_delegator(request: CrossRepoRequest, created: dict | None) -> None:

@@ -272,7 +272,7 @@ def _listing_commands(commands, name: str, *, module: str, help: str, descriptio
     _command(pending, f"{module}:pending")
     listing = sub.add_parser("list", help=f"list {help.split(':')[0]}")
     listing.add_argument("--direction", choices=("incoming", "outgoing"), help="only this direction")
-    listing.add_argument("--status", choices=("pending", "approved", "rejected", "completed", "failed"))
+    listing.add_argument("--status", choices=("pending", "approved", "rejected", "completed", "failed", "cancelled"))
     listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
     _format(listing)
     _command(listing, f"{module}:list_")
