@@ -216,6 +216,9 @@ class RemoteRepoConfig(_Model):
     permissions: Permissions = Field(default_factory=Permissions)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     endpoint: HttpUrl | None = None  # REST base URL when it cannot be derived from the identity
+    # How we call it: our REST endpoints, or A2A 1.0 (then `endpoint` is where its Agent Card is served:
+    # <endpoint>/.well-known/agent-card.json; remotes/a2a_client.py).
+    transport: Literal["rest", "a2a"] = "rest"
 
 
 # --- incoming-request policies (global switches; per-remote permissions still apply) ------------------------

@@ -212,6 +212,7 @@ class RemoteClient:
         token: str | None = None,
         policy: HttpPolicy = DEFAULT_POLICY,
         sleep: Callable[[float], None] = time.sleep,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -222,6 +223,7 @@ class RemoteClient:
         self.policy = policy
         self._token = token
         self._sleep = sleep
+        self._headers = dict(headers or {})  # sent with every call (A2A-Version for the A2A transport)
 
     @property
     def token(self) -> str | None:
@@ -283,6 +285,7 @@ class RemoteClient:
             "Accept": "application/json",
             "User-Agent": user_agent(),
             "X-Correlation-ID": correlation_id,
+            **self._headers,
         }
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token}"

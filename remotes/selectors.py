@@ -23,11 +23,14 @@ def remote_get(*, url: str) -> RemoteRepo:
 
 
 def remote_summary(remote: RemoteRepo) -> dict:
+    cfg = node.config()
+    declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
     return {
         "url": remote.url,
         "display_name": remote.display_name,
         "trust_level": remote.trust_level,
         "rest_endpoint": remote.rest_endpoint or None,
+        "transport": declared.transport if declared is not None else "rest",
         "sync_status": remote.sync_status,
         "last_synced_at": remote.last_synced_at.isoformat() if remote.last_synced_at else None,
         "last_error": remote.last_error or None,

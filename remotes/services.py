@@ -57,9 +57,13 @@ def remote_add(
     display_name: str | None = None,
     token: str | None = None,
     discover: bool = True,
+    transport: str = "rest",
 ) -> tuple[RemoteRepo, str]:
     """Declare a remote in the config, give it an API key (returned once, stored hashed), store the token we
-    present to it, and run discovery when it answers. Returns the remote and its new API key."""
+    present to it, and run discovery when it answers. Returns the remote and its new API key.
+
+    `transport`: "rest" (our endpoints) or "a2a" (A2A 1.0 through the Agent Card at `endpoint`). A remote added
+    for REST whose endpoint has no /federation/info (404) but serves an A2A Agent Card becomes an A2A remote."""
     url = url.strip().rstrip("/")
     _check_trust(trust_level)
     data = _config_data()
@@ -82,6 +86,12 @@ def remote_add(
     }
     if endpoint:
         entry["endpoint"] = endpoint
+    if transport not in ("rest", "a2a"):
+        raise ValidationError({"transport": f"{transport!r} is not one of rest, a2a"})
+    if transport == "a2a":
+        if not endpoint:
+            raise ValidationError({"endpoint": "an A2A remote needs --endpoint: the URL its agent card is served at"})
+        entry["transport"] = "a2a"
     data.setdefault("remote_repos", []).append(entry)
     _write_config_data(data)
     remote = RemoteRepo.objects.get(url=url)
@@ -96,9 +106,32 @@ def remote_add(
         try:
             remote_discover(remote=remote)
         except RemoteError as exc:
-            logger.info("discovery of %s failed: %s", url, exc)
+            if transport == "rest" and getattr(exc, "status", None) == 404 and _speaks_a2a(remote.rest_endpoint):
+                _set_transport(url, "a2a")
+                try:
+                    remote_discover(remote=remote)
+                except RemoteError as again:
+                    logger.info("discovery of %s over A2A failed: %s", url, again)
+            else:
+                logger.info("discovery of %s failed: %s", url, exc)
     remote.refresh_from_db()
     return remote, api_key
+
+
+def _speaks_a2a(endpoint: str) -> bool:
+    from remotes.a2a_client import agent_card, jsonrpc_url
+    from remotes.client import RemoteError
+
+    try:
+        return jsonrpc_url(agent_card(endpoint)) is not None
+    except (RemoteError, ValueError):
+        return False
+
+
+def _set_transport(url: str, transport: str) -> None:
+    data = _config_data()
+    _find(data, url)["transport"] = transport
+    _write_config_data(data)
 
 
 def remote_update(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from federation_site import identity, node
 from federation_site.secrets import get_secret, token_env_name
+from remotes.a2a_client import A2AClient
 from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected, RemoteUnreachable
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo, SyncStatus
 from remotes.services import BATCH, kind_of_id, references_rebuild
@@ -26,9 +27,10 @@ logger = logging.getLogger(__name__)
 UNREACHABLE_BACKOFF = timedelta(seconds=30)
 
 
-def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None = None) -> RemoteClient:
-    """The client for `remote`. `retries` overrides the config's: a caller that keeps its own delivery row
-    (and retries it with backoff) passes 0 rather than sleeping in the call."""
+def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None = None) -> RemoteClient | A2AClient:
+    """The client for `remote`: REST, or A2A 1.0 when its config says `transport: "a2a"` (the same calls, see
+    remotes/a2a_client.py). `retries` overrides the config's: a caller that keeps its own delivery row (and
+    retries it with backoff) passes 0 rather than sleeping in the call."""
     if not remote.rest_endpoint:
         raise RemoteUnreachable(
             f"{remote.url} has no REST endpoint: set its endpoint in federation.config.json (or the admin)",
@@ -42,6 +44,9 @@ def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None =
         retries=retries if retries is not None else (http.retries if http else 3),
     )
     token = get_secret(node.layout().secrets_path, token_env_name(remote.url))
+    declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
+    if declared is not None and declared.transport == "a2a":
+        return A2AClient(remote.rest_endpoint, token=token, policy=policy)
     return RemoteClient(remote.rest_endpoint, token=token, policy=policy)
 
 

@@ -131,7 +131,18 @@ def _remote_commands(commands) -> None:
     )
     add.add_argument("url", help="the remote's identity, e.g. github.com/org/api-service")
     add.add_argument("--trust", choices=TRUST_LEVELS, default="untrusted", help="trust level (default: %(default)s)")
-    add.add_argument("--endpoint", metavar="URL", help="its REST base, e.g. https://api-service.dev/api/v1")
+    add.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="its REST base, e.g. https://api-service.dev/api/v1 (with --transport a2a: where its agent card is)",
+    )
+    add.add_argument(
+        "--transport",
+        choices=("rest", "a2a"),
+        default="rest",
+        help="call it over our REST API (default) or A2A 1.0; a REST endpoint that turns out to serve only an "
+        "A2A agent card switches to a2a by itself",
+    )
     add.add_argument("--name", help="display name (default: the last part of the url)")
     add.add_argument("--token", help="the API key that remote gave us (stored in secrets.env)")
     add.add_argument("--no-discover", action="store_true", help="do not contact it now")

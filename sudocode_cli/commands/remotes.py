@@ -29,13 +29,17 @@ def add(args: argparse.Namespace) -> int:
         display_name=args.name,
         token=args.token,
         discover=not args.no_discover,
+        transport=args.transport,
     )
     print(f"Added remote {remote.url} ({remote.trust_level}), written to .sudocode/federation.config.json")
     if remote.rest_endpoint:
         state = {"synced": "reachable", "unknown": "not contacted yet"}.get(
             remote.sync_status, f"{remote.sync_status}: {remote.last_error}"
         )
-        print(f"  Endpoint: {remote.rest_endpoint} ({state})")
+        from remotes.selectors import remote_summary
+
+        over = " over A2A 1.0" if remote_summary(remote)["transport"] == "a2a" else ""
+        print(f"  Endpoint: {remote.rest_endpoint}{over} ({state})")
     else:
         print("  No endpoint yet: `sudocode-fed remote add` again with --endpoint, or edit the config")
     print(f"  API key for {remote.url} to present to this node (shown once, stored hashed):\n    {key}")
@@ -81,7 +85,8 @@ def show(args: argparse.Namespace) -> int:
     w = sys.stdout.write
     w(f"Remote: {info['url']} - {info['display_name']}\n")
     w(f"  Trust level: {info['trust_level']}\n")
-    w(f"  Endpoint:    {info['rest_endpoint'] or '(none)'}\n")
+    over = " (A2A 1.0)" if info["transport"] == "a2a" else ""
+    w(f"  Endpoint:    {info['rest_endpoint'] or '(none)'}{over}\n")
     w(f"  Sync:        {info['sync_status']} (last: {info['last_synced_at'] or 'never'})\n")
     if info["last_error"]:
         w(f"  Last error:  {info['last_error']}\n")

@@ -243,3 +243,39 @@ def test_a_push_url_that_is_not_http_is_refused_before_anything_is_recorded(api,
 
     asyncio.run(scenario())
     assert api.cli("request", "show", "bad-push-1").code != 0
+
+
+# --- the outbound side: a remote reached over A2A -------------------------------------------------------------
+
+
+def test_a_remote_that_serves_an_agent_card_is_called_over_a2a_by_the_cli(api, tmp_path_factory):
+    frontend = Node(tmp_path_factory.mktemp("a2a-out"), "frontend")
+    try:
+        frontend.start()
+        key = key_for(api, frontend.identity, "verified")
+        # The endpoint is the node's address, not its REST base: /federation/info is not there, its card is.
+        added = frontend.cli("remote", "add", api.identity, "--endpoint", api.base, "--trust", "verified")
+        assert added.code == 0 and "over A2A 1.0 (reachable)" in added.out, added
+        assert frontend.cli("remote", "set-token", api.identity, key).code == 0
+        assert frontend.cli_json("remote", "show", api.identity)["transport"] == "a2a"
+        before = api.requests_to("/api/v1/federation")
+
+        page = frontend.cli_json("remote", "query", api.identity, "issue", "--labels", "a2a")
+        assert [r["title"] for r in page["results"]] == ["Seen by agents"]
+        asked = frontend.cli_json(
+            "remote", "create-issue", api.identity, "--title", "Asked over A2A", "--format", "json"
+        )
+        assert asked["status"] == "pending", asked
+        request_id = asked["request_id"]
+        assert decide(staff_session(api), api, request_id, "approve").status_code == 302
+        # No callback over A2A: frontend's poller reads the task (GetTask) until it is completed.
+        done = eventually(
+            lambda: (r := frontend.cli_json("request", "show", request_id))["status"] == "completed" and r,
+            timeout=60,
+            what="frontend to learn the outcome by GetTask",
+        )
+        assert done["result"]["created"]["id"].startswith("i-")
+        assert api.requests_to("/api/v1/federation") == before  # everything went through /a2a
+        assert api.requests_to("/a2a") >= 3
+    finally:
+        frontend.stop()
