@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -60,9 +62,26 @@ class Request(BaseModel):
     error: str | None = None
 
 
+WATCH_SECONDS = 0.5  # how often the stdio server reads the events outbox for resource-updated notifications
+
+
 def build_server(*, actor: str) -> MCPServer:
-    """The MCP server for one local agent acting as `actor`. Django must be set up (sudocode_cli.runtime)."""
-    server = MCPServer(name="sudocode-federation", instructions=INSTRUCTIONS, version="1.0")
+    """The MCP server for one local agent acting as `actor`. Django must be set up (sudocode_cli.runtime).
+
+    Resource-updated notifications: while it runs, every change to an issue or spec in the events outbox
+    (whoever made it: a maintainer, an approved request, auto-unblock when a remote blocker closes) is published
+    as `ResourceUpdated("sudocode://<kind>/<id>")`; a client hears those it listens for
+    (`subscriptions/listen` with `resource_subscriptions`, MCP 2026-07-28)."""
+    from mcp.server.subscriptions import InMemorySubscriptionBus
+
+    bus = InMemorySubscriptionBus()
+    server = MCPServer(
+        name="sudocode-federation",
+        instructions=INSTRUCTIONS,
+        version="1.0",
+        subscriptions=bus,
+        lifespan=lambda _server: _watching_resources(bus),
+    )
 
     @server.tool()
     def cross_repo_query(
@@ -418,6 +437,39 @@ def build_remote_server() -> MCPServer:
         return _call(read)
 
     return server
+
+
+@asynccontextmanager
+async def _watching_resources(bus) -> AsyncIterator[None]:
+    """Publish a ResourceUpdated for each entity event after the server started, for as long as it runs."""
+    import anyio
+    from asgiref.sync import sync_to_async
+    from mcp.server.subscriptions import ResourceUpdated
+
+    def changed_since(seq: int) -> tuple[int, list[str]]:
+        from django.db import close_old_connections
+
+        from events.selectors import events_after, head_seq
+
+        close_old_connections()
+        if seq < 0:
+            return head_seq(), []
+        events = events_after(seq, limit=500)
+        uris = [f"sudocode://{e.entity_kind}/{e.entity_id}" for e in events if e.entity_kind in ("issue", "spec")]
+        return (events[-1].seq if events else seq), list(dict.fromkeys(uris))
+
+    async def watch() -> None:
+        seq, _ = await sync_to_async(changed_since, thread_sensitive=False)(-1)
+        while True:
+            await anyio.sleep(WATCH_SECONDS)
+            seq, uris = await sync_to_async(changed_since, thread_sensitive=False)(seq)
+            for uri in uris:
+                await bus.publish(ResourceUpdated(uri=uri))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        yield
+        group.cancel_scope.cancel()
 
 
 def _remote_caller(ctx) -> tuple[Any, str]:

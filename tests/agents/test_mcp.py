@@ -209,6 +209,34 @@ def test_errors_say_what_to_do(nodes):
     asyncio.run(scenario())
 
 
+def test_a_listening_agent_hears_when_an_issue_resource_changes(nodes):
+    from mcp.client import Client
+    from mcp.shared.subscriptions import ResourceUpdated
+
+    frontend, _ = nodes
+    created = frontend.cli_json("issue", "create", "Watched by the agent", "--format", "json")
+    uri = f"sudocode://issue/{created['id']}"
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sudocode_cli.main", "--repo", str(frontend.repo), "mcp"],
+        env=cli_env(**frontend.env),
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+
+    async def scenario():
+        async with Client(params) as client, client.listen(resource_subscriptions=[uri]) as subscription:
+            assert uri in subscription.honored.resource_subscriptions
+            # Another process (a maintainer's CLI) changes the issue; the agent is told, and reads it again.
+            changed = await asyncio.to_thread(frontend.cli, "issue", "update", created["id"], "--status", "in_progress")
+            assert changed.code == 0, changed
+            event = await asyncio.wait_for(anext(aiter(subscription)), timeout=20)
+            assert isinstance(event, ResourceUpdated) and event.uri == uri
+            read = await client.read_resource(uri)
+            assert json.loads(read.contents[0].text)["status"] == "in_progress"
+
+    asyncio.run(scenario())
+
+
 # --- the HTTP door at /mcp: agents of other repositories, judged as their repository -------------------------
 
 
