@@ -116,6 +116,13 @@ def deliver(delivery_id: int) -> str:
     if not claimed:
         return "not due"
     row = Delivery.objects.select_related("request").get(pk=delivery_id)
+    if row.kind == Delivery.Kind.PUSH and _earlier_push_unsent(row):
+        # A push is one move of a task: the client must hear the moves in order. Wait for the earlier one
+        # (it wakes this one when it is done); the attempt is not counted.
+        Delivery.objects.filter(pk=row.pk).update(
+            status=Delivery.Status.PENDING, attempts=F("attempts") - 1, next_attempt_at=now + timedelta(seconds=5)
+        )
+        return "waiting"
     try:
         _send(row)
     except PermanentFailure as exc:
@@ -141,6 +148,26 @@ def _finish(row: Delivery, status: str, error: str) -> None:
         status=status,
         last_error=error[:2000],
         delivered_at=timezone.now() if status == Delivery.Status.DELIVERED else None,
+    )
+    if row.kind == Delivery.Kind.PUSH:
+        following = _pushes_after(row).filter(status=Delivery.Status.PENDING).values_list("pk", flat=True).first()
+        if following is not None:
+            Delivery.objects.filter(pk=following).update(next_attempt_at=timezone.now())
+            _wake(following)
+
+
+def _pushes_after(row: Delivery):
+    return Delivery.objects.filter(request_id=row.request_id, kind=row.kind, target=row.target, pk__gt=row.pk).order_by(
+        "pk"
+    )
+
+
+def _earlier_push_unsent(row: Delivery) -> bool:
+    """Whether a push queued before `row`, for the same task and URL, is neither delivered nor given up."""
+    return (
+        Delivery.objects.filter(request_id=row.request_id, kind=row.kind, target=row.target, pk__lt=row.pk)
+        .exclude(status__in=(Delivery.Status.DELIVERED, Delivery.Status.DEAD))
+        .exists()
     )
 
 

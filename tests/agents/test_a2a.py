@@ -205,12 +205,24 @@ def test_push_notifications_reach_the_clients_webhook_and_the_requester_can_canc
             config = TaskPushNotificationConfig(task_id=task.id, url=receiver.url, token="secret-token")
             made = await client.create_task_push_notification_config(config)
             assert made.id and made.url == receiver.url
-            assert decide(session, api, task.id, "reject", reason="Not this quarter").status_code == 302
-            headers, body = eventually(lambda: receiver.received and receiver.received[-1], what="a push", timeout=30)
+            assert decide(session, api, task.id, "approve").status_code == 302
+
+            def pushed_states():
+                states = [body["statusUpdate"]["status"]["state"] for _, body in receiver.received]
+                return "TASK_STATE_COMPLETED" in states and states
+
+            states = eventually(pushed_states, what="the completion's push", timeout=30)
+            assert states == ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]  # one push per move, in order
+            headers, body = receiver.received[-1]
             assert headers["X-A2A-Notification-Token"] == "secret-token"
             assert body["statusUpdate"]["taskId"] == "push-1"
-            assert body["statusUpdate"]["status"]["state"] == "TASK_STATE_REJECTED"
-            assert "Not this quarter" in body["statusUpdate"]["status"]["message"]["parts"][0]["text"]
+
+            refused = data_message({"type": "mutate", "operation": "create_issue", "data": {"title": "No"}}, "push-2")
+            [answer] = await send(client, refused)
+            assert decide(session, api, "push-2", "reject", reason="Not this quarter").status_code == 302
+            rejected = await client.get_task(GetTaskRequest(id="push-2"))
+            assert rejected.status.state == TaskState.TASK_STATE_REJECTED
+            assert "Not this quarter" in rejected.status.message.parts[0].text
 
             waiting = data_message({"type": "mutate", "operation": "create_issue", "data": {"title": "Never"}}, "c-1")
             [answer] = await send(client, waiting)
@@ -219,7 +231,7 @@ def test_push_notifications_reach_the_clients_webhook_and_the_requester_can_canc
             again = await client.cancel_task(CancelTaskRequest(id=answer.task.id))
             assert again.status.state == TaskState.TASK_STATE_CANCELED
             with pytest.raises(REFUSED, match="only a pending one can be cancelled"):
-                await client.cancel_task(CancelTaskRequest(id="push-1"))
+                await client.cancel_task(CancelTaskRequest(id="push-2"))
         async with a2a_client(api, None) as anonymous:  # another's task does not exist for you
             with pytest.raises(REFUSED, match="no task"):
                 await anonymous.get_task(GetTaskRequest(id="push-1"))
