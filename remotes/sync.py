@@ -114,17 +114,72 @@ def remote_discover(*, remote: RemoteRepo) -> dict:
     return capabilities
 
 
-def remote_query(*, remote: RemoteRepo, query: dict, correlation_id: str | None = None) -> dict:
-    """One page of a query to `remote` (the seed's query body); returns its query_response."""
+def remote_query(
+    *, remote: RemoteRepo, query: dict, correlation_id: str | None = None, timeout: float | None = None
+) -> dict:
+    """One page of a query to `remote` (the seed's query body); returns its query_response. `timeout`
+    (seconds) bounds each attempt instead of the config's read timeout. Raises RemoteError."""
     message = {"type": "query", "from": identity.local_url() or None, "to": remote.url, "query": query}
     message = {k: v for k, v in message.items() if v is not None}
     response = audited_call(
         remote,
         "query",
-        lambda: client_for(remote, "query").post("/federation/query", message, correlation_id=correlation_id),
+        lambda: client_for(remote, "query").post(
+            "/federation/query", message, correlation_id=correlation_id, timeout=timeout
+        ),
         payload={"entity": query.get("entity"), "filters": query.get("filters"), "limit": query.get("limit")},
     )
     return response.data
+
+
+QUERY_ALL_WORKERS = 16  # remotes asked at once by remotes_query_all
+QUERY_ALL_PAGE = 500
+
+
+def remotes_query_all(*, query: dict, remotes: list[RemoteRepo] | None = None, timeout: float | None = None) -> dict:
+    """The same query (the seed's body; its cursor and limit are ours to set) to every remote with an endpoint
+    at once, each followed to its last page (Use Case 3, `remote query-all`). A remote that fails is named and
+    does not fail the rest. `timeout`: seconds per call to one remote (default: the config's read timeout).
+
+    Returns {"total": int, "by_status": {status: count}, "results": [result + {"repo": url}],
+    "remotes": [{"url", "ok": bool, "total": int | None, "returned": int, "error": str | None}]}, remotes in
+    the order given (default: by url)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    targets = remotes if remotes is not None else list(RemoteRepo.objects.exclude(rest_endpoint="").order_by("url"))
+
+    def ask(remote: RemoteRepo) -> tuple[dict, list[dict]]:
+        body = {**query, "limit": QUERY_ALL_PAGE}
+        body.pop("cursor", None)
+        rows: list[dict] = []
+        try:
+            while True:
+                page = remote_query(remote=remote, query=body, timeout=timeout)
+                rows += [{**r, "repo": remote.url} for r in page.get("results") or []]
+                meta = page.get("metadata") or {}
+                if not meta.get("next_cursor"):
+                    return {"url": remote.url, "ok": True, "total": meta.get("total", len(rows)),
+                            "returned": len(rows), "error": None}, rows  # fmt: skip
+                body["cursor"] = meta["next_cursor"]
+        except RemoteError as exc:
+            return {"url": remote.url, "ok": False, "total": None, "returned": len(rows), "error": str(exc)}, []
+        finally:
+            connection.close()  # this worker thread's own connection
+
+    with ThreadPoolExecutor(max_workers=max(1, min(QUERY_ALL_WORKERS, len(targets)))) as pool:
+        answers = list(pool.map(ask, targets))
+    results = [row for _, rows in answers for row in rows]
+    by_status: dict[str, int] = defaultdict(int)
+    for row in results:
+        by_status[row.get("status") or "unknown"] += 1
+    return {
+        "total": sum(summary["total"] or 0 for summary, _ in answers),
+        "by_status": dict(by_status),
+        "results": results,
+        "remotes": [summary for summary, _ in answers],
+    }
 
 
 def remote_sync(*, remote: RemoteRepo) -> dict:

@@ -46,6 +46,16 @@ def _statuses(value: str) -> list[str]:
     return values
 
 
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of seconds from above 0 to 600")
+    return seconds
+
+
 def _hop_limit(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 20:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of hops from 1 to 20")
@@ -251,6 +261,24 @@ def _remote_commands(commands) -> None:
     query.add_argument("--all-pages", action="store_true", help="follow the cursor to the last page")
     _format(query, ("table", "json"))
     _command(query, "remotes:query")
+
+    query_all = sub.add_parser(
+        "query-all",
+        help="query every remote at once and count the results by status (Use Case 3)",
+        description="Send the same query to every remote with an endpoint, in parallel, each followed to its last "
+        "page. Prints the total and the count per status; a remote that fails is named and does not fail the rest "
+        "(exit 1 only when every remote failed). --format json adds the rows, each with its repo.",
+    )
+    query_all.add_argument("entity", choices=("issue", "spec"), help="what to query")
+    query_all.add_argument("--status", type=_statuses, metavar="S,S", help="only these statuses")
+    query_all.add_argument("--labels", type=_csv, metavar="A,B", help="only those with all of these labels (tags)")
+    query_all.add_argument("--priority", type=_priorities, metavar="N,N", help="only these priorities")
+    query_all.add_argument("--filters", metavar="JSON", help="filters as JSON (the seed's query filters)")
+    query_all.add_argument(
+        "--timeout", type=_positive_seconds, default=10.0, help="seconds per remote call (default: %(default)s)"
+    )
+    _format(query_all, ("table", "json"))
+    _command(query_all, "remotes:query_all")
 
     subscribe = sub.add_parser(
         "subscribe",

@@ -8,7 +8,7 @@ import sys
 
 from sudocode_cli import runtime
 from sudocode_cli.errors import UsageError
-from sudocode_cli.output import note, print_json, print_table
+from sudocode_cli.output import note, print_json, print_table, warn
 
 
 def _remote(url: str):
@@ -222,6 +222,33 @@ def query(args: argparse.Namespace) -> int:
     if len(results) < total:
         note(f"{len(results)} of {total} shown; --all-pages for the rest")
     return 0
+
+
+def query_all(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes.sync import remotes_query_all
+
+    filters = _filters_arg(args.filters)
+    for name in ("status", "labels", "priority"):
+        value = getattr(args, name)
+        if value is not None:
+            filters[name] = value
+    answer = remotes_query_all(query={"entity": args.entity, "filters": filters}, timeout=args.timeout)
+    failed = [r for r in answer["remotes"] if not r["ok"]]
+    if args.format == "json":
+        print_json(answer)
+    elif not answer["remotes"]:
+        note("No remote has an endpoint: add one with `sudocode-fed remote add URL --endpoint ...`.")
+    else:
+        asked = len(answer["remotes"])
+        print(f"Total: {answer['total']} {args.entity}s in {asked - len(failed)} of {asked} remotes")
+        order = ["open", "in_progress", "needs_review", "blocked", "closed"] if args.entity == "issue" else []
+        for status in order + sorted(set(answer["by_status"]) - set(order) - {"unknown"}):
+            if status in order or answer["by_status"].get(status):
+                print(f"  {status.replace('_', ' ').capitalize()}: {answer['by_status'].get(status, 0)}")
+    for remote in failed:
+        warn(f"{remote['url']} did not answer: {remote['error']}")
+    return 1 if answer["remotes"] and len(failed) == len(answer["remotes"]) else 0
 
 
 def subscribe(args: argparse.Namespace) -> int:

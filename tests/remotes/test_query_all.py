@@ -1,0 +1,73 @@
+"""`remote query-all` (issue 13, Use Case 3): one query to every remote at once, counted by status; a remote that
+is down is named and the others still count."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.nodes import Node, link
+from tests.requests_app.test_use_case_1 import start_together, stop_together
+
+pytestmark = pytest.mark.slow
+
+
+def fill(service: Node, unrelated: bool) -> None:
+    for title, status in (("Migrate to platform v2 API", "open"), ("Drop v1 client", "in_progress")):
+        assert service.cli("issue", "create", title, "--tags", "platform-migration", "--status", status).code == 0
+    if unrelated:
+        assert service.cli("issue", "create", "Unrelated", "--tags", "other").code == 0
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    root = tmp_path_factory.mktemp("query-all")
+    hub = Node(root, "platform", worker=False)
+    services = [Node(root, name, worker=False) for name in ("auth-service", "billing-service", "api-gateway")]
+    with ThreadPoolExecutor(len(services)) as pool:  # before they serve: the CLI needs no server
+        list(pool.map(fill, services, [True, False, False]))
+    try:
+        start_together(hub, *services)
+        for service in services:  # one at a time: each writes the hub's config file
+            link(hub, service, trust="verified")
+        yield hub, services
+    finally:
+        stop_together(hub, *services)
+
+
+def test_every_remote_is_asked_and_counted(fleet):
+    hub, services = fleet
+    answer = hub.cli_json("remote", "query-all", "issue", "--labels", "platform-migration", "--format", "json")
+    assert answer["total"] == 6 and answer["by_status"] == {"open": 3, "in_progress": 3}
+    assert [r["url"] for r in answer["remotes"]] == sorted(s.identity for s in services)
+    assert all(r["ok"] and r["total"] == 2 for r in answer["remotes"])
+    assert {row["repo"] for row in answer["results"]} == {s.identity for s in services}
+    table = hub.cli("remote", "query-all", "issue", "--labels", "platform-migration")
+    assert table.code == 0
+    assert "Total: 6 issues in 3 of 3 remotes" in table.out and "  Open: 3" in table.out
+    assert "  In progress: 3" in table.out and "  Closed: 0" in table.out
+
+
+def test_a_remote_that_is_down_is_named_and_the_rest_still_count(fleet):
+    hub, services = fleet
+    down = services[1]
+    down.stop()
+    try:
+        result = hub.cli("remote", "query-all", "issue", "--labels", "platform-migration", "--timeout", "3")
+        assert result.code == 0, result
+        assert "Total: 4 issues in 2 of 3 remotes" in result.out
+        assert f"{down.identity} did not answer" in result.err
+        answer = hub.cli_json("remote", "query-all", "issue", "--filters", '{"labels": ["platform-migration"]}',
+                              "--format", "json", "--timeout", "3")  # fmt: skip
+        failed = [r for r in answer["remotes"] if not r["ok"]]
+        assert [r["url"] for r in failed] == [down.identity] and answer["total"] == 4
+    finally:
+        down.start()
+
+
+def test_bad_input_is_refused_with_exit_code_2(fleet):
+    hub, _ = fleet
+    assert hub.cli("remote", "query-all", "issue", "--filters", "[1]").code == 2
+    assert hub.cli("remote", "query-all", "issue", "--timeout", "0").code == 2
+    assert hub.cli("remote", "query-all", "bug").code == 2
