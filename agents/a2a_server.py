@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -79,6 +80,7 @@ from agents.asgi import A2A_REST_PATH as REST_PATH
 
 PROTOCOL_VERSION = "1.0"
 FEDERATION_TYPES = ("discover", "query", "mutate", "subscribe", "delegate")
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # protocol.messages.RequestId
 POLL_SECONDS = 0.25  # how often a stream re-reads its request row
 MAX_PAGE_SIZE = 100
 
@@ -112,7 +114,8 @@ SKILLS = [
      "waits for a maintainer (or this node's policy) and completes with the created entity.",
      ['{"type": "mutate", "operation": "create_issue", "data": {"title": "Add OAuth"}}']),
     ("subscribe", "Subscribe", "Watch entities here; changes come to your webhook or WebSocket.",
-     ['{"type": "subscribe", "subscription": {"watch": {"entity_type": "issue"}}}']),
+     ['{"type": "subscribe", "watch": {"entity_type": "issue"}, '
+      '"callback": {"url": "https://you.example/api/v1/webhooks/cross-repo"}}']),
     ("delegate", "Delegate", "Hand this repository a task it accepts as a spec or issue of its own.",
      ['{"type": "delegate", "task": {"type": "issue", "title": "Implement the endpoint"}}']),
 ]  # fmt: skip
@@ -136,7 +139,7 @@ def agent_card(base_url: str) -> AgentCard:
             organization=described["url"].split("/")[1] if "/" in described["url"] else "",
             url=f"https://{described['url']}" if described["url"] else base,
         ),  # fmt: skip
-        documentation_url=f"{base}/api/v1/docs/",
+        documentation_url=f"{base}/api/docs/",
         supported_interfaces=[
             AgentInterface(url=f"{base}{JSONRPC_PATH}", protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION),
             AgentInterface(url=f"{base}{REST_PATH}", protocol_binding="HTTP+JSON", protocol_version=PROTOCOL_VERSION),
@@ -308,21 +311,12 @@ def _federation_body(message: Message) -> dict | None:
     """The federation message a data part carries (a dict with a known `type`), or None."""
     for part in message.parts:
         if part.HasField("data"):
-            value = _integers(MessageToDict(part.data))
+            from protocol.messages import integral_numbers
+
+            value = integral_numbers(MessageToDict(part.data))
             if isinstance(value, dict) and value.get("type") in FEDERATION_TYPES:
                 return value
     return None
-
-
-def _integers(value: Any) -> Any:
-    """A protobuf Struct holds every number as a double: 1.0 was the sender's 1 (a priority, a limit)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _integers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_integers(v) for v in value]
-    return value
 
 
 def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext) -> Task | Message:
@@ -343,6 +337,13 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
     kind = body["type"]
     if kind in ("mutate", "delegate"):
         metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if "request_id" not in metadata and not REQUEST_ID.fullmatch(incoming_message.message_id):
+            raise InvalidParamsError(
+                f"invalid: message.messageId: {incoming_message.message_id[:80]!r} is this request's id when "
+                "metadata.request_id is not given, and a request id is 1 to 64 letters, digits, '.', '_', ':' or "
+                "'-', starting with a letter or digit: send such a messageId, or metadata.request_id",
+                data={"errors": [{"field": "message.messageId", "message": "not usable as a request id"}]},
+            )
         body = {**body, "metadata": {"request_id": incoming_message.message_id, **metadata}}
         if params.configuration.HasField("task_push_notification_config"):  # refused before anything is recorded
             _push_dict(params.configuration.task_push_notification_config, "")

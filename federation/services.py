@@ -252,7 +252,56 @@ def federated_result(
         out["relationships"] = relationships
     if "spec_refs" in include:
         out["spec_refs"] = sorted({r["to"] for r in relationships if r["to_type"] == EntityKind.SPEC})
+    if "blocked_by" in include:
+        out["blocked_by"] = blockers_of(entity)
     return out
+
+
+def blockers_of(entity: Entity) -> list[dict[str, Any]]:
+    """What blocks `entity`, as another node is told (the `blocked_by` include of a query, issue 13): its local
+    blockers and its remote ones, each {"ref" (org/repo#id), "status", "title", "open": bool, "remote": bool,
+    "estimated_completion" (when a maintainer promised one approving the request that created it) or None}."""
+    from remotes.blocking import blocker_is_open, remote_blockers
+    from remotes.selectors import reference_summary
+    from tracker.models import IssueStatus
+    from tracker.selectors import entity_detail
+
+    repo = identity.repo_path(identity.local_url()) if identity.local_url() else ""
+    out = []
+    for edge in entity_detail(entity)["blocked_by"]:
+        out.append(
+            {
+                "ref": f"{repo}#{edge['id']}" if repo else edge["id"],
+                "status": edge.get("status"),
+                "title": edge.get("title"),
+                "open": edge.get("status") not in (IssueStatus.CLOSED, None),
+                "remote": False,
+                "estimated_completion": _promised(edge["id"]),
+            }
+        )
+    for ref in remote_blockers(local_uuids=[entity.uuid]).get(entity.uuid, []):
+        summary = reference_summary(ref)
+        out.append(
+            {
+                "ref": summary["ref"],
+                "status": summary["status"],
+                "title": summary["title"],
+                "open": blocker_is_open(ref),
+                "remote": True,
+                "estimated_completion": None,
+            }
+        )
+    return out
+
+
+def _promised(entity_id: str) -> str | None:
+    """The estimated completion a maintainer gave when approving the request that created `entity_id`."""
+    from requests_app.models import CrossRepoRequest, Direction
+
+    found = CrossRepoRequest.objects.filter(direction=Direction.INCOMING, result__created__id=entity_id).values_list(
+        "result", flat=True
+    )
+    return next((r.get("estimated_completion") for r in found if r and r.get("estimated_completion")), None)
 
 
 def _as_list(value: Any) -> list | None:

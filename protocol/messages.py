@@ -61,6 +61,19 @@ def parse_count(text: str | None, *, max_digits: int = 18) -> int | None:
     return int(text)
 
 
+def integral_numbers(value: Any) -> Any:
+    """`value` with every float that is a whole number made an int, at any depth. A message that crossed a
+    protobuf `Struct` (an A2A data part) holds every number as a double: its 1.0 was the sender's 1 (a priority,
+    a limit, a sequence number)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_numbers(v) for v in value]
+    return value
+
+
 class MessageError(ValueError):
     """A message we cannot accept. `errors` is a list of {"path", "message"}; `str()` is the first one."""
 
@@ -153,7 +166,7 @@ Timestamp = Annotated[
 Status = Literal["open", "in_progress", "blocked", "needs_review", "closed"]
 Priority = Annotated[int, Field(ge=0, le=4)]  # sudocode priorities: 0 (highest) .. 4
 Entity = Literal["issue", "spec"]
-Include = Literal["relationships", "spec_refs"]
+Include = Literal["relationships", "spec_refs", "blocked_by"]
 TrustLevel = Literal["trusted", "verified", "untrusted"]
 
 

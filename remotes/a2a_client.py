@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from protocol.messages import integral_numbers
 from remotes.client import (
     DEFAULT_POLICY,
     HttpPolicy,
@@ -88,7 +89,7 @@ class A2AClient:
         found = _REQUEST_PATH.match(path)
         if found:
             response, result = self._call("GetTask", {"id": found.group(1)}, correlation_id, timeout)
-            return _with(response, dict(result.get("metadata") or {}))
+            return _with(response, integral_numbers(dict(result.get("metadata") or {})))
         raise self._unsupported("GET", path)
 
     def post(
@@ -121,9 +122,10 @@ class A2AClient:
         }
         response, result = self._call("SendMessage", {"message": a2a_message}, correlation_id, timeout)
         if "task" in result:
-            return _with(response, dict(result["task"].get("metadata") or {}))
+            return _with(response, integral_numbers(dict(result["task"].get("metadata") or {})))
         answer = result.get("message") or {}
         data = next((p["data"] for p in answer.get("parts") or [] if isinstance(p.get("data"), dict)), None)
+        data = integral_numbers(data)
         if data is None:
             raise RemoteBadResponse(f"{self._rpc_url()}: the answer carries no data part", url=self._rpc_url())
         if "error" in data:

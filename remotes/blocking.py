@@ -168,6 +168,11 @@ def why_blocked(*, entity: Entity | str) -> dict[str, Any]:
 
     if isinstance(entity, str):
         references_rebuild()  # a remote ref is looked up among the references: make them current
+        remote = _remote_named(entity)
+        if remote is not None:
+            result = _why_remote_asked(entity, remote)
+            result["text"] = "\n".join(_text_remote(result))
+            return result
     target = why_blocked_target(ref=entity) if isinstance(entity, str) else entity
     if isinstance(target, Entity):
         # Its references, current and refreshed when stale (as showing the issue does); that may unblock it.
@@ -258,6 +263,63 @@ def _why_remote(refs: list[CrossRepoReference]) -> dict[str, Any]:
     }
 
 
+ASK_TIMEOUT = 5.0  # seconds to wait for a remote explaining its own issue's blockers
+
+
+def _remote_named(ref: str):
+    """The remote a ref "org/repo#id" points into, when it is a known remote (not this repository)."""
+    from remotes.models import RemoteRepo
+    from remotes.selectors import remote_get
+
+    repo, sep, _ = ref.rpartition("#")
+    own = identity.repo_path(identity.local_url()) if identity.local_url() else ""
+    if not sep or (own and repo.lower() == own.lower()):
+        return None
+    try:
+        return remote_get(url=repo)
+    except RemoteRepo.DoesNotExist:
+        return None
+
+
+def _why_remote_asked(ref: str, remote) -> dict[str, Any]:
+    """A remote issue explained by its own node (issue 13): what we hold of it (the references of our issues),
+    then its blockers as that node tells them (`blocked_by`, one query). Entity.DoesNotExist when we hold no
+    reference to it and the remote does not show it to us (or cannot be asked)."""
+    from remotes.client import RemoteError
+    from remotes.sync import remote_query
+
+    repo, _, remote_id = ref.rpartition("#")
+    refs = list(
+        CrossRepoReference.objects.filter(repo__iexact=repo, remote_id__iexact=remote_id).select_related("remote_repo")
+        or CrossRepoReference.objects.filter(remote_repo=remote, remote_id__iexact=remote_id).select_related(
+            "remote_repo"
+        )
+    )
+    body = {"entity": "issue", "filters": {"ids": [remote_id]}, "include": ["blocked_by"], "limit": 1}
+    answer, error = None, None
+    try:
+        page = remote_query(remote=remote, query=body, timeout=ASK_TIMEOUT, retries=0)
+        answer = next(iter(page.get("results") or []), None)
+    except RemoteError as exc:
+        error = str(exc)
+    if not refs and answer is None:
+        why = f"{remote.url} could not be asked: {error}" if error else f"{remote.url} does not show it to us"
+        raise Entity.DoesNotExist(f"no issue {ref!r} is referenced here, and {why}")
+    if refs:
+        result = _why_remote(refs)
+    else:
+        result = {"ref": f"{repo}#{remote_id}", "remote": True, "referenced_by": [], "note": "", "freshness": "fresh",
+                  "last_fetched_at": None, "status": None, "title": None}  # fmt: skip
+    if answer is not None:  # what its node says now beats our cached copy
+        result.update(status=answer.get("status"), title=answer.get("title"), freshness="fresh")
+        result["blocked"] = answer.get("status") == IssueStatus.BLOCKED
+        if result["note"].startswith("itself blocked"):
+            result["note"] = ""
+    result["their_blockers"] = answer.get("blocked_by") if answer is not None else None
+    result["asked_error"] = error
+    return result
+
+
 def _describe_remote(b: dict) -> str:
     status = b["status"] or "status unknown"
     title = f' - "{b["title"]}"' if b["title"] else ""
@@ -306,6 +368,17 @@ def _describe_edge(b: dict) -> str:
 
 def _text_remote(result: dict) -> list[str]:
     lines = [f"{_describe_remote(result)}"]
+    theirs = result.get("their_blockers")
+    if theirs is not None:
+        still = [b for b in theirs if b["open"]]
+        lines[0] += " is blocked by:" if still else " has no open blockers."
+        for b in still:
+            title = f' - "{b["title"]}"' if b.get("title") else ""
+            lines.append(f"  - {b['ref']} ({b.get('status') or 'status unknown'}){title}")
+            if b.get("estimated_completion"):
+                lines.append(f"    Estimated completion: {b['estimated_completion']}")
+    elif result.get("asked_error"):
+        lines.append(f"  Could not ask its node what blocks it: {result['asked_error']}")
     if result["note"]:
         lines.append(f"  {result['note']}")
     blocks = [r for r in result["referenced_by"] if r["blocks_it"]]

@@ -37,6 +37,7 @@ INTERNAL_FIELDS = PUBLIC_FIELDS | {
     "file_path",
     "relationships",
     "spec_refs",
+    "blocked_by",
 }
 ALL_FIELDS = INTERNAL_FIELDS | {"archived_at", "feedback", "external_links"}
 FIELDS_BY_TRUST = {

@@ -115,16 +115,22 @@ def remote_discover(*, remote: RemoteRepo) -> dict:
 
 
 def remote_query(
-    *, remote: RemoteRepo, query: dict, correlation_id: str | None = None, timeout: float | None = None
+    *,
+    remote: RemoteRepo,
+    query: dict,
+    correlation_id: str | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
 ) -> dict:
     """One page of a query to `remote` (the seed's query body); returns its query_response. `timeout`
-    (seconds) bounds each attempt instead of the config's read timeout. Raises RemoteError."""
+    (seconds) bounds each attempt instead of the config's read timeout; `retries` replaces the config's (0: one
+    attempt, for someone waiting at a prompt). Raises RemoteError."""
     message = {"type": "query", "from": identity.local_url() or None, "to": remote.url, "query": query}
     message = {k: v for k, v in message.items() if v is not None}
     response = audited_call(
         remote,
         "query",
-        lambda: client_for(remote, "query").post(
+        lambda: client_for(remote, "query", retries=retries).post(
             "/federation/query", message, correlation_id=correlation_id, timeout=timeout
         ),
         payload={"entity": query.get("entity"), "filters": query.get("filters"), "limit": query.get("limit")},

@@ -209,8 +209,9 @@ def request_approve(
     *, request_id: str, actor: str, assignee: str | None = None, estimated_completion: str | None = None
 ) -> CrossRepoRequest:
     """A maintainer says yes (for a delegation: accepts it): the entity is created (once, however often this is
-    called) and the requester is called back. `assignee` and `estimated_completion` (ISO 8601) go into a
-    delegation's answer (seed: delegate_response); the assignee is also the new issue's."""
+    called) and the requester is called back. `estimated_completion` (ISO 8601) is kept with the result (a
+    delegation's answer carries it, seed: delegate_response; `blocked_by` shows it to other nodes); `assignee`
+    (delegations only) is the new issue's."""
     request = request_get(request_id=request_id)
     if request.status == PENDING:
         tracker_sync.ensure_writable()  # DataDamaged: it stays pending until the file is fixed
@@ -225,11 +226,12 @@ def request_approve(
 
 
 def _promise(request: CrossRepoRequest, assignee: str | None, estimated_completion: str | None) -> dict:
-    """What accepting a delegation promises, kept in `result` until the entity exists."""
+    """What approving promises, kept in `result` until the entity exists: an estimated completion (any request;
+    other nodes' why-blocked shows it) and, for a delegation, an assignee."""
     if not (assignee or estimated_completion):
         return {}
-    if not request.is_delegation:
-        raise ValidationError({"assignee": "only a delegation takes an assignee or an estimated completion"})
+    if assignee and not request.is_delegation:
+        raise ValidationError({"assignee": "only a delegation takes an assignee"})
     promise: dict[str, Any] = {}
     if assignee:
         promise["assignee"] = assignee.strip()

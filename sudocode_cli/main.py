@@ -336,6 +336,9 @@ def _request_commands(commands) -> None:
     _command(show, "requests:show")
     approve = sub.add_parser("approve", help="approve a pending incoming request: the entity is created")
     approve.add_argument("request_id")
+    approve.add_argument(
+        "--estimated-completion", metavar="ISO8601", help="when, e.g. 2025-11-08 (shown by why-blocked elsewhere)"
+    )
     _command(approve, "requests:approve")
     reject = sub.add_parser("reject", help="reject a pending incoming request")
     reject.add_argument("request_id")

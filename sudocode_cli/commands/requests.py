@@ -159,7 +159,11 @@ def approve(args: argparse.Namespace) -> int:
     lay = runtime.setup(args.repo)
     from requests_app.services import request_approve
 
-    request = request_approve(request_id=args.request_id, actor=runtime.actor(lay))
+    request = request_approve(
+        request_id=args.request_id,
+        actor=runtime.actor(lay),
+        estimated_completion=args.estimated_completion,
+    )
     created = (request.result or {}).get("created")
     if request.status == "completed" and created:
         print(f"→ Created: {created['id']} in {request.to_repo.rsplit('/', 1)[-1]}")

@@ -123,6 +123,9 @@ def test_discover_query_and_help_through_the_official_client(api, agent_key, bin
                 await send(client, data_message(bad))  # a message that is not valid names the path
             with pytest.raises(REFUSED, match="no task"):
                 await client.get_task(GetTaskRequest(id="req-nobody-made"))
+            odd_id = data_message({"type": "mutate", "operation": "create_issue", "data": {"title": "X"}}, "has space!")
+            with pytest.raises(REFUSED, match="message.messageId"):
+                await send(client, odd_id)
 
     asyncio.run(scenario())
 
@@ -272,8 +275,9 @@ def test_a_remote_that_serves_an_agent_card_is_called_over_a2a_by_the_cli(api, t
         assert frontend.cli_json("remote", "show", api.identity)["transport"] == "a2a"
         before = api.requests_to("/api/v1/federation")
 
-        page = frontend.cli_json("remote", "query", api.identity, "issue", "--labels", "a2a")
+        page = frontend.cli_json("remote", "query", api.identity, "issue", "--labels", "a2a", "--format", "json")
         assert [r["title"] for r in page["results"]] == ["Seen by agents"]
+        assert page["results"][0]["priority"] == 2 and isinstance(page["total"], int)  # not 2.0: Struct doubles
         asked = frontend.cli_json(
             "remote", "create-issue", api.identity, "--title", "Asked over A2A", "--format", "json"
         )

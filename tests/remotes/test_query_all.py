@@ -49,6 +49,26 @@ def test_every_remote_is_asked_and_counted(fleet):
     assert "  In progress: 3" in table.out and "  Closed: 0" in table.out
 
 
+def test_why_blocked_on_a_remote_issue_asks_its_node(fleet):
+    hub, services = fleet
+    auth = services[0]
+    asked = hub.cli_json("remote", "create-issue", auth.identity, "--title", "Add auth schema v2", "--format", "json")
+    approved = auth.cli("request", "approve", asked["request_id"], "--estimated-completion", "2026-12-10")
+    assert approved.code == 0, approved
+    schema = approved.out.split("Created: ")[1].split()[0]
+    blocked = auth.cli_json(
+        "issue", "create", "Auth v2", "--status", "blocked", "--depends-on", schema, "--format", "json"
+    )
+    ref = f"org/auth-service#{blocked['id']}"  # never referenced by the hub: only auth-service can explain it
+    why = hub.cli("issue", "why-blocked", ref)
+    assert why.code == 0, why
+    assert f'{ref} (blocked) - "Auth v2"' in why.out and "is blocked by:" in why.out
+    assert f'- org/auth-service#{schema} (open) - "Add auth schema v2"' in why.out
+    assert "Estimated completion: 2026-12-10" in why.out
+    unknown = hub.cli("issue", "why-blocked", "org/auth-service#i-nope")
+    assert unknown.code != 0 and "does not show it to us" in unknown.err
+
+
 def test_a_remote_that_is_down_is_named_and_the_rest_still_count(fleet):
     hub, services = fleet
     down = services[1]
