@@ -50,7 +50,9 @@ class ConformanceExecutor(AgentExecutor):
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:  # noqa: C901, PLR0911
         if context.task_id is None or context.context_id is None:
             return
-        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        # A follow-up to a task belongs to that task's context, whatever context the follow-up names.
+        context_id = context.current_task.context_id if context.current_task else context.context_id
+        updater = TaskUpdater(event_queue, context.task_id, context_id)
         message = context.message
         if message is None:
             await updater.complete(updater.new_agent_message([Part(text="No message provided")]))
@@ -61,7 +63,7 @@ class ConformanceExecutor(AgentExecutor):
             await event_queue.enqueue_event(
                 Task(
                     id=context.task_id,
-                    context_id=context.context_id,
+                    context_id=context_id,
                     status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
                     history=[message],
                 )
