@@ -166,6 +166,18 @@ class InfoApi(_FederationView):
         return _answer(request, None)
 
 
+class DirectoryApi(_FederationView):
+    @extend_schema(
+        tags=["federation"],
+        summary="The repositories this node lists for discovery (itself and the remotes that agreed)",
+        responses={200: dict, **_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        from remotes.discovery import directory_for
+
+        return _respond(request, lambda caller, _: directory_for(caller, served_rest=_rest_base(request)))
+
+
 class QueryApi(_FederationView):
     @extend_schema(
         tags=["federation"],

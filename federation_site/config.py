@@ -216,6 +216,8 @@ class RemoteRepoConfig(_Model):
     permissions: Permissions = Field(default_factory=Permissions)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     endpoint: HttpUrl | None = None  # REST base URL when it cannot be derived from the identity
+    # It agreed to be listed in this node's directory (GET /federation/directory, remote discover).
+    listed: bool = False
     # How we call it: our REST endpoints, or A2A 1.0 (then `endpoint` is where its Agent Card is served:
     # <endpoint>/.well-known/agent-card.json; remotes/a2a_client.py).
     transport: Literal["rest", "a2a"] = "rest"
@@ -362,6 +364,15 @@ def _identity_key(url: str) -> str:
     return url.strip().rstrip("/").lower()
 
 
+class DiscoverySettings(_Model):
+    """The directory (issue 13, Use Case 3): which repositories this node lists for others' `remote discover`,
+    to whom, and which directories its own `remote discover` reads."""
+
+    listed: bool = False  # list this node itself
+    list_to: TrustLevel = "verified"  # the least trust level a caller needs to read the directory
+    sources: list[HttpUrl] = []  # REST bases of nodes whose directories `remote discover` reads
+
+
 class FederationConfig(_Model):
     enabled: bool = False  # seed: federation is opt-in
     local_identity: LocalIdentity | None = None
@@ -374,6 +385,7 @@ class FederationConfig(_Model):
     notifications: Notifications = Field(default_factory=Notifications)
     git: GitSettings = Field(default_factory=GitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
     @field_validator("remote_repos")
     @classmethod

@@ -262,6 +262,22 @@ def _remote_commands(commands) -> None:
     _format(query, ("table", "json"))
     _command(query, "remotes:query")
 
+    discover = sub.add_parser(
+        "discover",
+        help="find repositories in directories by a pattern, and add them (Use Case 3)",
+        description="Read the directories of discovery.sources in federation.config.json (or --source), keep the "
+        "repositories whose identity matches PATTERN (a glob: github.com/org/*), ask each of them discover in "
+        "parallel, and print what answered. --auto-add declares those as remotes at --trust.",
+    )
+    discover.add_argument("pattern", help="a glob over identities, e.g. 'github.com/org/*' (quote it for the shell)")
+    discover.add_argument("--source", action="append", metavar="URL", help="a directory's REST base (repeatable)")
+    discover.add_argument("--auto-add", action="store_true", help="add what answered and is not a remote yet")
+    discover.add_argument(
+        "--trust", choices=TRUST_LEVELS, default="untrusted", help="trust level of those added (default: %(default)s)"
+    )
+    _format(discover, ("table", "json"))
+    _command(discover, "remotes:discover")
+
     query_all = sub.add_parser(
         "query-all",
         help="query every remote at once and count the results by status (Use Case 3)",

@@ -224,6 +224,42 @@ def query(args: argparse.Namespace) -> int:
     return 0
 
 
+def discover(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from remotes.discovery import remotes_discover
+
+    try:
+        answer = remotes_discover(
+            pattern=args.pattern,
+            sources=args.source,
+            auto_add=args.auto_add,
+            trust_level=args.trust,
+            actor=runtime.actor(lay),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for source in answer["sources"]:
+        if not source["ok"]:
+            warn(f"directory {source['url']} could not be read: {source['error']}")
+    if args.format == "json":
+        print_json(answer)
+        return 0 if any(s["ok"] for s in answer["sources"]) else 1
+    found = answer["found"]
+    reachable = [f for f in found if f["reachable"]]
+    print(f"→ Found {len(found)} repositories matching {args.pattern} ({len(reachable)} answered)")
+    added = [f["display_name"] for f in found if f["added"]]
+    if added:
+        print(f"→ Added: {', '.join(added)}")
+    for item in found:
+        state = "already a remote" if item["known"] else ("added" if item["added"] else "")
+        if not item["reachable"]:
+            state = f"did not answer: {item['error']}"
+        print(f"  {item['url']}  {item['endpoint'] or '(no endpoint)'}  {state}".rstrip())
+    if found and not args.auto_add and any(f["reachable"] and not f["known"] for f in found):
+        note("Add them with --auto-add (and --trust LEVEL), or one by one with `sudocode-fed remote add`.")
+    return 0 if any(s["ok"] for s in answer["sources"]) else 1
+
+
 def query_all(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
     from remotes.sync import remotes_query_all

@@ -1,5 +1,6 @@
-"""`remote query-all` (issue 13, Use Case 3): one query to every remote at once, counted by status; a remote that
-is down is named and the others still count."""
+"""Use Case 3 (issue 13) on real nodes: a platform hub and three services. `remote discover` from the hub's
+directory with --auto-add; `remote query-all` (one query to every remote at once, counted by status; a remote
+that is down is named and the others still count); why-blocked on a remote issue, explained by its node."""
 
 from __future__ import annotations
 
@@ -34,6 +35,37 @@ def fleet(tmp_path_factory):
         yield hub, services
     finally:
         stop_together(hub, *services)
+
+
+def test_a_newcomer_discovers_the_services_in_the_hubs_directory_and_adds_them(fleet, tmp_path):
+    hub, services = fleet
+    config = hub.config()
+    config["discovery"] = {"listed": True, "list_to": "untrusted"}
+    for remote in config["remote_repos"]:
+        remote["listed"] = remote["url"] != services[2].identity  # api-gateway did not agree to be listed
+    hub.write_config(config)
+    directory = hub.cli_json("remote", "list", "--format", "json")  # the hub still has its three remotes
+    assert len(directory) == 3
+    newcomer = Node(tmp_path, "newcomer", worker=False)  # reads the directory anonymously: no server needed
+    found = newcomer.cli("remote", "discover", "github.com/org/*-service", "--source", hub.api, "--auto-add",
+                         "--trust", "verified")  # fmt: skip
+    assert found.code == 0, found
+    assert "→ Found 2 repositories matching github.com/org/*-service (2 answered)" in found.out
+    assert "→ Added: auth-service, billing-service" in found.out
+    added = {r["url"]: r for r in newcomer.cli_json("remote", "list", "--format", "json")}
+    assert set(added) == {services[0].identity, services[1].identity}
+    assert all(r["trust_level"] == "verified" for r in added.values())
+    again = newcomer.cli_json("remote", "discover", "github.com/org/*", "--source", hub.api, "--format", "json")
+    assert {f["url"]: f["known"] for f in again["found"]} == {
+        hub.identity: False,
+        services[0].identity: True,
+        services[1].identity: True,
+    }
+    config["discovery"]["list_to"] = "verified"  # now only for those the hub trusts
+    hub.write_config(config)
+    refused = newcomer.cli("remote", "discover", "github.com/org/*", "--source", hub.api)
+    assert refused.code == 1 and "shows its directory from verified up" in refused.err
+    assert newcomer.cli("remote", "discover", "github.com/org/*").code == 2  # no directory named anywhere
 
 
 def test_every_remote_is_asked_and_counted(fleet):
