@@ -149,6 +149,8 @@ def answer_query(
             archived=_archived(filters),
             after=_decode_cursor(query.cursor, fingerprint),
             limit=query.limit + 1,
+            search=filters.search,
+            search_titles_only="content" not in grant.fields,  # what it may not read, it may not search
         )
     except (policy.PermissionDenied, QueryError, messages.MessageError) as exc:
         _audit(
@@ -172,6 +174,10 @@ def answer_query(
         )
         for e in page
     ]
+    if filters.search is not None:  # ranked, one page: no cursor; the snippet says why it matched
+        more = False
+        for result, entity in zip(results, page, strict=True):
+            result["snippet"] = getattr(entity, "search_snippet", "")
     response = messages.QueryResponse(
         type="query_response",
         from_=identity.local_url() or None,

@@ -645,7 +645,7 @@ def default_config(*, url: str, display_name: str, description: str = "") -> dic
         "a2a_policies": {
             "query": {
                 "auto_respond": True,
-                "allowed_filters": ["status", "labels", "priority", "ids", "spec_refs", "updated_since"],
+                "allowed_filters": ["status", "labels", "priority", "ids", "spec_refs", "updated_since", "search"],
             },
             "mutate": {"auto_approve": [], "require_human": []},
             "delegate": {"auto_accept": False, "notify": [], "hop_limit": 3},

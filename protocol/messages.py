@@ -259,6 +259,11 @@ class QueryFilters(_Wire):
         description="Archived entities: left out by default (false), unless `ids` is given; true: only archived "
         'ones; "any": both.',
     )
+    search: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = Field(
+        None,
+        description="Full text over titles and content: the entities with every word (the last as a prefix), "
+        "best first, one page (no cursor); each result has a `snippet`.",
+    )
 
     @model_validator(mode="after")
     def _tags_are_labels(self) -> QueryFilters:

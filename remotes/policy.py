@@ -46,7 +46,7 @@ FIELDS_BY_TRUST = {
     TrustLevel.TRUSTED: ALL_FIELDS,
 }
 ENTITIES = ("issue", "spec")
-FILTERS = ("status", "labels", "priority", "ids", "spec_refs", "updated_since")
+FILTERS = ("status", "labels", "priority", "ids", "spec_refs", "updated_since", "search")
 
 
 class PermissionDenied(Exception):

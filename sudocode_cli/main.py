@@ -494,6 +494,19 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--description", default="", help="one line about this repository")
     _command(init, "node:init")
 
+    search = commands.add_parser(
+        "search",
+        help="full-text search over issues and specs, here or in every repository (--all-repos)",
+        description="Rank this repository's issues and specs by TEXT (every word must match; the last one as a "
+        "prefix; titles weigh more). --all-repos asks every remote at once too, within what each lets us see.",
+    )
+    search.add_argument("text", help='what to look for, e.g. "authentication bug"')
+    search.add_argument("--all-repos", action="store_true", help="search every remote too")
+    search.add_argument("--entity", choices=("issue", "spec"), help="only issues or only specs (default: both)")
+    search.add_argument("--limit", type=int, default=20, help="most results per repository and kind (default 20)")
+    _format(search, ("table", "json"))
+    _command(search, "tracker:search")
+
     serve = commands.add_parser(
         "serve",
         help="run the node's web server (daphne)",

@@ -143,10 +143,14 @@ def entity_search(
     archived: bool | None = None,
     after: tuple[str, str] | None = None,
     limit: int = 50,
+    search: str | None = None,
+    search_titles_only: bool = False,
 ) -> tuple[list[Entity], int]:
     """A page of entities for a federated query, in a stable order (raw created_at, then uuid: neither ever
     changes), starting after the (created_at, uuid) of the previous page's last item. Returns the page and
-    the total matching count. `archived`: None for both, else only (non-)archived ones."""
+    the total matching count. `archived`: None for both, else only (non-)archived ones. `search`: full-text
+    (tracker.search): only the matches, best first, one page (`after` is not used); each entity then carries
+    its `search_snippet`; `search_titles_only` for a caller who may not see content."""
     qs = Entity.objects.filter(kind=kind)
     if archived is not None:
         qs = qs.filter(archived=archived)
@@ -164,6 +168,17 @@ def entity_search(
         qs = qs.filter(uuid__in=sources)
     if updated_since is not None:
         qs = qs.filter(updated__gte=updated_since)
+    if search is not None:
+        from tracker.search import search_ranked
+
+        ranked = search_ranked(search, kind=kind, titles_only=search_titles_only)
+        matching = {e.uuid: e for e in qs.filter(uuid__in=[uuid for uuid, _ in ranked])}
+        page = []
+        for uuid, snippet in ranked:
+            if uuid in matching:
+                matching[uuid].search_snippet = snippet
+                page.append(matching[uuid])
+        return page[:limit], len(page)
     total = qs.count()
     if after is not None:
         qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], uuid__gt=after[1]))

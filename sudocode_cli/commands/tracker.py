@@ -216,3 +216,31 @@ def _list(args: argparse.Namespace, kind: str) -> int:
             ("id", "p", "tags", "title"),
         )
     return 0
+
+
+def search(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from remotes.search import search_everywhere
+    from sudocode_cli.errors import UsageError
+    from sudocode_cli.output import note, warn
+
+    if not args.text.strip() or not any(ch.isalnum() for ch in args.text):
+        raise UsageError('give words to search for, e.g. sudocode-fed search "authentication bug"')
+    if not 1 <= args.limit <= 500:
+        raise UsageError(f"--limit must be from 1 to 500, not {args.limit}")
+    kinds = [args.entity] if args.entity else ["issue", "spec"]
+    answer = search_everywhere(text=args.text, kinds=kinds, all_repos=args.all_repos, limit=args.limit)
+    for remote in answer["remotes"]:
+        if not remote["ok"]:
+            warn(f"{remote['url']} was not searched: {remote['error']}")
+    if args.format == "json":
+        print_json(answer)
+        return 0
+    if not answer["results"]:
+        note(f"Nothing matches {args.text!r}" + ("" if args.all_repos else " here (--all-repos: everywhere)"))
+        return 0
+    print_table(
+        [(r["canonical_ref"], r["status"] or r["kind"], r["title"], r["snippet"]) for r in answer["results"]],
+        ("ref", "status", "title", "matched"),
+    )
+    return 0

@@ -101,6 +101,21 @@ def test_why_blocked_on_a_remote_issue_asks_its_node(fleet):
     assert unknown.code != 0 and "does not show it to us" in unknown.err
 
 
+def test_search_across_repositories_is_ranked_and_labelled(fleet):
+    hub, services = fleet
+    assert hub.cli("issue", "create", "Plan the platform migration", "-d", "Which services first.").code == 0
+    here = hub.cli_json("search", "platform migrat", "--format", "json")
+    assert [r["title"] for r in here["results"]] == ["Plan the platform migration"] and not here["remotes"]
+    everywhere = hub.cli_json("search", "platform migrat", "--all-repos", "--entity", "issue", "--format", "json")
+    repos = [r["repo"] for r in everywhere["results"]]
+    assert repos[0] == "org/platform"  # ours first, then each repository's best, interleaved
+    assert set(repos) == {"org/platform", *(s.identity for s in services)}
+    assert everywhere["total"] == 4 and all(r["ok"] for r in everywhere["remotes"])
+    table = hub.cli("search", "platform migrat", "--all-repos")
+    assert table.code == 0 and "org/auth-service#" in table.out
+    assert hub.cli("search", "  ").code == 2
+
+
 def test_a_remote_that_is_down_is_named_and_the_rest_still_count(fleet):
     hub, services = fleet
     down = services[1]
