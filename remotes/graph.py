@@ -330,6 +330,10 @@ def _walk(
                     following.append(other)
         frontier = following
         level += 1
+    if cross_repo and frontier:
+        # The last level is drawn but not walked from: expanding it still shows the edges between drawn nodes
+        # (a cycle closing there), and the nodes it reaches beyond the depth are left out.
+        _expand(walk, remotes, [walk.nodes[k] for k in frontier if not walk.nodes[k].expanded])
     for key, distance in seen.items():
         walk.nodes[key].depth = distance
     return seen

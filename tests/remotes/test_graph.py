@@ -266,6 +266,14 @@ def test_cross_repo_expands_each_remote_with_one_batched_query_and_finds_the_cyc
     again = dependency_graph(cross_repo=True)
     assert len(fake.queries) == 3 and again["cycles"] == graph["cycles"]
     assert {r["url"]: r["cached"] for r in again["remotes"]} == {API: 3, DB: 1}
+    # At depth 1 from our issue: the remote issues are drawn (expanded, from the cache), what they reach is not.
+    near = dependency_graph(root=mine.sudocode_id, depth=1, cross_repo=True)
+    assert set(by_ref(near)) == {ours, "org/api-service#issue-1", "org/api-service#issue-2"}
+    assert edges(near) == {
+        (ours, "org/api-service#issue-1", "depends-on"),
+        (ours, "org/api-service#issue-2", "depends-on"),
+    }
+    assert near["cycles"] == [] and len(fake.queries) == 3
 
 
 def test_a_remote_that_refuses_stays_a_leaf_with_its_cached_data_and_a_note(node, monkeypatch):
