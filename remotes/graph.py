@@ -9,7 +9,7 @@ Where the graph comes from:
   of their targets: the cached data of cross_repo_references (`remotes.selectors.reference_summary`);
 - with `cross_repo`: remote nodes are expanded by asking their remote, one batched query per remote, entity kind
   and level of the walk (`remotes.sync.remote_query`, with `include: ["relationships", "remote_relationships"]`),
-  whose answers are kept in Django's cache for the config's cache TTL. A node of a repository that is not our
+  whose answers are kept in memory (`answers_cache`) for the config's cache TTL. A node of a repository that is not our
   remote, or whose remote does not show us relationships (its trust domain), stays a leaf with a note.
 
 Cycles of blocking edges (blocks, blocked-by, depends-on) are found with Tarjan's strongly connected components,
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.utils import timezone
 
 from federation_site import identity, node
@@ -47,6 +47,9 @@ BLOCKER_IS_TO = ("depends-on", "blocked-by")
 DEFAULT_DEPTH = 10
 MAX_DEPTH = 50
 _CACHE_PREFIX = "sudocode-graph:"
+# The remotes' answers, per process and for the config's cache TTL: Django's in-memory cache, on its own (the
+# default cache keeps 300 entries; a graph of a few remotes needs thousands).
+answers_cache = LocMemCache("sudocode-graph", {"OPTIONS": {"MAX_ENTRIES": 50_000, "CULL_FREQUENCY": 4}})
 
 
 class GraphError(ValueError):
@@ -178,6 +181,7 @@ def _load_local(walk: _Walk, remotes: dict[str, RemoteRepo]) -> None:
             by_id[(to_type, to_id.lower())] = target
         walk.add_edge(by_uuid[source], target, rel_type)
     cached = _cached_references()
+    ttl = _ttl()
     for (uuid, repo, remote_id, rel_type), extra in sorted(declared_references().items()):
         source = by_uuid.get(uuid)
         if source is None:
@@ -188,7 +192,7 @@ def _load_local(walk: _Walk, remotes: dict[str, RemoteRepo]) -> None:
             continue
         ref = cached.get((target.remote or repo.lower(), remote_id.lower()))
         if ref is not None and target.remote is not None and target.last_fetched_at is None and target.title is None:
-            _apply_summary(target, reference_summary(ref))
+            _apply_summary(target, reference_summary(ref, ttl=ttl))
         walk.add_edge(source, target, rel_type)
 
 
@@ -357,7 +361,7 @@ def _expand(walk: _Walk, remotes: dict[str, RemoteRepo], frontier: list[GraphNod
         )
         keys = {n.id: f"{_CACHE_PREFIX}{url}:{kind}:{n.id}" for n in group}
         ids_of = {key: entity_id for entity_id, key in keys.items()}
-        answers = {ids_of[key]: hit for key, hit in cache.get_many(list(keys.values())).items()}
+        answers = {ids_of[key]: hit for key, hit in answers_cache.get_many(list(keys.values())).items()}
         summary["cached"] += len(answers)
         missing = sorted(i for i in keys if i not in answers)
         if missing and _resting(remote, now):
@@ -383,7 +387,7 @@ def _expand(walk: _Walk, remotes: dict[str, RemoteRepo], frontier: list[GraphNod
                     answer = {"item": item, "fetched_at": now.isoformat()}
                     answers[entity_id] = answer
                     fresh[keys[entity_id]] = answer
-                cache.set_many(fresh, timeout=ttl.total_seconds())
+                answers_cache.set_many(fresh, timeout=ttl.total_seconds())
         except RemoteError as exc:
             summary["error"] = str(exc)
         for n in group:
@@ -555,7 +559,7 @@ def _result(walk: _Walk, seen: dict[str, int], *, root: str | None, depth: int, 
     keys = sorted(seen, key=lambda k: (not walk.nodes[k].local, k))
     edges = [e for (a, b, _t), e in walk.edges.items() if a in seen and b in seen]
     cycles = _mark_cycles(walk, keys, edges)
-    nodes = [asdict(walk.nodes[key]) for key in keys]
+    nodes = [dict(vars(walk.nodes[key])) for key in keys]  # flat fields: no deep copy (asdict) needed
     return {
         "repo": walk.own,
         "root": root,
@@ -593,7 +597,15 @@ def graph_render(graph: dict[str, Any], *, fmt: str) -> str:
 
 
 def _json(graph: dict) -> str:
-    return json.dumps(graph, indent=2, ensure_ascii=False)
+    # One node, edge or cycle a line: readable, greppable, and encoded by json's C encoder (indent= is not).
+    parts = []
+    for key, value in graph.items():
+        if isinstance(value, list) and value:
+            items = ",\n    ".join(json.dumps(v, ensure_ascii=False) for v in value)
+            parts.append(f"  {json.dumps(key)}: [\n    {items}\n  ]")
+        else:
+            parts.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(parts) + "\n}"
 
 
 def _label(n: dict) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from federation.services import answer_query
@@ -16,7 +15,7 @@ from federation_site.config import default_config, write_config
 from protocol import messages
 from remotes import services as remote_services
 from remotes.client import RemoteRejected
-from remotes.graph import GraphError, dependency_graph, graph_render, strongly_connected
+from remotes.graph import GraphError, answers_cache, dependency_graph, graph_render, strongly_connected
 from remotes.models import CrossRepoReference, RemoteRepo
 from remotes.policy import Caller
 from tests.conftest import cli_env, git, run_cli
@@ -47,9 +46,9 @@ def node(node_repo, monkeypatch):
     git(node_repo, "add", "-A")
     git(node_repo, "commit", "-qm", "init")
     remote_services.remotes_reconcile(force=True)
-    cache.clear()
+    answers_cache.clear()
     yield node_repo
-    cache.clear()
+    answers_cache.clear()
 
 
 class FakeRemotes:
