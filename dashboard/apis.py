@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from federation_site import node, workers
+from remotes.graph import MAX_DEPTH, GraphError, dependency_graph
 from remotes.sync import entity_detail_with_cross_repo
 from tracker.filters import EntityFilter
 from tracker.models import Entity, EntityKind
@@ -102,6 +103,36 @@ class SpecDetailApi(_EntityDetail):
     kind = EntityKind.SPEC
 
 
+class GraphQuerySerializer(serializers.Serializer):
+    root = serializers.CharField(required=False, max_length=500, help_text="an id, uuid or org/repo#id")
+    depth = serializers.IntegerField(required=False, min_value=0, max_value=MAX_DEPTH, help_text="edges (default 10)")
+    cross_repo = serializers.BooleanField(required=False, default=False, help_text="expand remote nodes")
+
+
+class GraphApi(APIView):
+    """GET /api/v1/graph: the dependency graph (`remotes.graph.dependency_graph`), the shape `deps graph --format
+    json` prints and the /graph/ page draws. A bad parameter is a 400 naming it."""
+
+    @extend_schema(
+        tags=["issues"],
+        summary="The dependency graph across repositories",
+        parameters=[GraphQuerySerializer],
+        responses={200: dict, 400: dict},
+    )
+    def get(self, request: Request) -> Response:
+        params = GraphQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        try:
+            graph = dependency_graph(
+                root=params.validated_data.get("root"),
+                depth=params.validated_data.get("depth"),
+                cross_repo=params.validated_data["cross_repo"],
+            )
+        except GraphError as exc:
+            return Response({exc.field: [str(exc)]}, status=400)
+        return Response(graph)
+
+
 class HealthApi(APIView):
     """GET /api/v1/health: 200 `{"status": "ok", ...}` when the node can do its work, else 503 `{"status":
     "degraded", "problems": [...]}`: its background worker is not alive (callbacks, notifications and webhooks
@@ -131,6 +162,7 @@ class HealthApi(APIView):
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="api-health"),
+    path("graph", GraphApi.as_view(), name="api-graph"),
     path("issues", IssueListApi.as_view(), name="api-issue-list"),
     path("issues/<str:ref>", IssueDetailApi.as_view(), name="api-issue-detail"),
     path("specs", SpecListApi.as_view(), name="api-spec-list"),

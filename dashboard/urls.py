@@ -17,5 +17,6 @@ urlpatterns = [
     path("subscriptions/", views.subscription_list, name="subscriptions"),
     path("subscriptions/<str:subscription_id>/redeliver", views.subscription_redeliver, name="subscription-redeliver"),
     path("remotes/", views.remote_list, name="remotes"),
+    path("graph/", views.graph_page, name="graph"),
     path("audit/", views.audit_page, name="audit"),
 ]

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -81,6 +82,27 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
             "live": live.page_config(entity_type="*", since=since, ids=live.entity_page_ids(entity.sudocode_id, detail))
             if request.user.is_staff
             else None,
+        },
+    )
+
+
+def graph_page(request: HttpRequest) -> HttpResponse:
+    """The dependency graph, drawn in the browser (static/js/graph.js with the vendored cytoscape.js) from
+    /api/v1/graph; `?root=ID&depth=N&cross_repo=1` are handed to it as they are (the API checks them)."""
+    params = {k: request.GET[k] for k in ("root", "depth", "cross_repo") if request.GET.get(k)}
+    return render(
+        request,
+        "dashboard/graph.html",
+        {
+            "root": params.get("root", ""),
+            "graph_config": {
+                "api": reverse("api-graph"),
+                "params": params,
+                "pages": {
+                    EntityKind.ISSUE: reverse("dashboard:issue", args=["__ID__"]),
+                    EntityKind.SPEC: reverse("dashboard:spec", args=["__ID__"]),
+                },
+            },
         },
     )
 

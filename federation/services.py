@@ -18,6 +18,7 @@ from federation_site import identity, node
 from protocol import messages
 from remotes import policy, quotas
 from remotes.policy import Caller
+from remotes.services import declared_references
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_search, tags_and_relationships
 from tracker.sync import data_problems
@@ -168,9 +169,17 @@ def answer_query(
     include = set(query.include)
     repo = identity.repo_path(identity.local_url())
     tags, relationships = tags_and_relationships([e.uuid for e in page])
+    remote = remote_relationships_of(page) if "remote_relationships" in include else {}
     results = [
         grant.project(
-            federated_result(e, include=include, repo=repo, tags=tags[e.uuid], relationships=relationships[e.uuid])
+            federated_result(
+                e,
+                include=include,
+                repo=repo,
+                tags=tags[e.uuid],
+                relationships=relationships[e.uuid],
+                remote_relationships=remote.get(e.uuid, []),
+            )
         )
         for e in page
     ]
@@ -222,8 +231,34 @@ def _archived(filters: messages.QueryFilters) -> bool | None:
     return filters.archived
 
 
+def remote_relationships_of(entities: list[Entity]) -> dict[str, list[dict]]:
+    """The references to other repositories the entities hold (`remote_relationships` and `[[org/repo#id]]` in
+    their content), by uuid, as `include: ["remote_relationships"]` shows them: {type, remote_repo (as written),
+    remote_id, remote_entity_type, canonical_ref}. What lets another node follow a dependency graph on
+    (remotes.graph)."""
+    out: dict[str, list[dict]] = {}
+    declared = declared_references(entities=entities)
+    for (uuid, remote_repo, remote_id, rel_type), extra in sorted(declared.items()):
+        out.setdefault(uuid, []).append(
+            {
+                "type": rel_type,
+                "remote_repo": remote_repo,
+                "remote_id": remote_id,
+                "remote_entity_type": extra["remote_entity_type"],
+                "canonical_ref": f"{identity.repo_path(remote_repo)}#{remote_id}",
+            }
+        )
+    return out
+
+
 def federated_result(
-    entity: Entity, *, include: set[str], repo: str, tags: list[str], relationships: list[dict]
+    entity: Entity,
+    *,
+    include: set[str],
+    repo: str,
+    tags: list[str],
+    relationships: list[dict],
+    remote_relationships: list[dict] | None = None,
 ) -> dict:
     """One entity as the federation shows it: its record's fields, `canonical_ref` (in `repo`, this node's
     "org/name"), and what `include` asks for. The caller's grant then removes what it may not see."""
@@ -256,6 +291,8 @@ def federated_result(
     out["tags"] = tags
     if "relationships" in include:
         out["relationships"] = relationships
+    if "remote_relationships" in include:
+        out["remote_relationships"] = remote_relationships or []
     if "spec_refs" in include:
         out["spec_refs"] = sorted({r["to"] for r in relationships if r["to_type"] == EntityKind.SPEC})
     if "blocked_by" in include:

@@ -166,7 +166,7 @@ Timestamp = Annotated[
 Status = Literal["open", "in_progress", "blocked", "needs_review", "closed"]
 Priority = Annotated[int, Field(ge=0, le=4)]  # sudocode priorities: 0 (highest) .. 4
 Entity = Literal["issue", "spec"]
-Include = Literal["relationships", "spec_refs", "blocked_by"]
+Include = Literal["relationships", "spec_refs", "blocked_by", "remote_relationships"]
 TrustLevel = Literal["trusted", "verified", "untrusted"]
 
 
@@ -277,7 +277,7 @@ class QueryFilters(_Wire):
 class QueryBody(_Wire):
     entity: Entity
     filters: QueryFilters = Field(default_factory=QueryFilters)
-    include: Annotated[list[Include], Field(max_length=2)] = []
+    include: Annotated[list[Include], Field(max_length=4)] = []
     limit: Annotated[int, Field(ge=1, le=500)] = 50
     cursor: Text | None = Field(None, description="next_cursor from the previous page.")
 

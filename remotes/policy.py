@@ -36,6 +36,7 @@ INTERNAL_FIELDS = PUBLIC_FIELDS | {
     "parent_uuid",
     "file_path",
     "relationships",
+    "remote_relationships",
     "spec_refs",
     "blocked_by",
 }

@@ -255,16 +255,15 @@ def kind_of_id(remote_id: str) -> str:
     return "spec" if lowered.startswith(("s-", "spec-")) else "issue"
 
 
-def references_rebuild(*, entities: Iterable[Entity] | None = None, actor: str = "sudocode-fed") -> None:
-    """Make cross_repo_references match the references the repository's entities hold: `[[org/repo#id]]` in
-    content and the records' `remote_relationships`. Cached data of references that stay is kept."""
-    entity_list = list(entities) if entities is not None else None
-    scope = CrossRepoReference.objects.all()
+def declared_references(*, entities: Iterable[Entity] | None = None) -> dict[tuple[str, str, str, str], dict]:
+    """The cross-repo references the entities (or all of them) declare: `[[org/repo#id]]` in content and the
+    records' `remote_relationships`, keyed (local uuid, repo as written, remote id, relationship type), each with
+    {local_entity_type, remote_entity_type, remote_uuid}. Read from the files' import, not from
+    cross_repo_references, so it is current even where no rebuild ran yet."""
     content_refs = ContentRef.objects.exclude(repo="").select_related("entity")
     records = Entity.objects.filter(raw__contains='"remote_relationships"')
-    if entity_list is not None:
-        uuids = [e.uuid for e in entity_list]
-        scope = scope.filter(local_uuid__in=uuids)
+    if entities is not None:
+        uuids = [e.uuid for e in entities]
         content_refs = content_refs.filter(entity__in=uuids)
         records = records.filter(uuid__in=uuids)
     wanted: dict[tuple[str, str, str, str], dict] = {}
@@ -285,6 +284,17 @@ def references_rebuild(*, entities: Iterable[Entity] | None = None, actor: str =
                 "remote_entity_type": rel.get("remote_entity_type") or kind_of_id(str(rel["remote_id"])),
                 "remote_uuid": str(rel.get("remote_uuid") or ""),
             }
+    return wanted
+
+
+def references_rebuild(*, entities: Iterable[Entity] | None = None, actor: str = "sudocode-fed") -> None:
+    """Make cross_repo_references match the references the repository's entities hold: `[[org/repo#id]]` in
+    content and the records' `remote_relationships`. Cached data of references that stay is kept."""
+    entity_list = list(entities) if entities is not None else None
+    scope = CrossRepoReference.objects.all()
+    if entity_list is not None:
+        scope = scope.filter(local_uuid__in=[e.uuid for e in entity_list])
+    wanted = declared_references(entities=entity_list)
     remotes = list(RemoteRepo.objects.all())
     now = timezone.now()
     with transaction.atomic():

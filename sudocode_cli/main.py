@@ -123,6 +123,36 @@ def _entity_fields(parser: argparse.ArgumentParser, *, kind: str, create: bool) 
         )
 
 
+def _depth(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 50:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of edges from 0 to 50")
+    return int(value)
+
+
+def _deps_commands(commands) -> None:
+    group = commands.add_parser("deps", help="the dependency graph, across repositories")
+    group.set_defaults(_group=group)
+    sub = group.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    graph = sub.add_parser(
+        "graph",
+        help="issues and specs, their relationships and cross-repo references, with status and freshness",
+        description="Draw the dependency graph: this repository's issues and specs, their relationships, the "
+        "remote entities they reference (last known status, and how fresh), and cycles of blocking edges. "
+        "Legend: ✓=closed, →=in-progress, ✗=blocked, ⧗=open. The dashboard draws the same graph at /graph/.",
+    )
+    graph.add_argument(
+        "--cross-repo",
+        action="store_true",
+        help="expand remote nodes: ask each remote (one batched query per remote and level) what they depend on",
+    )
+    graph.add_argument("--root", metavar="ID|REF", help="only what is within --depth edges of this issue or spec")
+    graph.add_argument(
+        "--depth", type=_depth, metavar="N", help="how many edges from the root (or this repository) (default: 10)"
+    )
+    _format(graph, ("ascii", "json", "dot", "mermaid"))
+    _command(graph, "deps:deps_graph")
+
+
 def _remote_commands(commands) -> None:
     group = commands.add_parser(
         "remote",
@@ -567,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     _remote_commands(commands)
     _request_commands(commands)
     _subscription_commands(commands)
+    _deps_commands(commands)
 
     for kind, plural in (("issue", "issues"), ("spec", "specs")):
         group = commands.add_parser(
