@@ -13,6 +13,7 @@ urlpatterns = [
     path("remotes", remote_apis.RemotesApi.as_view(), name="federation-remotes"),
     path("remotes/<path:identity>", remote_apis.RemoteApi.as_view(), name="federation-remote"),
     path("callback", request_apis.CallbackApi.as_view(), name="federation-callback"),
+    path("requests", request_apis.RequestListApi.as_view(), name="federation-requests"),
     path("requests/<str:request_id>", request_apis.RequestStatusApi.as_view(), name="federation-request"),
     path("requests/<str:request_id>/approve", request_apis.ApproveApi.as_view(), name="federation-request-approve"),
     path("requests/<str:request_id>/reject", request_apis.RejectApi.as_view(), name="federation-request-reject"),
