@@ -1,6 +1,7 @@
 from django.urls import path
 
 from federation import apis
+from remotes import apis as remote_apis
 from requests_app import apis as request_apis
 
 urlpatterns = [
@@ -10,7 +11,10 @@ urlpatterns = [
     path("mutate", apis.MutateApi.as_view(), name="federation-mutate"),
     path("delegate", apis.DelegateApi.as_view(), name="federation-delegate"),
     path("a2a", apis.A2AApi.as_view(), name="federation-a2a"),
+    path("remotes", remote_apis.RemotesApi.as_view(), name="federation-remotes"),
+    path("remotes/<path:identity>", remote_apis.RemoteApi.as_view(), name="federation-remote"),
     path("callback", request_apis.CallbackApi.as_view(), name="federation-callback"),
+    path("requests", request_apis.RequestListApi.as_view(), name="federation-requests"),
     path("requests/<str:request_id>", request_apis.RequestStatusApi.as_view(), name="federation-request"),
     path("requests/<str:request_id>/approve", request_apis.ApproveApi.as_view(), name="federation-request-approve"),
     path("requests/<str:request_id>/reject", request_apis.RejectApi.as_view(), name="federation-request-reject"),

@@ -421,6 +421,34 @@ class Decision(_Wire):
     reason: LongText
 
 
+class RequestRecord(_Wire):
+    """The request as the answering node keeps it (the seed's cross_repo_requests row), sent with a status poll
+    (GET /api/v1/federation/requests/<id>) and a callback, so both sides hold the whole record. Lenient on
+    purpose: a field added later, or a value this version does not know, never makes a poll fail."""
+
+    model_config = ConfigDict(**{**_Wire.model_config, "extra": "allow"})
+
+    request_id: str
+    direction: str = Field(description="incoming or outgoing, as the answering node holds it")
+    from_repo: str | None = None
+    to_repo: str | None = None
+    request_type: str | None = Field(None, description="create_issue, create_spec, update_issue or delegate")
+    payload: dict[str, Any] | None = Field(None, description="The whole message, as received")
+    status: str | None = Field(None, description="pending, approved, rejected, completed, failed or cancelled")
+    requires_approval: bool | None = None
+    approved_by: str | None = None
+    approved_at: str | None = None
+    rejection_reason: str | None = None
+    result: dict[str, Any] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    completed_at: str | None = None
+    approval_url: str | None = Field(None, description="While pending: where a maintainer decides")
+    requester: str | None = None
+    decision: dict[str, Any] | None = None
+    error: str | None = None
+
+
 class MutateResponse(_Response):
     """The answer to a mutate message, and the callback the receiving node sends when a decision is made."""
 
@@ -432,6 +460,7 @@ class MutateResponse(_Response):
     created: MutateCreated | None = None
     reason: LongText | None = Field(None, description="Why it was rejected or failed.")
     decision: Decision | None = None
+    record: RequestRecord | None = Field(None, description="The whole request (status polls and callbacks)")
 
 
 # Delegation: hand a task (a spec or an issue to own) to another repository (seed: A2A message 5)
@@ -487,6 +516,7 @@ class DelegateResponse(_Response):
     estimated_completion: Timestamp | None = None
     reason: LongText | None = Field(None, description="Why it was rejected or failed.")
     decision: Decision | None = None
+    record: RequestRecord | None = Field(None, description="The whole request (status polls and callbacks)")
 
 
 # Subscriptions: watch another node's issues or specs, hear about each change by webhook (or WebSocket)

@@ -23,6 +23,10 @@ def remote_get(*, url: str) -> RemoteRepo:
 
 
 def remote_summary(remote: RemoteRepo) -> dict:
+    """A remote as the CLI, MCP and the management API show it: the seed's remote_repos columns (url,
+    display_name, trust_level, rest_endpoint, sync_status, last_synced_at, capabilities, added_at, added_by,
+    auto_sync, sync_interval_minutes) plus how we call it, the last error, whether it holds a key of ours, and
+    the permissions federation.config.json declares for it (only those that differ from the defaults)."""
     cfg = node.config()
     declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
     return {
@@ -36,7 +40,18 @@ def remote_summary(remote: RemoteRepo) -> dict:
         "last_error": remote.last_error or None,
         "has_api_key": bool(remote.api_key_hash),
         "capabilities": remote.capabilities,
+        "auto_sync": remote.auto_sync,
+        "sync_interval_minutes": remote.sync_interval_minutes,
+        "added_at": remote.added_at.isoformat(),
+        "added_by": remote.added_by,
+        "permissions": _declared_permissions(declared),
     }
+
+
+def _declared_permissions(declared) -> dict:
+    if declared is None:
+        return {}
+    return declared.permissions.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
 def _ttl() -> timedelta:

@@ -36,10 +36,34 @@ def _config_data() -> dict:
     return json.loads(path.read_text())
 
 
-def _write_config_data(data: dict) -> None:
-    from federation_site.config import write_config  # pydantic models: loaded only when needed (CLI start-up)
+class RemoteExists(ValidationError):
+    """The url is already a declared remote (a 409 on the management API; a ValidationError everywhere else)."""
 
-    write_config(node.layout().config_path, data)
+
+# What a remote's key in federation.config.json is called where callers name it (the service's arguments).
+_FIELD_OF_KEY = {"sync.auto_sync": "auto_sync", "sync.interval_minutes": "sync_interval_minutes"}
+
+
+def _write_config_data(data: dict, *, entry: dict | None = None) -> None:
+    """Validate and write the config, then reconcile the rows. A problem inside `entry` (the remote being
+    added or changed) is a ValidationError naming the argument (`endpoint`, `sync_interval_minutes`,
+    `permissions.mutate.allowed`); any other problem is the ConfigError."""
+    from federation_site.config import ConfigError, write_config  # pydantic: loaded only when needed (CLI start)
+
+    try:
+        write_config(node.layout().config_path, data)
+    except ConfigError as exc:
+        if entry is None:
+            raise
+        prefix = f"remote_repos[{next(i for i, r in enumerate(data['remote_repos']) if r is entry)}]"
+        mine = [(path, reason) for path, reason in exc.problems if path.startswith(prefix)]
+        if not mine:
+            raise
+        errors: dict[str, list[str]] = {}
+        for path, reason in mine:
+            key = path[len(prefix) :].lstrip(".") or "url"
+            errors.setdefault(_FIELD_OF_KEY.get(key, key), []).append(reason)
+        raise ValidationError(errors) from None
     remotes_reconcile(force=True)
 
 
@@ -58,9 +82,18 @@ def remote_add(
     token: str | None = None,
     discover: bool = True,
     transport: str = "rest",
+    auto_sync: bool | None = None,
+    sync_interval_minutes: int | None = None,
+    permissions: dict | None = None,
 ) -> tuple[RemoteRepo, str]:
     """Declare a remote in the config, give it an API key (returned once, stored hashed), store the token we
     present to it, and run discovery when it answers. Returns the remote and its new API key.
+
+    Raises RemoteExists (a ValidationError on `url`) when the url is declared already, and ValidationError
+    naming the argument for anything the config refuses (`url`, `trust_level`, `endpoint`, `transport`,
+    `sync_interval_minutes`, `permissions.<path>`, or `url` again when rate_limits.global.max_remote_repos is
+    reached); nothing is written then. Defaults are
+    the seed's remote_repos: untrusted, no auto_sync, a 60-minute interval, the url's last part as the name.
 
     `transport`: "rest" (our endpoints) or "a2a" (A2A 1.0 through the Agent Card at `endpoint`). A remote added
     for REST whose endpoint has no /federation/info (404) but serves an A2A Agent Card becomes an A2A remote."""
@@ -68,7 +101,7 @@ def remote_add(
     _check_trust(trust_level)
     data = _config_data()
     if _find(data, url):
-        raise ValidationError({"url": f"{url} is already a remote: see `sudocode-fed remote show {url}`"})
+        raise RemoteExists({"url": f"{url} is already a remote: see `sudocode-fed remote show {url}`"})
     cfg = node.config()
     limit = cfg.rate_limits.global_.max_remote_repos if cfg is not None else None
     declared = len(data.get("remote_repos") or [])
@@ -92,8 +125,11 @@ def remote_add(
         if not endpoint:
             raise ValidationError({"endpoint": "an A2A remote needs --endpoint: the URL its agent card is served at"})
         entry["transport"] = "a2a"
+    _set_sync(entry, auto_sync, sync_interval_minutes)
+    if permissions is not None:
+        entry["permissions"] = permissions
     data.setdefault("remote_repos", []).append(entry)
-    _write_config_data(data)
+    _write_config_data(data, entry=entry)
     remote = RemoteRepo.objects.get(url=url)
     RemoteRepo.objects.filter(url=url).update(added_by=actor)
     api_key = remote_rotate_key(remote=remote)
@@ -134,6 +170,13 @@ def _set_transport(url: str, transport: str) -> None:
     _write_config_data(data)
 
 
+def _set_sync(entry: dict, auto_sync: bool | None, interval_minutes: int | None) -> None:
+    if auto_sync is not None:
+        entry.setdefault("sync", {})["auto_sync"] = auto_sync
+    if interval_minutes is not None:
+        entry.setdefault("sync", {})["interval_minutes"] = interval_minutes
+
+
 def remote_update(
     *,
     remote: RemoteRepo,
@@ -141,7 +184,13 @@ def remote_update(
     endpoint: str | None = None,
     display_name: str | None = None,
     permissions: dict | None = None,
+    auto_sync: bool | None = None,
+    sync_interval_minutes: int | None = None,
 ) -> RemoteRepo:
+    """Change what the config declares about `remote`; None leaves a field as it is. Written to
+    federation.config.json, then copied to the row. Raises ValidationError naming the argument the config
+    refuses (`trust_level`, `endpoint`, `display_name`, `sync_interval_minutes`, `permissions.<path>`), or `url`
+    when the remote is no longer declared."""
     data = _config_data()
     entry = _find(data, remote.url)
     if entry is None:
@@ -155,7 +204,8 @@ def remote_update(
         entry["display_name"] = display_name
     if permissions is not None:
         entry["permissions"] = permissions
-    _write_config_data(data)
+    _set_sync(entry, auto_sync, sync_interval_minutes)
+    _write_config_data(data, entry=entry)
     return RemoteRepo.objects.get(url=remote.url)
 
 

@@ -1,56 +1,125 @@
-"""Request endpoints under /api/v1/federation/requests/ and the callback a requester receives.
+"""Request endpoints under /api/v1/federation/requests and the callback a requester receives.
 
-Status: the requesting remote (by its key) or staff. Approve and reject: staff only (a logged-in session with
-the CSRF token, as the dashboard does). Callback: the remote the request was sent to.
+Status and listing: staff (a logged-in session, or HTTP Basic with a staff user) see every request, incoming and
+outgoing; a remote (by its key) sees only the requests it sent us. Approve and reject: staff only (a session with
+the CSRF token, as the dashboard does, or HTTP Basic). Callback: the remote the request was sent to.
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from protocol import messages
+from remotes.apis import invalid as _invalid
 from remotes.auth import RemoteKeyAuthentication, request_caller
 from requests_app import services
 from requests_app.models import CrossRepoRequest
-from requests_app.selectors import response_for
+from requests_app.selectors import PAGE_LIMIT, PAGE_MAX_LIMIT, request_get, requests_page, response_for
 
 
 def _not_found(request_id: str) -> Response:
     return Response({"error": "not_found", "detail": f"no request {request_id!r}"}, status=404)
 
 
-def _invalid(exc: ValidationError) -> Response:
-    errors = [{"path": field, "message": " ".join(msgs)} for field, msgs in exc.message_dict.items()]
-    return Response({"error": "invalid", "errors": errors}, status=400)
+def _is_staff(request: Request) -> bool:
+    return bool(request.user and request.user.is_staff)
+
+
+# Staff by session or HTTP Basic; anyone else by a remote's key (always last: it never refuses, it is anonymous).
+_STAFF_OR_REMOTE = [SessionAuthentication, BasicAuthentication, RemoteKeyAuthentication]
 
 
 class RequestStatusApi(APIView):
-    authentication_classes = [SessionAuthentication, RemoteKeyAuthentication]
+    authentication_classes = _STAFF_OR_REMOTE
     permission_classes = [AllowAny]
 
     @extend_schema(
         tags=["requests"],
-        summary="A request's status (its mutate_response)",
-        responses={200: messages.json_schema_of(messages.MutateResponse), 404: OpenApiResponse()},
+        summary="A request's status (its mutate_response, or delegate_response) with the whole record",
+        parameters=[
+            OpenApiParameter(
+                "direction",
+                str,
+                enum=["incoming", "outgoing"],
+                description="staff: which side when this node holds both (default: incoming, else outgoing)",
+            )
+        ],
+        responses={
+            200: messages.json_schema_of(messages.MutateResponse | messages.DelegateResponse),
+            400: OpenApiResponse(description="a bad `direction`"),
+            404: OpenApiResponse(description="no such request that the caller may see"),
+        },
     )
     def get(self, request: Request, request_id: str) -> Response:
-        caller = request_caller(request)
-        found = CrossRepoRequest.objects.filter(request_id=request_id, direction="incoming").first()
-        # Only the requester (or staff) learns that a request exists.
-        if found is None or not (request.user.is_staff or (caller.remote and caller.identity == found.from_repo)):
+        try:
+            found = request_get(
+                request_id=request_id,
+                caller=request_caller(request),
+                staff=_is_staff(request),
+                direction=request.query_params.get("direction") or None,
+            )
+        except ValidationError as exc:
+            return _invalid(exc)
+        except CrossRepoRequest.DoesNotExist:
             return _not_found(request_id)
-        return Response(response_for(found))
+        return Response(response_for(found, record=True))
+
+
+class RequestListApi(APIView):
+    authentication_classes = _STAFF_OR_REMOTE
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["requests"],
+        summary="Requests, newest first, a page at a time (staff: all; a remote: those it sent us)",
+        parameters=[
+            OpenApiParameter("direction", str, enum=["incoming", "outgoing"]),
+            OpenApiParameter(
+                "status", str, enum=["pending", "approved", "rejected", "completed", "failed", "cancelled"]
+            ),
+            OpenApiParameter("remote", str, description="the other side's identity, e.g. github.com/org/frontend"),
+            OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+            OpenApiParameter("limit", int, description=f"requests per page, 1-{PAGE_MAX_LIMIT} (default {PAGE_LIMIT})"),
+        ],
+        responses={
+            200: OpenApiResponse(description="`{results: [record], next_cursor}`; next_cursor is null at the end"),
+            400: OpenApiResponse(description="a bad parameter, named: `{error: invalid, errors: [{path, message}]}`"),
+            403: OpenApiResponse(description="neither staff nor a known remote"),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        caller, staff = request_caller(request), _is_staff(request)
+        if not staff and caller.remote is None:
+            detail = "log in as staff, or present the API key this node issued to your repository"
+            return Response({"error": "forbidden", "detail": detail}, status=403)
+        params = request.query_params
+        try:
+            limit = messages.parse_count(params.get("limit") or str(PAGE_LIMIT))
+            if limit is None:
+                raise ValidationError({"limit": f"expected a whole number, got {params.get('limit', '')[:40]!r}"})
+            page = requests_page(
+                caller=caller,
+                staff=staff,
+                direction=params.get("direction") or None,
+                status=params.get("status") or None,
+                remote=params.get("remote") or None,
+                cursor=params.get("cursor") or None,
+                limit=limit,
+            )
+        except ValidationError as exc:
+            return _invalid(exc)
+        return Response(page)
 
 
 class ApproveApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [SessionAuthentication, BasicAuthentication]
     permission_classes = [IsAdminUser]
 
     @extend_schema(
@@ -81,7 +150,7 @@ class ApproveApi(APIView):
 
 
 class RejectApi(APIView):
-    authentication_classes = [SessionAuthentication]
+    authentication_classes = [SessionAuthentication, BasicAuthentication]
     permission_classes = [IsAdminUser]
 
     @extend_schema(

@@ -35,10 +35,11 @@ class PermanentFailure(Exception):
 
 
 def queue_callback(request: CrossRepoRequest) -> Delivery:
-    """Tell the requester's node what became of its request."""
-    return _queue(
-        request, Delivery.Kind.CALLBACK, f"request_{request.status}", request.from_repo, response_for(request)
-    )
+    """Tell the requester's node what became of its request, with the record (both sides keep it) but not the
+    payload: the requester holds its own message, and the callback stays within MAX_MESSAGE_BYTES."""
+    body = response_for(request, record=True)
+    body["record"].pop("payload")
+    return _queue(request, Delivery.Kind.CALLBACK, f"request_{request.status}", request.from_repo, body)
 
 
 def queue_notifications(request: CrossRepoRequest, event: str, *, mentions: tuple[str, ...] = ()) -> list[Delivery]:

@@ -1,21 +1,34 @@
 """Reads and the shapes a request is shown in: the mutate_response a requester gets (by HTTP answer, status
-poll or callback)."""
+poll or callback), the whole record (the seed's cross_repo_requests row), and who may see which requests."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from federation_site import identity
 from protocol import messages
-from requests_app.models import CrossRepoRequest
+from remotes.policy import Caller
+from requests_app.models import CrossRepoRequest, Direction, RequestStatus
 from requests_app.states import APPROVED, CANCELLED, COMPLETED, FAILED, PENDING, REJECTED
 
+PAGE_LIMIT, PAGE_MAX_LIMIT = 50, 100
 
-def response_for(request: CrossRepoRequest) -> dict:
+
+def response_for(request: CrossRepoRequest, *, record: bool = False) -> dict:
     """The mutate_response (a delegate_response for a delegation) describing `request` now: its answer, its
-    status poll, its callback."""
+    status poll, its callback. `record`: with the whole request under `record` (`request_record`), as a status
+    poll and a callback carry it."""
     created = (request.result or {}).get("created")
     decision = messages.Decision(**request.decision) if request.decision else None
+    whole = request_record(request) if record else None
     if request.is_delegation:
         status = {PENDING: "pending_acceptance", APPROVED: "approved", COMPLETED: "accepted"}
         result = request.result or {}
@@ -34,7 +47,7 @@ def response_for(request: CrossRepoRequest) -> dict:
                 reason=request.rejection_reason or request.last_error or None,
                 decision=decision,
             )
-        )
+        ) | _with_record(whole)
     status = {PENDING: "pending_approval", APPROVED: "approved"}.get(request.status, request.status)
     response = messages.MutateResponse(
         type="mutate_response",
@@ -49,7 +62,15 @@ def response_for(request: CrossRepoRequest) -> dict:
         reason=request.rejection_reason or request.last_error or None,
         decision=decision,
     )
-    return messages.dump(response)
+    return messages.dump(response) | _with_record(whole)
+
+
+def _with_record(whole: dict | None) -> dict:
+    # Beside the dumped response, not through it: the record keeps its unknown (null) fields.
+    if whole is None:
+        return {}
+    messages.RequestRecord(**whole)  # what the other side's parser will take
+    return {"record": whole}
 
 
 def _message(request: CrossRepoRequest) -> str:
@@ -96,3 +117,122 @@ def request_summary(request: CrossRepoRequest) -> dict:
         "created_at": request.created_at.isoformat(),
         "updated_at": request.updated_at.isoformat(),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def request_record(request: CrossRepoRequest) -> dict:
+    """The whole request as this node holds it: the seed's cross_repo_requests columns (request_id, direction,
+    from_repo, to_repo, request_type, payload, status, requires_approval, approved_by, approved_at,
+    rejection_reason, result, created_at, updated_at, completed_at) plus approval_url (while pending),
+    requester, decision and the last error. Timestamps ISO 8601; what is unknown is null."""
+    return {
+        "request_id": request.request_id,
+        "direction": request.direction,
+        "from_repo": request.from_repo,
+        "to_repo": request.to_repo,
+        "request_type": request.request_type,
+        "payload": request.payload,
+        "status": request.status,
+        "requires_approval": request.requires_approval,
+        "approved_by": request.approved_by or None,
+        "approved_at": _iso(request.approved_at),
+        "rejection_reason": request.rejection_reason or None,
+        "result": request.result,
+        "created_at": _iso(request.created_at),
+        "updated_at": _iso(request.updated_at),
+        "completed_at": _iso(request.completed_at),
+        "approval_url": (request.approval_url or None) if request.status == PENDING else None,
+        "requester": request.requester or None,
+        "decision": request.decision,
+        "error": request.last_error or None,
+    }
+
+
+def _visible(*, caller: Caller, staff: bool):
+    """The requests a viewer may see: staff all of them; a remote (by its key) the requests it sent us."""
+    if staff:
+        return CrossRepoRequest.objects.all()
+    if caller.remote is None:
+        return CrossRepoRequest.objects.none()
+    return CrossRepoRequest.objects.filter(direction=Direction.INCOMING, from_repo=caller.identity)
+
+
+def request_get(*, request_id: str, caller: Caller, staff: bool, direction: str | None = None) -> CrossRepoRequest:
+    """One request as `caller` (or staff) may see it: `direction` picks the side when this node holds both
+    (default: the incoming one, else the outgoing one). Raises ValidationError on `direction` for a value that
+    is not incoming or outgoing, and CrossRepoRequest.DoesNotExist when there is none the viewer may see (a
+    remote does not learn that another's request exists)."""
+    if direction is not None and direction not in Direction.values:
+        raise ValidationError({"direction": f"{direction[:40]!r} is not one of incoming, outgoing"})
+    found = _visible(caller=caller, staff=staff).filter(request_id=request_id)
+    if direction is not None:
+        found = found.filter(direction=direction)
+    request = found.order_by("direction").first()  # "incoming" sorts first
+    if request is None:
+        raise CrossRepoRequest.DoesNotExist(f"no request {request_id!r}")
+    return request
+
+
+def requests_page(
+    *,
+    caller: Caller,
+    staff: bool,
+    direction: str | None = None,
+    status: str | None = None,
+    remote: str | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE_LIMIT,
+) -> dict:
+    """The requests the viewer may see (`_visible`), newest first, narrowed to `direction`, `status` and the
+    other side's identity (`remote`), one page at a time: `{"results": [request_record], "next_cursor"}`
+    (`next_cursor` is null on the last page; pass it back as `cursor` for the next one). Raises ValidationError
+    naming `direction`, `status`, `limit` or `cursor` for a value it cannot take."""
+    if direction and direction not in Direction.values:
+        raise ValidationError({"direction": f"{direction[:40]!r} is not one of {', '.join(Direction.values)}"})
+    if status and status not in RequestStatus.values:
+        raise ValidationError({"status": f"{status[:40]!r} is not one of {', '.join(RequestStatus.values)}"})
+    if not 1 <= limit <= PAGE_MAX_LIMIT:
+        raise ValidationError({"limit": f"expected 1 to {PAGE_MAX_LIMIT}, got {limit}"})
+    rows = _visible(caller=caller, staff=staff)
+    if direction:
+        rows = rows.filter(direction=direction)
+    if status:
+        rows = rows.filter(status=status)
+    if remote:
+        other = remote.strip().rstrip("/")
+        rows = rows.filter(
+            Q(direction=Direction.INCOMING, from_repo__iexact=other)
+            | Q(direction=Direction.OUTGOING, to_repo__iexact=other)
+        )
+    after = _decode_cursor(cursor)
+    if after is not None:
+        created_at, pk = after
+        rows = rows.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+    page = list(rows.order_by("-created_at", "-pk")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "results": [request_record(r) for r in page],
+        "next_cursor": _encode_cursor(page[-1]) if more else None,
+    }
+
+
+def _encode_cursor(last: CrossRepoRequest) -> str:
+    raw = json.dumps([last.created_at.isoformat(), last.pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        created_at, pk = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = parse_datetime(created_at) if isinstance(created_at, str) else None
+        if moment is None or not isinstance(pk, int) or isinstance(pk, bool):
+            raise TypeError
+    except (ValueError, TypeError, binascii.Error):
+        raise ValidationError({"cursor": "not a cursor this node gave out: start again without one"}) from None
+    return moment, pk

@@ -20,6 +20,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from audit.services import audit_record
 from federation_site import identity, node
@@ -566,6 +567,7 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse 
     fields: dict[str, Any] = {}
     if response.approval_url and response.approval_url != request.approval_url:
         fields["approval_url"] = response.approval_url
+    fields.update(_approval_of(request, response.record))
     if response.decision is not None:
         fields["decision"] = messages.dump(response.decision)
     if isinstance(response, messages.DelegateResponse) and response.status == "accepted":
@@ -590,6 +592,27 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse 
         transition(request, FAILED, actor=request.to_repo, last_error=response.reason or "", **fields)
     elif response.status == "cancelled":  # withdrawn at the other node by whoever holds our key (A2A CancelTask)
         transition(request, CANCELLED, actor=request.to_repo, **fields)
+
+
+def _approval_of(request: CrossRepoRequest, record: messages.RequestRecord | None) -> dict[str, Any]:
+    """Who approved our request over there and when, from the other node's record, so our copy is whole."""
+    if record is None:
+        return {}
+    approved_at = _parse_moment(record.approved_at)
+    fields: dict[str, Any] = {}
+    if record.approved_by and record.approved_by != request.approved_by:
+        fields["approved_by"] = record.approved_by[:200]
+    if approved_at is not None and approved_at != request.approved_at:
+        fields["approved_at"] = approved_at
+    return fields
+
+
+def _parse_moment(text: str | None):
+    try:
+        moment = parse_datetime(text) if text else None
+    except ValueError:
+        return None
+    return moment if moment is not None and timezone.is_aware(moment) else None
 
 
 def _link_delegator(request: CrossRepoRequest, created: dict | None) -> None:

@@ -218,6 +218,17 @@ def _remote_commands(commands) -> None:
     trust.add_argument("level", choices=TRUST_LEVELS, help="the new trust level")
     _command(trust, "remotes:trust")
 
+    update = sub.add_parser(
+        "update",
+        help="change a remote's trust level, endpoint or display name",
+        description="Writes the changes to federation.config.json (commit it: git records every trust decision).",
+    )
+    update.add_argument("url", help="the remote")
+    update.add_argument("--trust", choices=TRUST_LEVELS, help="the new trust level")
+    update.add_argument("--endpoint", metavar="URL", help="its REST base (an A2A remote: where its agent card is)")
+    update.add_argument("--name", help="its display name")
+    _command(update, "remotes:update")
+
     token = sub.add_parser("set-token", help="store the API key a remote gave us (secrets.env)")
     token.add_argument("url", help="the remote")
     token.add_argument("token", help="the key, or - to read it from standard input")

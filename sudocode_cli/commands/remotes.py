@@ -158,6 +158,25 @@ def trust(args: argparse.Namespace) -> int:
     return 0
 
 
+def update(args: argparse.Namespace) -> int:
+    changes = {"trust_level": args.trust, "endpoint": args.endpoint, "display_name": args.name}
+    changes = {key: value for key, value in changes.items() if value is not None}
+    if not changes:
+        raise UsageError("nothing to change: give --trust, --endpoint or --name")
+    runtime.setup(args.repo)
+    from remotes import services
+    from remotes.selectors import remote_summary
+
+    remote = _remote(args.url)
+    before = remote_summary(remote)
+    after = remote_summary(services.remote_update(remote=remote, **changes))
+    print(f"Updated remote {remote.url} in .sudocode/federation.config.json")
+    for field in ("trust_level", "rest_endpoint", "display_name"):
+        if before[field] != after[field]:
+            print(f"  {field.replace('_', ' ').capitalize()}: {before[field] or '(none)'} -> {after[field]}")
+    return 0
+
+
 def rotate_key(args: argparse.Namespace) -> int:
     runtime.setup(args.repo)
     from remotes import services
