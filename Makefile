@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo run test test-sqlite test-postgres lint format bench clean
+.PHONY: install demo demo-uc3 run test test-sqlite test-postgres lint format bench clean
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies and this project
 
@@ -19,6 +19,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: install  ## a demo repository with demo data, served on http://127.0.0.1:8000/
 	$(BIN)/python demo/run_demo.py
+
+demo-uc3: install  ## the seed's Use Case 3 on five nodes: discover, fan out, query-all, the graph, why-blocked, search
+	$(BIN)/python demo/run_demo_uc3.py
 
 run: install  ## serve the repository you are in (or REPO=path)
 	$(BIN)/sudocode-fed $(if $(REPO),--repo $(REPO)) serve

@@ -319,7 +319,7 @@ def blockers_of(entity: Entity) -> list[dict[str, Any]]:
                 "title": edge.get("title"),
                 "open": edge.get("status") not in (IssueStatus.CLOSED, None),
                 "remote": False,
-                "estimated_completion": _promised(edge["id"]),
+                "estimated_completion": _promised(edge["id"], outgoing=False),
             }
         )
     for ref in remote_blockers(local_uuids=[entity.uuid]).get(entity.uuid, []):
@@ -331,19 +331,22 @@ def blockers_of(entity: Entity) -> list[dict[str, Any]]:
                 "title": summary["title"],
                 "open": blocker_is_open(ref),
                 "remote": True,
-                "estimated_completion": None,
+                "estimated_completion": _promised(summary["ref"], outgoing=True),
             }
         )
     return out
 
 
-def _promised(entity_id: str) -> str | None:
-    """The estimated completion a maintainer gave when approving the request that created `entity_id`."""
+def _promised(ref: str, *, outgoing: bool) -> str | None:
+    """The estimated completion a maintainer gave when approving the request that created it: here (`ref` a
+    local id, an incoming request) or at a remote we asked (`ref` its canonical ref, an outgoing request)."""
     from requests_app.models import CrossRepoRequest, Direction
 
-    found = CrossRepoRequest.objects.filter(direction=Direction.INCOMING, result__created__id=entity_id).values_list(
-        "result", flat=True
-    )
+    if outgoing:
+        rows = CrossRepoRequest.objects.filter(direction=Direction.OUTGOING, result__created__canonical_ref=ref)
+    else:
+        rows = CrossRepoRequest.objects.filter(direction=Direction.INCOMING, result__created__id=ref)
+    found = rows.values_list("result", flat=True)
     return next((r.get("estimated_completion") for r in found if r and r.get("estimated_completion")), None)
 
 

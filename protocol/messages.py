@@ -536,6 +536,14 @@ class Watch(_Wire):
         description="The query filters; an entity matches when it matched before the change or after it.",
     )
 
+    @model_validator(mode="after")
+    def _no_full_text(self) -> Watch:
+        if self.filters.search is not None:
+            raise _Problem(
+                "a subscription cannot watch by full text: search is a query filter only", at=("filters", "search")
+            )
+        return self
+
 
 class CallbackAuth(_Wire):
     type: Literal["bearer"] = "bearer"

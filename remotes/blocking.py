@@ -384,5 +384,5 @@ def _text_remote(result: dict) -> list[str]:
     blocks = [r for r in result["referenced_by"] if r["blocks_it"]]
     if blocks:
         lines.append("  It blocks here:")
-        lines += [f'    - {r["id"]} ({r["status"]}) - "{r["title"]}"' for r in blocks]
+        lines += [f'    - {r["id"]} ({r["status"] or "spec"}) - "{r["title"]}"' for r in blocks]
     return lines

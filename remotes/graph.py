@@ -633,8 +633,11 @@ def _ascii(graph: dict) -> str:
     lines: list[str] = []
 
     def draw(ref: str, prefix: str, path: set[str]) -> None:
-        for i, e in enumerate(children.get(ref, [])):
-            last = i == len(children[ref]) - 1
+        # An edge back into the path that is not part of a cycle is the same relation seen from the other side
+        # ("B blocks A" under "A blocked-by B") or a back-reference (discovered-from): not drawn again.
+        shown = [e for e in children.get(ref, []) if e["to"] not in path or e["in_cycle"]]
+        for i, e in enumerate(shown):
+            last = i == len(shown) - 1
             branch, below = ("└─ ", "   ") if last else ("├─ ", "│  ")
             target = e["to"]
             head = f"{prefix}{branch}{e['type']}: "

@@ -584,7 +584,8 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse 
         return
     if response.status == "completed":
         created = messages.dump(response.created) if response.created else None
-        if transition(request, COMPLETED, actor=request.to_repo, result={"created": created}, **fields) and created:
+        result = {"created": created, **_promised_in(response.record)}
+        if transition(request, COMPLETED, actor=request.to_repo, result=result, **fields) and created:
             _block_origin(request, created)
     elif response.status == "rejected":
         transition(request, REJECTED, actor=request.to_repo, rejection_reason=response.reason or "", **fields)
@@ -592,6 +593,14 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse 
         transition(request, FAILED, actor=request.to_repo, last_error=response.reason or "", **fields)
     elif response.status == "cancelled":  # withdrawn at the other node by whoever holds our key (A2A CancelTask)
         transition(request, CANCELLED, actor=request.to_repo, **fields)
+
+
+def _promised_in(record: messages.RequestRecord | None) -> dict[str, Any]:
+    """The estimated completion the other node's maintainer gave approving our request (its record's result),
+    kept with our copy: why-blocked shows it for the entity the request created."""
+    result = getattr(record, "result", None) if record is not None else None
+    when = result.get("estimated_completion") if isinstance(result, dict) else None
+    return {"estimated_completion": when} if isinstance(when, str) and when else {}
 
 
 def _approval_of(request: CrossRepoRequest, record: messages.RequestRecord | None) -> dict[str, Any]:
