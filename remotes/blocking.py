@@ -225,6 +225,11 @@ def _remote_note(ref: CrossRepoReference, summary: dict) -> str:
     data = ref.cached_data or {}
     where = ref.remote_repo.url if ref.remote_repo else ref.repo
     if ref.remote_repo is None:
+        from remotes.selectors import ambiguity, remotes_for_repo
+
+        matches = remotes_for_repo(ref.repo)
+        if len(matches) > 1:
+            return ambiguity(ref.repo, matches)
         return f"{ref.repo} is not a known remote: add it (`sudocode-fed remote add`) to learn its status"
     if data.get("deleted"):
         return f"deleted in {where}; remove the relationship if it no longer blocks this issue"

@@ -4,22 +4,58 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Count
 from django.utils import timezone
 
 from federation_site import node
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
 
 
+def remotes_for_repo(repo: str, remotes: list[RemoteRepo] | None = None) -> list[RemoteRepo]:
+    """The remotes a repository as written means: the one whose identity it is (`github.com/org/x`), else every
+    one whose `org/repo` path it is (`org/x`, the form references use): several when remotes on two hosts share
+    the path, and then the short form is ambiguous (issue 13). `remotes`: the candidates (default: all)."""
+    key = repo.strip().rstrip("/").lower()
+    candidates = list(RemoteRepo.objects.all()) if remotes is None else remotes
+    exact = [r for r in candidates if r.url.lower() == key]
+    return exact or [r for r in candidates if r.repo_path.lower() == key]
+
+
+def ambiguity(repo: str, matches: list[RemoteRepo]) -> str:
+    """What to tell a user about a short form that means several remotes."""
+    return (
+        f"{repo} is ambiguous: it could mean {' or '.join(sorted(r.url for r in matches))}; "
+        f"write the full identity ([[{sorted(r.url for r in matches)[0]}#id]])"
+    )
+
+
+def ambiguous_references() -> list[dict]:
+    """The repositories our references name by a short form that several remotes share: [{"repo", "remotes",
+    "references": count, "message"}]. Such references stay unresolved (never the first match)."""
+    remotes = list(RemoteRepo.objects.all())
+    out = []
+    for repo, count in (
+        CrossRepoReference.objects.filter(remote_repo__isnull=True)
+        .values_list("repo")
+        .annotate(n=Count("pk"))
+        .order_by("repo")
+    ):
+        matches = remotes_for_repo(repo, remotes)
+        if len(matches) > 1:
+            out.append({"repo": repo, "remotes": sorted(r.url for r in matches), "references": count,
+                        "message": ambiguity(repo, matches)})  # fmt: skip
+    return out
+
+
 def remote_get(*, url: str) -> RemoteRepo:
-    key = url.strip().rstrip("/")
-    remote = RemoteRepo.objects.filter(url__iexact=key).first()
-    if remote is None:
-        # Accept the short form a reference uses ("org/api" for "github.com/org/api").
-        matches = [r for r in RemoteRepo.objects.all() if r.repo_path.lower() == key.lower()]
-        remote = matches[0] if len(matches) == 1 else None
-    if remote is None:
+    """A remote by its identity, or by the short `org/repo` form when exactly one remote has it. DoesNotExist
+    otherwise, saying when the short form is ambiguous."""
+    matches = remotes_for_repo(url)
+    if len(matches) > 1:
+        raise RemoteRepo.DoesNotExist(ambiguity(url.strip().rstrip("/"), matches))
+    if not matches:
         raise RemoteRepo.DoesNotExist(f"no remote {url!r}: see `sudocode-fed remote list`")
-    return remote
+    return matches[0]
 
 
 def remote_summary(remote: RemoteRepo) -> dict:
@@ -54,6 +90,11 @@ def _declared_permissions(declared) -> dict:
     return declared.permissions.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
+def _unresolved(repo: str) -> str:
+    matches = remotes_for_repo(repo)
+    return ambiguity(repo, matches) if len(matches) > 1 else f"{repo} is not a known remote"
+
+
 def _ttl() -> timedelta:
     cfg = node.config()
     return timedelta(seconds=cfg.cache.ttl_seconds if cfg else 300)
@@ -85,7 +126,7 @@ def reference_summary(ref: CrossRepoReference, *, ttl: timedelta | None = None) 
         "freshness": freshness,
         "last_fetched_at": ref.last_fetched_at.isoformat() if ref.last_fetched_at else None,
         "fetch_status": ref.fetch_status,
-        "error": ref.fetch_error or (None if remote else f"{ref.repo} is not a known remote"),
+        "error": ref.fetch_error or (None if remote else _unresolved(ref.repo)),
         "remote_sync_status": remote.sync_status if remote else None,
     }
 

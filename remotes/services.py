@@ -293,11 +293,11 @@ def remotes_reconcile(*, force: bool = False) -> None:
 
 
 def _remote_for_repo(repo: str, remotes: list[RemoteRepo]) -> RemoteRepo | None:
-    key = repo.strip().rstrip("/").lower()
-    for remote in remotes:
-        if key in (remote.url.lower(), remote.repo_path.lower()):
-            return remote
-    return None
+    """The one remote `repo` means, or None (unknown, or an ambiguous short form: never the first match)."""
+    from remotes.selectors import remotes_for_repo
+
+    matches = remotes_for_repo(repo, remotes)
+    return matches[0] if len(matches) == 1 else None
 
 
 def kind_of_id(remote_id: str) -> str:

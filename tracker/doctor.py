@@ -121,10 +121,17 @@ def scan_file(path: Path, kind: str) -> FileScan:
     return scan
 
 
-def diagnose(scans: dict[str, FileScan], *, known_repos: set[str]) -> list[Problem]:
+def diagnose(
+    scans: dict[str, FileScan], *, known_repos: set[str], remote_identities: list[str] | None = None
+) -> list[Problem]:
     """Every problem of the files (`scans` by kind) and of their references. `known_repos`: the `org/repo`
-    paths of the remotes the config declares (and this repository's own)."""
+    paths of the remotes the config declares (and this repository's own); `remote_identities`: their full
+    identities, to find a short reference (`[[org/x#id]]`) that two remotes share (ambiguous)."""
     problems = [p for scan in scans.values() for p in scan.problems]
+    by_path: dict[str, list[str]] = {}
+    for url in remote_identities or []:
+        by_path.setdefault(refs.repo_path(url).lower(), []).append(url)
+    shared = {path: sorted(urls) for path, urls in by_path.items() if len(urls) > 1}
     local_ids = {record["id"] for scan in scans.values() for _n, record in scan.records}
     for scan in scans.values():
         name = scan.path.name
@@ -155,6 +162,17 @@ def diagnose(scans: dict[str, FileScan], *, known_repos: set[str]) -> list[Probl
                     )
                 elif ref.repo is not None and refs.repo_path(ref.repo) not in known_repos:
                     problems.append(_unknown_remote(name, number, record["id"], refs.repo_path(ref.repo)))
+                elif ref.repo is not None and ref.repo.lower() in shared:
+                    urls = shared[ref.repo.lower()]
+                    problems.append(
+                        Problem(
+                            "ambiguous_reference",
+                            name,
+                            (number,),
+                            f"{record['id']} refers to [[{ref.repo}#{ref.target_id}]], which could mean "
+                            f"{' or '.join(urls)}: write the full identity, e.g. [[{urls[0]}#{ref.target_id}]]",
+                        )
+                    )
             for rel in record.get("remote_relationships") or []:
                 repo = refs.repo_path(str(rel.get("remote_repo") or rel.get("canonical_ref", "").partition("#")[0]))
                 if repo and repo not in known_repos:

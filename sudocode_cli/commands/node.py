@@ -123,6 +123,14 @@ def _warn_secrets_tracked() -> None:
     )
 
 
+def _ambiguous_references() -> list[dict]:
+    from remotes.selectors import ambiguous_references
+    from remotes.services import references_rebuild
+
+    references_rebuild()  # current with the files, as why-blocked makes them
+    return ambiguous_references()
+
+
 def status(args: argparse.Namespace) -> int:
     lay = runtime.setup(args.repo)
     from django.conf import settings
@@ -157,6 +165,7 @@ def status(args: argparse.Namespace) -> int:
         "secrets_tracked_by_git": is_tracked_by_git(lay.root, lay.secrets_path),
         "worker": workers.worker_state(lay),
         "data_problems": [p.short for p in data_problems()],
+        "ambiguous_references": _ambiguous_references(),
     }
     if info["secrets_tracked_by_git"]:
         _warn_secrets_tracked()
@@ -186,6 +195,8 @@ def status(args: argparse.Namespace) -> int:
         w(f"Worker:      not running (last seen {seen:.0f} s ago): callbacks, notifications and webhooks wait\n")
     for problem in info["data_problems"]:
         w(f"Data:        cannot read {problem}\n")
+    for ambiguous in info["ambiguous_references"]:
+        w(f"References:  {ambiguous['references']} unresolved: {ambiguous['message']}\n")
     return 0
 
 
@@ -365,7 +376,7 @@ def doctor(args: argparse.Namespace) -> int:
                     gitops.commit_files(lay.root, [s.path for s in scans.values() if s.path.exists()], message)
                 except gitops.GitError as exc:
                     warn(f"repaired, but not committed: {exc}")
-    problems += checks.diagnose(scans, known_repos=known)
+    problems += checks.diagnose(scans, known_repos=known, remote_identities=remotes)
     problems += checks.merge_decisions(lay.sudocode_dir)
     if args.format == "json":
         print_json({"fixed": fixed, "problems": [p.as_dict() for p in problems]})
