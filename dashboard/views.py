@@ -49,6 +49,8 @@ def home(request: HttpRequest) -> HttpResponse:
         kind=EntityKind.ISSUE, status=status or None, archived=archived, search=request.GET.get("q") or None
     ).prefetch_related("relationships")
     specs = entity_list(kind=EntityKind.SPEC, archived=archived, search=request.GET.get("q") or None)
+    everywhere = request.GET.get("all") == "1"
+    elsewhere = _search_elsewhere(request.GET.get("q", "")) if everywhere else None
     return render(
         request,
         "dashboard/home.html",
@@ -59,8 +61,30 @@ def home(request: HttpRequest) -> HttpResponse:
             "selected_status": status,
             "show_archived": show_archived,
             "q": request.GET.get("q", ""),
+            "everywhere": everywhere,
+            "elsewhere": elsewhere,
         },
     )
+
+
+def _search_elsewhere(text: str) -> dict | None:
+    """The "all repositories" switch: the other repositories' answers to the same search (remotes.search),
+    each row with a link to its page on its own node when the remote's address is known."""
+    from federation_site import identity
+    from remotes.models import RemoteRepo
+    from remotes.search import search_everywhere
+
+    if not any(ch.isalnum() for ch in text):
+        return None
+    answer = search_everywhere(text=text, kinds=[EntityKind.ISSUE, EntityKind.SPEC], all_repos=True)
+    here = identity.repo_path(identity.local_url()) if identity.local_url() else None
+    sites = {r.url: r.rest_endpoint.removesuffix("/api/v1") for r in RemoteRepo.objects.exclude(rest_endpoint="")}
+    rows = [
+        {**row, "href": f"{sites[row['repo']]}/{row['kind']}s/{row['id']}" if row["repo"] in sites else None}
+        for row in answer["results"]
+        if row["repo"] != here
+    ]
+    return {"results": rows, "remotes": answer["remotes"]}
 
 
 def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:

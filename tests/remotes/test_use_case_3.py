@@ -7,6 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from tests.nodes import Node, link
 from tests.requests_app.test_use_case_1 import start_together, stop_together
@@ -114,6 +115,9 @@ def test_search_across_repositories_is_ranked_and_labelled(fleet):
     table = hub.cli("search", "platform migrat", "--all-repos")
     assert table.code == 0 and "org/auth-service#" in table.out
     assert hub.cli("search", "  ").code == 2
+    page = requests.get(f"{hub.base}/", params={"q": "platform migrat", "all": "1"}, timeout=30)
+    assert page.status_code == 200 and 'In other repositories <span class="muted">(3)</span>' in page.text
+    assert f'href="{services[0].base}/issues/' in page.text  # each row opens on its own node
 
 
 def test_a_remote_that_is_down_is_named_and_the_rest_still_count(fleet):
