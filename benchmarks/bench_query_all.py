@@ -1,10 +1,12 @@
 """`remote query-all` over many nodes next to one query to one node (issue 13: wall time within 2x of one query).
 
-Starts `--nodes` nodes (`sudocode-fed serve --no-worker`, each on a fresh repository with `--issues` issues
+Every node runs on this machine, so the fan-out competes with the nodes it asks for the same cores: on 2 cores its
+floor is the nodes' CPU time, not one round trip; `the_same_queries_one_after_another` shows what the parallelism
+saves. Starts `--nodes` nodes (`sudocode-fed serve --no-worker`, each on a fresh repository with `--issues` issues
 tagged `platform-migration`) and a hub linked to all of them at trust level verified. Then, in the hub's process
-(Django set up on the hub's repository, as the CLI runs), times one `remotes.sync.remote_query` to one node and
-one `remotes.sync.remotes_query_all` to all of them, `--runs` times each after a warm-up, with the same query.
-Prints one JSON document on stdout; progress goes to stderr. Nothing is asserted about the times.
+(Django set up on the hub's repository, as the CLI runs), times one `remotes.sync.remote_query` to one node and one
+`remotes.sync.remotes_query_all` to all of them, `--runs` times each after a warm-up, with the same query. Prints
+one JSON document on stdout; progress goes to stderr. Nothing is asserted about the times.
 
     .venv/bin/python benchmarks/bench_query_all.py [--nodes 10] [--runs 30] [--issues 20]
 """
@@ -95,8 +97,13 @@ def main() -> None:
 
             one = RemoteRepo.objects.get(url=nodes[0].identity)
             body = {**QUERY, "limit": 500}
-            single, fan_out = [], []
+            everyone = list(RemoteRepo.objects.order_by("url"))
+            single, fan_out, one_by_one = [], [], []
             for run in range(args.runs + 2):
+                started = time.perf_counter()
+                for remote in everyone:
+                    remote_query(remote=remote, query=body)
+                sequential_ms = (time.perf_counter() - started) * 1000
                 started = time.perf_counter()
                 page = remote_query(remote=one, query=body)
                 single_ms = (time.perf_counter() - started) * 1000
@@ -108,6 +115,7 @@ def main() -> None:
                 if run >= 2:
                     single.append(single_ms)
                     fan_out.append(all_ms)
+                    one_by_one.append(sequential_ms)
         finally:
             with ThreadPoolExecutor(4) as pool:
                 list(pool.map(Node.stop, [hub, *nodes]))
@@ -120,6 +128,7 @@ def main() -> None:
                 "issues_per_node": args.issues,
                 "one_query": one_query,
                 "query_all": query_all,
+                "the_same_queries_one_after_another": figures(one_by_one),
                 "ratio_p50": round(query_all["p50_ms"] / one_query["p50_ms"], 2),
                 "target": "query_all within 2x of one query (issue 13)",
                 "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
