@@ -69,6 +69,20 @@ def test_a_newcomer_discovers_the_services_in_the_hubs_directory_and_adds_them(f
     assert newcomer.cli("remote", "discover", "github.com/org/*").code == 2  # no directory named anywhere
 
 
+def test_the_same_issue_is_filed_in_every_service(fleet):
+    hub, services = fleet
+    urls = hub.cli("remote", "list", "--format", "url").out.split()
+    assert urls == sorted(s.identity for s in services)
+    for url in urls:  # the seed's loop over `remote list --format=url`
+        sent = hub.cli_json("remote", "create-issue", url, "--title", "Adopt the v2 logging", "--priority", "3",
+                            "--labels", "platform-migration,q4", "--auto-approve", "--format", "json")  # fmt: skip
+        assert sent["status"] == "pending" and sent["to"] == url  # verified: their maintainers decide
+    for service in services:
+        [pending] = [r for r in service.cli_json("requests", "list", "--direction", "incoming")
+                     if r["title"] == "Adopt the v2 logging"]  # fmt: skip
+        assert pending["from"] == hub.identity and pending["labels"] == ["platform-migration", "q4"]
+
+
 def test_every_remote_is_asked_and_counted(fleet):
     hub, services = fleet
     answer = hub.cli_json("remote", "query-all", "issue", "--labels", "platform-migration", "--format", "json")
