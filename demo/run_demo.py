@@ -243,14 +243,19 @@ Press Ctrl-C to stop the nodes.""",
     except KeyboardInterrupt:
         print("\nStopping the nodes ...")
     finally:
-        for node in nodes:
-            if node.poll() is None:
-                node.terminate()
-        for node in nodes:
-            try:
-                node.wait(15)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop_nodes(nodes)
+
+
+def stop_nodes(nodes: list[subprocess.Popen]) -> None:
+    """Ask every node to stop, then wait for each (its worker's warm shutdown), killing one that hangs."""
+    for node in nodes:
+        if node.poll() is None:
+            node.terminate()
+    for node in nodes:
+        try:
+            node.wait(15)
+        except subprocess.TimeoutExpired:
+            node.kill()
 
 
 def policy_engine(front: Path, api: Path) -> None:

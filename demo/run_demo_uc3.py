@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run_demo  # noqa: E402
-from run_demo import DEMO_PASSWORD, DEMO_USER, FED, key_from, run, serve, wait_for_port, wait_until  # noqa: E402
+from run_demo import (  # noqa: E402
+    DEMO_PASSWORD,
+    DEMO_USER,
+    FED,
+    key_from,
+    run,
+    serve,
+    stop_nodes,
+    wait_for_port,
+    wait_until,
+)
 
 run_demo.WORK = run_demo.ROOT / "var" / "demo-uc3"
 SERVICES = ["api-gateway", "auth-service", "billing-service", "database"]
@@ -134,14 +143,7 @@ Press Ctrl-C to stop the nodes.""",
     except KeyboardInterrupt:
         print("\nStopping the nodes ...")
     finally:
-        for node in nodes:
-            if node.poll() is None:
-                node.terminate()
-        for node in nodes:
-            try:
-                node.wait(15)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop_nodes(nodes)
 
 
 if __name__ == "__main__":
