@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from audit.models import AuditLog
+from federation_site import metrics
 
 _MAX_SUMMARY = 2000  # characters of JSON kept per payload/result: enough to follow a call, never a whole body
 
@@ -36,7 +37,8 @@ def audit_record(
     correlation_id: str = "",
     duration_ms: float | None = None,
 ) -> AuditLog:
-    return AuditLog.objects.create(
+    """Write the audit row of one cross-repo operation and count it (and its duration) in the node's metrics."""
+    row = AuditLog.objects.create(
         operation_type=operation,
         direction=direction,
         local_repo=local_repo,
@@ -50,3 +52,7 @@ def audit_record(
         timestamp=timezone.now(),
         duration_ms=None if duration_ms is None else int(round(duration_ms)),
     )
+    metrics.call_observe(
+        operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
+    )
+    return row

@@ -56,6 +56,11 @@ class RepoLayout:
         """Touched by the Celery worker each time beat's 2 s task runs there: its age says whether both live."""
         return self.sudocode_dir / "celery" / "heartbeat"
 
+    @property
+    def metrics_dir(self) -> Path:
+        """Where each process of `serve` keeps its Prometheus values (multiprocess mode); emptied at each start."""
+        return self.sudocode_dir / "metrics"
+
     def lock_path(self, name: str) -> Path:
         return self.sudocode_dir / f".federation-{name}.lock"
 

@@ -152,6 +152,9 @@ FEDERATION_API_KEY={_format_value(api_key)}
 # Webhook signing secret (HMAC of webhook deliveries).
 WEBHOOK_SIGNING_SECRET={_format_value(webhook_secret)}
 
+# Who may scrape /metrics besides staff (Authorization: Bearer <token>); unset: staff only.
+# METRICS_TOKEN=
+
 # Outgoing auth: one bearer token per remote repo, named after the last segment of its url
 # (github.com/org/api-gateway -> REMOTE_REPO_TOKEN_API_GATEWAY).
 # REMOTE_REPO_TOKEN_API_GATEWAY=ghp_xxxxxxxxxxxx

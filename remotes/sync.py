@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from audit.services import audit_record
-from federation_site import identity, node
+from federation_site import identity, metrics, node
 from federation_site.secrets import get_secret, token_env_name
 from remotes.a2a_client import A2AClient
 from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected, RemoteUnreachable
@@ -258,6 +258,7 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
     ttl = timedelta(seconds=cfg.cache.ttl_seconds if cfg else 300)
     now = timezone.now()
     due: dict[tuple[str, str], list[CrossRepoReference]] = defaultdict(list)
+    hits = 0
     for ref in refs:
         if ref.remote_repo is None:
             continue
@@ -265,6 +266,10 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
         # fetched is due at once (a remote that just failed is left alone by _resting below).
         if force or ref.last_fetched_at is None or now - ref.last_fetched_at > ttl:
             due[(ref.remote_repo.url, ref.remote_entity_type or kind_of_id(ref.remote_id))].append(ref)
+        else:
+            hits += 1
+    if not force:  # an explicit sync asks no cache: it is not a lookup
+        metrics.reference_cache_observe(hits=hits, misses=sum(len(group) for group in due.values()))
     refreshed = 0
     # Local issues whose remote blocker's status we now see differently: their own status may have to follow.
     status_changed: set[str] = set()

@@ -7,16 +7,17 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from federation_site import identity
 from protocol import messages
 from remotes.policy import Caller
-from requests_app.models import CrossRepoRequest, Direction, RequestStatus
+from requests_app.models import CrossRepoRequest, Delivery, Direction, RequestStatus
 from requests_app.states import APPROVED, CANCELLED, COMPLETED, FAILED, PENDING, REJECTED
 
 PAGE_LIMIT, PAGE_MAX_LIMIT = 50, 100
@@ -236,3 +237,18 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     except (ValueError, TypeError, binascii.Error):
         raise ValidationError({"cursor": "not a cursor this node gave out: start again without one"}) from None
     return moment, pk
+
+
+def request_gauges() -> dict[str, Any]:
+    """What /metrics shows of requests, read now: the approval queue (incoming requests waiting for a human)
+    and the deliveries by kind and status (`{(kind, status): n}`, every row not yet delivered)."""
+    queue = CrossRepoRequest.objects.filter(
+        direction=Direction.INCOMING, status=PENDING, requires_approval=True
+    ).count()
+    rows = (
+        Delivery.objects.exclude(status=Delivery.Status.DELIVERED)
+        .values_list("kind", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {"approval_queue": queue, "deliveries": {(kind, status): n for kind, status, n in rows}}

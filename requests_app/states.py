@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from events.services import record_local
+from federation_site import metrics
 from requests_app import signals
 from requests_app.models import CrossRepoRequest, RequestStatus
 
@@ -74,6 +75,14 @@ def transition(request: CrossRepoRequest, to: str, *, actor: str, **fields: Any)
         )
         request_event(request, type="request_updated", status_from=current)
         signals.request_changed.send(sender=CrossRepoRequest, request=request, status_from=current)
+    if (
+        current == PENDING
+        and to in (APPROVED, REJECTED)
+        and request.requires_approval
+        and request.direction == "incoming"
+    ):
+        # The approval queue's wait: only requests a human had to decide (auto-approved ones never queued).
+        metrics.decision_observe(decision=to, seconds=(now - request.created_at).total_seconds())
     return True
 
 

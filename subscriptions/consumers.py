@@ -32,7 +32,7 @@ from django.conf import settings
 from events.models import Event, Scope
 from events.publish import WS_GROUP
 from events.selectors import event_matches, event_message, events_after, head_seq
-from federation_site import node
+from federation_site import metrics, node
 from protocol import messages
 from remotes.auth import bearer_token, caller_for_token
 from remotes.policy import ANONYMOUS, Caller, PermissionDenied, query_grant
@@ -180,8 +180,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(WS_GROUP, self.channel_name)
         _watcher().add(self.channel_name)
+        metrics.websocket_opened()
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):  # a later refusal clears the reader, not the count
+            self.counted = False
+            metrics.websocket_closed()
         if self.reader is not None:
             _watcher().discard(self.channel_name)
             await self.channel_layer.group_discard(WS_GROUP, self.channel_name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count
+
 from subscriptions.models import Direction, Subscription
 
 
@@ -47,3 +49,9 @@ def subscription_summary(row: Subscription) -> dict[str, Any]:
         "last_error": row.last_error or None,
         "created_at": row.created_at.isoformat(),
     }
+
+
+def subscription_gauges() -> dict[tuple[str, str, str], int]:
+    """What /metrics shows of subscriptions, read now: `{(direction, status, delivery_status): n}`."""
+    rows = Subscription.objects.values_list("direction", "status", "delivery_status").annotate(n=Count("pk")).order_by()
+    return {(direction, status, delivery): n for direction, status, delivery, n in rows}

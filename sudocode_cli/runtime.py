@@ -19,10 +19,7 @@ def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayo
     global _ready
     if _ready is not None:
         return _ready
-    try:
-        root = find_repo(explicit=repo or os.environ.get(REPO_ENV) or None)
-    except RepoNotFound as exc:
-        raise UsageError(str(exc)) from None
+    root = repo_root(repo)
     os.environ[REPO_ENV] = str(root)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.settings")
     if not web:
@@ -45,6 +42,14 @@ def setup(repo: str | None, *, web: bool = False, sync: bool = True) -> RepoLayo
             warn(f"cannot read {problem.short}\n  (showing what was last read; changes wait until it is fixed)")
     _ready = lay
     return lay
+
+
+def repo_root(repo: str | None) -> Path:
+    """The repository a command serves: `repo`, else SUDOCODE_REPO, else found from the current directory."""
+    try:
+        return find_repo(explicit=repo or os.environ.get(REPO_ENV) or None)
+    except RepoNotFound as exc:
+        raise UsageError(str(exc)) from None
 
 
 def ensure_schema(lay: RepoLayout) -> None:

@@ -19,6 +19,7 @@ GITIGNORE_LINES = (
     "federation.db-*",
     ".federation-*.lock",
     "celery/",
+    "metrics/",
     "celerybeat-schedule*",
     "merge-conflicts.jsonl",
 )
@@ -201,6 +202,12 @@ def status(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from federation_site import metrics
+    from federation_site.node import RepoLayout
+
+    # Before anything imports prometheus_client: daphne, the worker and beat each count into their own files
+    # there, which /metrics adds up; emptied, so a scrape never adds the processes of an earlier run.
+    metrics.multiprocess_prepare(RepoLayout(runtime.repo_root(args.repo)).metrics_dir)
     lay = runtime.setup(args.repo, web=True)
     from django.conf import settings
 
