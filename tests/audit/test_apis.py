@@ -166,5 +166,8 @@ def test_stats_read_the_last_24_hours_unless_told_otherwise(rows):
     assert stats["window"] == {"since": (now - timedelta(hours=24)).isoformat(), "until": None}
     assert stats["total"] == 10 and stats["duration_ms"]["p99"] == 9
     assert audit_stats(since=T0 - timedelta(days=3), now=now)["duration_ms"]["p99"] == 1000
+    before = audit_stats(until=T0 + timedelta(minutes=5), now=now)  # the 24 hours before `until`
+    assert before["window"]["since"] == (T0 + timedelta(minutes=5) - timedelta(hours=24)).isoformat()
+    assert before["total"] == 4 and before["duration_ms"] == {"count": 4, "p50": 2, "p95": 4, "p99": 4}
     empty = audit_stats(now=now + timedelta(days=30))
     assert empty["total"] == 0 and empty["duration_ms"] == {"count": 0, "p50": None, "p95": None, "p99": None}
