@@ -149,6 +149,9 @@ class HealthApi(APIView):
 
 
 class ReadinessApi(HealthApi):
+    """GET /health/ready: whether to send this node traffic. The answer of /api/v1/health (`dashboard.health`):
+    200 when every check is ok, else 503 with `checks` (each reason) and `problems`."""
+
     @extend_schema(
         tags=["operations"],
         summary="Readiness: database, broker, worker heartbeat, JSONL importable, config valid (503 with reasons)",
