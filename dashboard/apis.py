@@ -10,13 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from federation_site import node, workers
+from dashboard import health
 from remotes.graph import MAX_DEPTH, GraphError, dependency_graph
 from remotes.sync import entity_detail_with_cross_repo
 from tracker.filters import EntityFilter
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_get, entity_list, entity_summary
-from tracker.sync import data_problems
 
 
 class EdgeSerializer(serializers.Serializer):
@@ -135,29 +134,43 @@ class GraphApi(APIView):
 
 class HealthApi(APIView):
     """GET /api/v1/health: 200 `{"status": "ok", ...}` when the node can do its work, else 503 `{"status":
-    "degraded", "problems": [...]}`: its background worker is not alive (callbacks, notifications and webhooks
-    wait), a JSONL file cannot be read (writes wait), or the last edit of federation.config.json was refused (the
-    node goes on with its last good config). For load balancers and monitoring; no authentication."""
+    "degraded", "problems": [...]}`: the checks of `dashboard.health` (the database, the broker, its background
+    worker: callbacks, notifications and webhooks wait; a JSONL file that cannot be read: writes wait; the last
+    edit of federation.config.json refused: the last good config goes on). For monitoring; no authentication.
+    `GET /health/ready` is the same answer at the address load balancers and orchestrators expect."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
     @extend_schema(tags=["operations"], summary="Is this node able to do its work?", responses={200: dict, 503: dict})
     def get(self, request: Request) -> Response:
-        worker = workers.worker_state(node.layout())
-        problems = [p.short for p in data_problems()]
-        refused = node.config_problem()
-        if refused is not None:
-            problems.append(f"{refused} (the last edit was not applied: the last good config is in force)")
-        if worker["expected"] and not worker["alive"]:
-            seen = worker["last_seen_seconds"]
-            problems.append(
-                "the background worker is not alive "
-                + ("(never seen)" if seen is None else f"(last seen {seen:.0f} s ago)")
-                + ": callbacks, notifications and webhooks wait"
-            )
-        body = {"status": "degraded" if problems else "ok", "worker": worker, "problems": problems}
-        return Response(body, status=503 if problems else 200)
+        body = health.readiness()
+        return Response(body, status=503 if body["problems"] else 200)
+
+
+class ReadinessApi(HealthApi):
+    """GET /health/ready: whether to send this node traffic. The answer of /api/v1/health (`dashboard.health`):
+    200 when every check is ok, else 503 with `checks` (each reason) and `problems`."""
+
+    @extend_schema(
+        tags=["operations"],
+        summary="Readiness: database, broker, worker heartbeat, JSONL importable, config valid (503 with reasons)",
+        responses={200: dict, 503: dict},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class LivenessApi(APIView):
+    """GET /health: 200 `{"status": "ok"}` whenever the process answers HTTP. Nothing else is looked at (no
+    database): restart the process only when this fails; /health/ready says whether to send it traffic."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(tags=["operations"], summary="Liveness: the process answers", responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
 
 
 urlpatterns = [

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from dashboard.apis import LivenessApi, ReadinessApi
 from dashboard.metrics import metrics_view
 from subscriptions.apis import CrossRepoWebhookApi
 
@@ -16,5 +17,7 @@ urlpatterns = [
     path("api/v1/webhooks/cross-repo", CrossRepoWebhookApi.as_view(), name="webhook-cross-repo"),
     path("api/v1/", include("dashboard.apis")),
     path("metrics", metrics_view, name="metrics"),
+    path("health", LivenessApi.as_view(), name="health"),
+    path("health/ready", ReadinessApi.as_view(), name="health-ready"),
     path("", include("dashboard.urls")),
 ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -40,6 +42,28 @@ def ensure_broker_folders() -> None:
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+def broker_problem() -> str | None:
+    """Why the broker would not take a message now, or None. The filesystem transport: its folders can be made
+    and written; Redis: its port accepts a connection within 0.5 s. Another transport is not checked."""
+    url = urlsplit(settings.CELERY_BROKER_URL)
+    if url.scheme == "filesystem":
+        try:
+            ensure_broker_folders()
+        except OSError as exc:
+            return f"the broker's folders cannot be made ({exc}): callbacks, notifications and webhooks wait"
+        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_out")
+        if folder and not os.access(folder, os.W_OK):
+            return f"the broker's folder {folder} is not writable: callbacks, notifications and webhooks wait"
+        return None
+    if url.scheme in ("redis", "rediss"):
+        try:
+            socket.create_connection((url.hostname or "localhost", url.port or 6379), timeout=0.5).close()
+        except OSError as exc:
+            where = f"{url.hostname or 'localhost'}:{url.port or 6379}"
+            return f"the broker (Redis at {where}) does not answer ({exc}): callbacks, notifications and webhooks wait"
+    return None
 
 
 # Set by `serve` for its web process: whether it runs (and supervises) a worker, so the health check knows

@@ -89,12 +89,15 @@ _NOT_FOUND = OpenApiResponse(description="no such remote: `{error: not_found, de
 _SUMMARY = OpenApiResponse(description="the remote: url, display_name, trust_level, rest_endpoint, ...")
 
 
-class _StaffView(APIView):
+class StaffView(APIView):
+    """Staff only: a logged-in session with the CSRF token, or HTTP Basic with a staff user (scripts). Anyone
+    else gets DRF's 403 `{"detail": ...}`. The management API's rule; the audit API reuses it."""
+
     authentication_classes = [SessionAuthentication, BasicAuthentication]
     permission_classes = [IsAdminUser]
 
 
-class RemotesApi(_StaffView):
+class RemotesApi(StaffView):
     @extend_schema(
         tags=["management"],
         summary="The remotes this node knows (staff)",
@@ -144,7 +147,7 @@ def _not_found(exc: RemoteRepo.DoesNotExist) -> Response:
     return Response({"error": "not_found", "detail": str(exc)}, status=404)
 
 
-class RemoteApi(_StaffView):
+class RemoteApi(StaffView):
     @extend_schema(
         tags=["management"],
         summary="One remote (staff)",

@@ -485,6 +485,20 @@ def _request_commands(commands) -> None:
     listing.add_argument("--limit", type=int, default=50, help="at most N (default: %(default)s)")
     _format(listing)
     _command(listing, "requests:audit_list")
+    stats = sub.add_parser(
+        "stats",
+        help="totals by operation, status and remote, and duration percentiles",
+        description="Over the entries matching the filters; without --since, the 24 hours before --until (or now).",
+    )
+    stats.add_argument("--direction", choices=("incoming", "outgoing"))
+    stats.add_argument("--operation", help="query, discover, mutate, approve, reject, callback, ...")
+    stats.add_argument("--status", choices=("success", "failed", "pending"))
+    stats.add_argument("--remote", help="only entries with this remote (substring)")
+    stats.add_argument("--since", help="ISO 8601 datetime or date, inclusive (default: 24 hours before --until)")
+    stats.add_argument("--until", help="ISO 8601 datetime or date, exclusive (default: now)")
+    stats.add_argument("--correlation-id", help="only the entries of one call")
+    _format(stats)
+    _command(stats, "requests:audit_stats")
 
 
 def _subscription_commands(commands) -> None:

@@ -1,4 +1,5 @@
-"""`remote create-issue`, `requests ...`, `request ...` and `audit list`: thin callers of requests_app and audit."""
+"""`remote create-issue`, `requests ...`, `request ...`, `audit list` and `audit stats`: thin callers of
+requests_app and audit."""
 
 from __future__ import annotations
 
@@ -225,4 +226,38 @@ def audit_list(args: argparse.Namespace) -> int:
         ],
         ("time", "dir", "operation", "remote", "status", "ms", "request / error", "policy"),
     )
+    return 0
+
+
+def audit_stats(args: argparse.Namespace) -> int:
+    runtime.setup(args.repo)
+    from audit.selectors import audit_filters
+    from audit.selectors import audit_stats as stats_of
+
+    stats = stats_of(
+        **audit_filters(
+            {
+                "direction": args.direction,
+                "operation": args.operation,
+                "status": args.status,
+                "remote": args.remote,
+                "since": args.since,
+                "until": args.until,
+                "correlation_id": args.correlation_id,
+            }
+        )
+    )
+    if args.format == "json":
+        print_json(stats)
+        return 0
+    window = stats["window"]
+    durations = stats["duration_ms"]
+    print(f"{stats['total']} entries from {window['since'][:19]} to {(window['until'] or 'now')[:19]}")
+    if durations["count"]:
+        print(f"duration (ms, {durations['count']} timed): p50 {durations['p50']}  p95 {durations['p95']}  "
+              f"p99 {durations['p99']}")  # fmt: skip
+    for title, counts in (("operation", "by_operation"), ("status", "by_status"), ("remote", "by_remote")):
+        if stats[counts]:
+            print()
+            print_table(list(stats[counts].items()), (title, "entries"))
     return 0
