@@ -109,15 +109,16 @@ def breaker_record(
         rows.filter(Q(breaker_failures__gt=0) | ~Q(breaker_state=BreakerState.CLOSED)).update(
             breaker_state=BreakerState.CLOSED, breaker_failures=0, breaker_next_try_at=None
         )
-    else:
-        rows.update(breaker_failures=F("breaker_failures") + 1)
-        reopen = now + settings.cool_down
-        rows.filter(breaker_state=BreakerState.HALF_OPEN).update(
-            breaker_state=BreakerState.OPEN, breaker_next_try_at=reopen
-        )
-        rows.filter(breaker_state=BreakerState.CLOSED, breaker_failures__gte=settings.failures).update(
-            breaker_state=BreakerState.OPEN, breaker_next_try_at=reopen
-        )
+        _copy(remote, BreakerState.CLOSED, 0, None)
+        return
+    rows.update(breaker_failures=F("breaker_failures") + 1)
+    reopen = now + settings.cool_down
+    rows.filter(breaker_state=BreakerState.HALF_OPEN).update(
+        breaker_state=BreakerState.OPEN, breaker_next_try_at=reopen
+    )
+    rows.filter(breaker_state=BreakerState.CLOSED, breaker_failures__gte=settings.failures).update(
+        breaker_state=BreakerState.OPEN, breaker_next_try_at=reopen
+    )
     _copy(remote, *_current(remote))
 
 
