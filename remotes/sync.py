@@ -60,7 +60,8 @@ def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, 
         duration = (time.perf_counter() - started) * 1000
         # A refusal (4xx) still proves the remote is up; only a call that got no answer marks it unreachable.
         _mark(remote, ok=isinstance(exc, RemoteRejected), error=str(exc))
-        breaker_record(remote, ok=not counts_as_failure(exc))
+        # A remote with no endpoint was never called: that is our config, not the remote being down.
+        breaker_record(remote, ok=not (counts_as_failure(exc) and remote.rest_endpoint))
         audit_record(
             operation=operation,
             direction="outgoing",

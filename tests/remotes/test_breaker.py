@@ -214,3 +214,12 @@ def test_the_state_shows_in_the_summary_the_selector_and_the_remotes_page(remote
     client.force_login(admin_user)
     page = client.get("/remotes/").content.decode()
     assert "paused</strong> after 3 failures in a row" in page and "(circuit breaker open)" in page
+
+
+def test_a_remote_without_an_endpoint_is_not_counted_as_down(remote):
+    RemoteRepo.objects.filter(pk=remote.pk).update(rest_endpoint="")
+    bare = RemoteRepo.objects.get(pk=remote.pk)
+    for _ in range(3):
+        with pytest.raises(RemoteUnreachable, match="has no REST endpoint"):
+            remote_query(remote=bare, query={"entity": "issue"})
+    assert (bare.breaker_state, bare.breaker_failures) == ("closed", 0)
