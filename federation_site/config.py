@@ -345,6 +345,14 @@ class GitSettings(_Model):
     author_email: Email | None = None
 
 
+class CircuitBreakerSettings(_Model):
+    """When calls to one remote are paused (remotes/breaker.py): after `failures` failed calls in a row (no
+    answer, a timeout, a 5xx), for `cool_down_seconds`; then one probe call decides whether they resume."""
+
+    failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    cool_down_seconds: PositiveFloat = 60.0
+
+
 class HttpSettings(_Model):
     """Outgoing calls to remotes (our addition to the seed)."""
 
@@ -355,6 +363,7 @@ class HttpSettings(_Model):
     operation_timeouts: dict[
         Literal["discover", "query", "mutate", "subscribe", "delegate", "callback"], PositiveFloat
     ] = {}
+    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
 
     def timeout_for(self, operation: str) -> float:
         return self.operation_timeouts.get(operation, self.timeout_seconds)

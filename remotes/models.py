@@ -23,6 +23,14 @@ class SyncStatus(models.TextChoices):
     UNKNOWN = "unknown"
 
 
+class BreakerState(models.TextChoices):
+    """remotes/breaker.py: calls to a remote go (closed), are paused (open), or wait on one probe (half_open)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
 class RemoteRepo(models.Model):
     url = models.CharField(primary_key=True, max_length=300)  # identity: "github.com/org/repo-b"
     display_name = models.CharField(max_length=200)
@@ -43,6 +51,11 @@ class RemoteRepo(models.Model):
     # The key this node generated for the remote to present as a bearer token; only its SHA-256 is kept.
     api_key_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
     api_key_created_at = models.DateTimeField(null=True, blank=True)
+    # The circuit breaker (remotes/breaker.py), shared by every process of the node: failed calls in a row, and
+    # while open, when the probe may go (half-open: when a probe that never reported back is given up).
+    breaker_state = models.CharField(max_length=16, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    breaker_failures = models.PositiveIntegerField(default=0)
+    breaker_next_try_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "remote_repos"

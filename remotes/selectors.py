@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from federation_site import node
+from remotes.breaker import breaker_summary
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
 
 
@@ -61,8 +62,9 @@ def remote_get(*, url: str) -> RemoteRepo:
 def remote_summary(remote: RemoteRepo) -> dict:
     """A remote as the CLI, MCP and the management API show it: the seed's remote_repos columns (url,
     display_name, trust_level, rest_endpoint, sync_status, last_synced_at, capabilities, added_at, added_by,
-    auto_sync, sync_interval_minutes) plus how we call it, the last error, whether it holds a key of ours, and
-    the permissions federation.config.json declares for it (only those that differ from the defaults)."""
+    auto_sync, sync_interval_minutes) plus how we call it, the last error, its circuit breaker (remotes/breaker.py:
+    state, failures in a row, next try), whether it holds a key of ours, and the permissions
+    federation.config.json declares for it (only those that differ from the defaults)."""
     cfg = node.config()
     declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
     return {
@@ -74,6 +76,7 @@ def remote_summary(remote: RemoteRepo) -> dict:
         "sync_status": remote.sync_status,
         "last_synced_at": remote.last_synced_at.isoformat() if remote.last_synced_at else None,
         "last_error": remote.last_error or None,
+        "circuit_breaker": breaker_summary(remote),
         "has_api_key": bool(remote.api_key_hash),
         "capabilities": remote.capabilities,
         "auto_sync": remote.auto_sync,
@@ -82,6 +85,12 @@ def remote_summary(remote: RemoteRepo) -> dict:
         "added_by": remote.added_by,
         "permissions": _declared_permissions(declared),
     }
+
+
+def breaker_states() -> list[dict]:
+    """Every remote's circuit breaker, by url: [{"url", "state": "closed"|"open"|"half_open", "failures",
+    "next_try_at"}] (what metrics export; one query)."""
+    return [{"url": remote.url, **breaker_summary(remote)} for remote in RemoteRepo.objects.order_by("url")]
 
 
 def _declared_permissions(declared) -> dict:

@@ -16,15 +16,13 @@ from audit.services import audit_record
 from federation_site import identity, metrics, node
 from federation_site.secrets import get_secret, token_env_name
 from remotes.a2a_client import A2AClient
+from remotes.breaker import breaker_admit, breaker_record, breaker_resting, counts_as_failure
 from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected, RemoteUnreachable
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo, SyncStatus
 from remotes.services import BATCH, kind_of_id, references_rebuild
 from tracker.models import Entity
 
 logger = logging.getLogger(__name__)
-
-# After a failed call, lazy refreshes leave the remote alone this long (an explicit sync still tries).
-UNREACHABLE_BACKOFF = timedelta(seconds=30)
 
 
 def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None = None) -> RemoteClient | A2AClient:
@@ -51,7 +49,10 @@ def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None =
 
 
 def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, request_id: str = ""):
-    """Run one outgoing call, write its audit row, and record the remote as reachable or not."""
+    """Run one outgoing call, write its audit row, and record the remote as reachable or not, and in its
+    circuit breaker (remotes/breaker.py). While the breaker is open the call is not made: `CircuitOpen` (a
+    RemoteUnreachable) at once, with no audit row, since nothing went out."""
+    breaker_admit(remote)
     started = time.perf_counter()
     try:
         response = call()
@@ -59,6 +60,8 @@ def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, 
         duration = (time.perf_counter() - started) * 1000
         # A refusal (4xx) still proves the remote is up; only a call that got no answer marks it unreachable.
         _mark(remote, ok=isinstance(exc, RemoteRejected), error=str(exc))
+        # A remote with no endpoint was never called: that is our config, not the remote being down.
+        breaker_record(remote, ok=not (counts_as_failure(exc) and remote.rest_endpoint))
         audit_record(
             operation=operation,
             direction="outgoing",
@@ -73,6 +76,7 @@ def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, 
         )
         raise
     _mark(remote, ok=True)
+    breaker_record(remote, ok=True)
     audit_record(
         operation=operation,
         direction="outgoing",
@@ -198,11 +202,9 @@ def remote_sync(*, remote: RemoteRepo) -> dict:
 
 
 def _resting(remote: RemoteRepo, now) -> bool:
-    return (
-        remote.sync_status == SyncStatus.UNREACHABLE
-        and remote.last_attempt_at is not None
-        and now - remote.last_attempt_at < UNREACHABLE_BACKOFF
-    )
+    """Whether lazy refreshes leave `remote` alone now: its breaker is open, or it failed within the cool-down
+    (remotes.breaker.breaker_resting; an explicit sync still tries unless the breaker is open)."""
+    return breaker_resting(remote, now=now)
 
 
 # A reference of these types makes the remote entity a blocker of the local one.

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from federation_site import node
 from federation_site.backoff import backoff
+from remotes.breaker import CircuitOpen
 from remotes.client import RemoteError, RemoteUnreachable, post_webhook
 from requests_app import signals
 from requests_app.models import CrossRepoRequest, Delivery
@@ -129,6 +130,15 @@ def deliver(delivery_id: int) -> str:
     except PermanentFailure as exc:
         _finish(row, Delivery.Status.DEAD, str(exc))
         return "dead"
+    except CircuitOpen as exc:
+        # Nothing was sent: the remote's calls are paused. Wait for the probe time; the attempt is not counted.
+        Delivery.objects.filter(pk=row.pk).update(
+            status=Delivery.Status.PENDING,
+            attempts=F("attempts") - 1,
+            last_error=str(exc)[:2000],
+            next_attempt_at=exc.retry_at,
+        )
+        return "paused"
     except Exception as exc:  # transient: the network, the other node, the mail relay
         if row.attempts >= MAX_ATTEMPTS:
             _finish(row, Delivery.Status.DEAD, f"gave up after {row.attempts} attempts: {exc}")

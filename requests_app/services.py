@@ -545,7 +545,12 @@ def request_poll(*, request: CrossRepoRequest) -> None:
 
 def _retry_later(request: CrossRepoRequest, exc: Exception) -> tuple[str, Any]:
     """(what to show as the request's last error, when to try again) after a failed send or poll: the other
-    node's own words and its Retry-After when it gave them (a 429: its quota), else our backoff."""
+    node's own words and its Retry-After when it gave them (a 429: its quota), the probe time when its circuit
+    breaker is open (remotes.breaker), else our backoff."""
+    from remotes.breaker import CircuitOpen
+
+    if isinstance(exc, CircuitOpen):
+        return str(exc)[:2000], exc.retry_at
     body = getattr(exc, "body", None)
     detail = body.get("detail") if isinstance(body, dict) else None
     error = f"{exc} ({detail})" if detail else str(exc)

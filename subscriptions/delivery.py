@@ -16,6 +16,10 @@ receivers drop the second copy of an event by its id.
 Receiver answers: 2xx done; 410 Gone cancels the subscription; any other 4xx but 408/429 is permanent (dead at
 once); 408, 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter, for
 hours (MAX_ATTEMPTS), then dead. A dead stream waits for `redeliver` (the dashboard's button, the CLI).
+
+A subscriber that is one of our remotes goes through its circuit breaker (remotes/breaker.py), as every call to
+it does: each run asks before its first POST, and while the breaker is open the stream waits for the probe time
+("waiting") without counting an attempt; what the receiver answers counts in the breaker.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from events.selectors import event_matches, event_message, events_after, head_se
 from federation_site import identity, node
 from federation_site.backoff import backoff
 from protocol import messages
+from remotes.breaker import CircuitOpen, breaker_admit, breaker_record, counts_as_failure
 from remotes.client import RemoteError, RemoteUnreachable, post_webhook
+from remotes.models import RemoteRepo
 from remotes.policy import PermissionDenied
 from subscriptions import signals, signing
 from subscriptions.models import DeliveryStatus, Direction, Subscription, SubscriptionStatus
@@ -140,7 +146,8 @@ def _fan_out_once(now: datetime | None) -> dict[str, str]:
 def deliver_subscription(subscription_id: str, *, now: datetime | None = None) -> str:
     """Send one subscription's undelivered events, in order, if it is due. Safe to run twice at once: only the
     run that claims the row sends. Returns what happened: "not due", "delivered" (caught up), "paused" (a long
-    backlog: the next fan-out continues), "retrying", "dead", "cancelled" or "lost" (its claim was taken)."""
+    backlog: the next fan-out continues), "retrying", "waiting" (the subscriber's circuit breaker is open), "dead",
+    "cancelled" or "lost" (its claim was taken)."""
     outcome = "not due"
     for _ in range(3):
         stream = _Stream.open(subscription_id, now)
@@ -242,6 +249,10 @@ class _Stream:
         self._pending: deque[Event] = deque()
         self._sent = 0
         self._started = time.monotonic()
+        # The subscriber as a remote of ours (its circuit breaker), asked once per run: None when it is not one.
+        self.remote: RemoteRepo | None = None
+        self._admitted = False
+        self._answered = False
 
     @classmethod
     def open(cls, subscription_id: str, now: datetime | None) -> _Stream | None:
@@ -276,7 +287,7 @@ class _Stream:
             event = self._pending.popleft()
             # The row is read again before each send (and the watch with it: it may have just changed).
             if event_matches(event, self.row.watch_config) and self._still_ours():
-                if event_matches(event, self.row.watch_config):
+                if event_matches(event, self.row.watch_config) and self._admit():
                     return self._outgoing(event)
             if self.outcome is None:  # not for this watch: considered, and passed over
                 self.scanned = event.seq
@@ -284,7 +295,32 @@ class _Stream:
                     self.outcome = "lost"
         return None
 
+    def _admit(self) -> bool:
+        """Whether the subscriber's circuit breaker lets this run POST; if not, the stream waits for its probe
+        time, the attempt not counted (outcome "waiting")."""
+        if self._admitted:
+            return True
+        self.remote = RemoteRepo.objects.filter(url=self.row.from_repo).first()
+        if self.remote is not None:
+            try:
+                breaker_admit(self.remote, now=self.now)
+            except CircuitOpen as exc:
+                self.claim.update(
+                    renew=False,
+                    cursor_seq=self.scanned,
+                    delivery_status=DeliveryStatus.RETRYING,
+                    last_error=str(exc)[:2000],
+                    next_attempt_at=exc.retry_at,
+                )
+                self.outcome = "waiting"
+                return False
+        self._admitted = True
+        return True
+
     def answered(self, outgoing: _Outgoing, error: RemoteError | None) -> None:
+        if self.remote is not None and (error is not None or not self._answered):
+            breaker_record(self.remote, ok=error is None or not counts_as_failure(error), now=self.now)
+        self._answered = True
         if error is not None:
             self.outcome = _failed(
                 self.claim, self.row, error, seq=outgoing.event.seq, scanned=self.scanned, now=self.now

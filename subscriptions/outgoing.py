@@ -261,7 +261,9 @@ def _check_message(message: dict) -> None:
 def subscription_push(*, subscription_id: str) -> str:
     """Tell the remote about one outgoing row if it is due: subscribe (idempotent under our id) or, for a
     cancelled row, DELETE. Only the run that claims the row calls out. Returns what happened: "confirmed",
-    "cancelled", "retrying", "dead" or "not due"."""
+    "cancelled", "retrying", "paused" (the remote's circuit breaker is open), "dead" or "not due"."""
+    from remotes.breaker import CircuitOpen
+
     now = timezone.now()
     claimed = Subscription.objects.filter(
         pk=subscription_id,
@@ -287,6 +289,9 @@ def subscription_push(*, subscription_id: str) -> str:
         _finish(row, DeliveryStatus.DEAD, error=str(exc))
         logger.warning("subscription %s to %s: %s", row.subscription_id, row.to_repo, exc)
         return "dead"
+    except CircuitOpen as exc:  # nothing was sent: wait for the probe time, the attempt not counted
+        _finish(row, DeliveryStatus.RETRYING, error=str(exc), next_attempt_at=exc.retry_at, uncount=True)
+        return "paused"
     except Exception as exc:  # transient: the remote is down, slow, or answered 5xx; try again later
         _finish(row, DeliveryStatus.RETRYING, error=str(exc), next_attempt_at=timezone.now() + backoff(row.attempts))
         logger.info(
@@ -379,7 +384,15 @@ def _push_cancel(row: Subscription, remote: RemoteRepo | None) -> str:
     return "cancelled"
 
 
-def _finish(row: Subscription, delivery_status: str, *, error: str = "", next_attempt_at=None, **fields: Any) -> None:
+def _finish(
+    row: Subscription,
+    delivery_status: str,
+    *,
+    error: str = "",
+    next_attempt_at=None,
+    uncount: bool = False,
+    **fields: Any,
+) -> None:
     updates: dict[str, Any] = {
         "delivery_status": delivery_status,
         "last_error": error[:2000],
@@ -388,6 +401,8 @@ def _finish(row: Subscription, delivery_status: str, *, error: str = "", next_at
     }
     if delivery_status == DeliveryStatus.CONFIRMED:
         updates["attempts"] = 0
+    elif uncount:
+        updates["attempts"] = F("attempts") - 1
     if fields.get("status") and row.status != SubscriptionStatus.CANCELLED:
         updates["status"] = fields["status"]
     if fields.get("secret"):

@@ -90,6 +90,7 @@ def show(args: argparse.Namespace) -> int:
     w(f"  Sync:        {info['sync_status']} (last: {info['last_synced_at'] or 'never'})\n")
     if info["last_error"]:
         w(f"  Last error:  {info['last_error']}\n")
+    w(f"  Calls:       {_breaker_line(info['circuit_breaker'])}\n")
     w(f"  API key:     {'issued' if info['has_api_key'] else 'none (remote rotate-key)'}\n")
     w(f"  References:  {info['references']} from this repository\n")
     caps = info["capabilities"] or {}
@@ -97,6 +98,18 @@ def show(args: argparse.Namespace) -> int:
         w(f"  Operations:  {', '.join(caps.get('operations') or [])}\n")
         w(f"  It trusts us as: {caps.get('trust_level')}\n")
     return 0
+
+
+def _breaker_line(breaker: dict) -> str:
+    """The circuit breaker in words: "going (circuit breaker closed)", "paused after 5 failures in a row until
+    ... (circuit breaker open)", "one probe call under way (circuit breaker half-open)"."""
+    failures = breaker["failures"]
+    if breaker["state"] == "open":
+        return f"paused after {failures} failures in a row, next try at {breaker['next_try_at']} (circuit breaker open)"
+    if breaker["state"] == "half_open":
+        return "one probe call under way (circuit breaker half-open)"
+    tail = f", {failures} failed in a row" if failures else ""
+    return f"going (circuit breaker closed{tail})"
 
 
 def remove(args: argparse.Namespace) -> int:

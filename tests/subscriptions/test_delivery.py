@@ -206,6 +206,11 @@ def test_a_failing_receiver_is_retried_with_backoff_then_dead_and_redelivered_in
     failures = AuditLog.objects.filter(operation_type="event", direction="outgoing", status="failed")
     assert failures.count() == delivery.MAX_ATTEMPTS and failures.first().payload["seq"] == 1
 
+    # Between the attempts the subscriber's circuit breaker was open (5 failures in a row): the stream waited
+    # for its probes without counting attempts, so the 15 attempts took as many POSTs and audit rows.
+    assert RemoteRepo.objects.get(url=FRONTEND).breaker_state == "open"
+    RemoteRepo.objects.filter(url=FRONTEND).update(breaker_next_try_at=timezone.now())  # this test's clock ran ahead
+
     hook.requests.clear()
     hook.status = 200
     assert delivery.redeliver("sub-front") is True
@@ -215,6 +220,27 @@ def test_a_failing_receiver_is_retried_with_backoff_then_dead_and_redelivered_in
     assert [r.headers["X-Sudocode-Previous-Sequence"] for r in hook.requests] == ["0", "1"]
     assert (row().delivery_status, row().last_seq, row().last_error) == ("idle", 2, "")
     assert delivery.redeliver("sub-front") is False  # not dead
+
+
+def test_a_subscriber_whose_circuit_breaker_is_open_waits_for_the_probe_without_counting_attempts(node, hook, no_wake):
+    subscribe(node, hook.url)
+    blocking_issue()
+    hook.status = 503
+    now = timezone.now()
+    for attempt in range(1, 6):  # the 5th failure in a row opens the breaker (http.circuit_breaker.failures)
+        assert delivery.deliver_subscription("sub-front", now=now) == "retrying"
+        assert row().attempts == attempt
+        now = row().next_attempt_at
+    probe_at = RemoteRepo.objects.get(url=FRONTEND).breaker_next_try_at
+    assert now < probe_at
+    assert delivery.deliver_subscription("sub-front", now=now) == "waiting"
+    waiting = row()
+    assert (waiting.delivery_status, waiting.attempts, waiting.next_attempt_at) == ("retrying", 5, probe_at)
+    assert "paused after 5 failures in a row" in waiting.last_error and len(hook.requests) == 5
+    hook.status = 200
+    assert delivery.deliver_subscription("sub-front", now=probe_at) == "delivered"  # the probe, answered
+    assert hook.seqs()[-1] == 1 and len(hook.requests) == 6
+    assert RemoteRepo.objects.get(url=FRONTEND).breaker_state == "closed"
 
 
 def test_a_4xx_is_dead_at_once_but_429_is_retried(node, hook, no_wake):

@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from remotes.models import CrossRepoReference
+from remotes.models import CrossRepoReference, RemoteRepo
 from subscriptions import outgoing
 from subscriptions.models import Subscription
 from tests.conftest import cli_env, run_cli
@@ -150,8 +150,13 @@ def test_pushes_back_off_while_the_remote_is_down_and_go_through_when_it_is_back
     assert (row.next_attempt_at - timezone.now()).total_seconds() > 3
     Subscription.objects.filter(pk=row.pk).update(attempts=40)
     make_past(row)
-    assert outgoing.push_due() == {"retrying": 1}
+    assert outgoing.push_due() == {"retrying": 1}  # the 5th failure in a row: the circuit breaker opens
     fake.fail_with = None
+    make_past(row)
+    assert outgoing.push_due() == {"paused": 1}  # not even tried before the probe time, the attempt not counted
+    row.refresh_from_db()
+    assert row.attempts == 41 and "(circuit breaker)" in row.last_error
+    RemoteRepo.objects.update(breaker_next_try_at=timezone.now())  # the cool-down is over
     make_past(row)
     assert outgoing.push_due() == {"confirmed": 1}
     row.refresh_from_db()
