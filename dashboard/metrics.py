@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from federation_site import metrics, node, workers
 from federation_site.secrets import get_secret
+from remotes.selectors import breaker_states
 from requests_app.selectors import request_gauges
 from subscriptions.selectors import subscription_gauges
 
@@ -73,6 +74,15 @@ class DatabaseCollector:
         yield backlog
         yield dead
         yield active
+        breakers = GaugeMetricFamily(
+            "sudocode_remote_circuit_state",
+            "Each remote's circuit breaker (remotes/breaker.py): 1 for the state it is in (closed, open, half_open).",
+            labels=["remote", "state"],
+        )
+        for breaker in breaker_states():
+            for state_name in ("closed", "open", "half_open"):
+                breakers.add_metric([breaker["url"], state_name], 1 if breaker["state"] == state_name else 0)
+        yield breakers
         state = workers.worker_state(node.layout())
         yield GaugeMetricFamily(
             "sudocode_worker_up",
