@@ -33,7 +33,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import REPO_ROOT, percentile, progress
+from common import REPO_ROOT, django_in_new_repo, percentile, progress
 
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -101,16 +101,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="timed calls per figure (default: %(default)s)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        (repo / ".sudocode").mkdir(parents=True)
-        os.environ["SUDOCODE_REPO"] = str(repo)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "federation_site.settings"
-        os.environ["SUDOCODE_WORKER"] = "supervised"
-        os.environ.pop("DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+        repo = django_in_new_repo(Path(tmp), env={"SUDOCODE_WORKER": "supervised"})
         from django.db import connection, transaction
         from django.test import Client
 
@@ -118,7 +109,6 @@ def main() -> None:
         from federation_site import workers
         from federation_site.node import RepoLayout
 
-        call_command("migrate", verbosity=0)
         db = repo / ".sudocode" / "federation.db"
         empty = file_bytes(db, connection)
         now = datetime.now(UTC)

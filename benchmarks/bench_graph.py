@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO_ROOT, percentile, progress
+from common import REPO_ROOT, django_in_new_repo, percentile, progress
 
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -57,15 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        (repo / ".sudocode").mkdir(parents=True)
-        os.environ["SUDOCODE_REPO"] = str(repo)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "federation_site.settings"
-        os.environ.pop("DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+        repo = django_in_new_repo(Path(tmp))
         from django.utils import timezone
 
         from federation_site.config import default_config, write_config
@@ -74,7 +65,6 @@ def main() -> None:
         from remotes.models import CrossRepoReference
         from tracker import services
 
-        call_command("migrate", verbosity=0)
         config = default_config(url=HERE, display_name="Bench")
         config["remote_repos"] = [
             {"url": url, "display_name": url.rsplit("/", 1)[1], "trust_level": "verified", "endpoint": f"http://{i}.test/api/v1"}

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO_ROOT, percentile, progress
+from common import REPO_ROOT, django_in_new_repo, percentile, progress
 
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -72,22 +72,13 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        (repo / ".sudocode").mkdir(parents=True)
-        os.environ["SUDOCODE_REPO"] = str(repo)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "federation_site.settings"
-        os.environ.pop("DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
+        django_in_new_repo(Path(tmp))
 
         from federation_site.config import parse_config
         from remotes.models import RemoteRepo
         from remotes.policy import Caller
         from requests_app import policy
 
-        call_command("migrate", verbosity=0)
         started = time.perf_counter()
         config = parse_config(json.dumps(config_data()))
         load_ms = (time.perf_counter() - started) * 1000

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO_ROOT, corpus_dir, largest_dataset, percentile, progress
+from common import REPO_ROOT, corpus_dir, django_in_new_repo, largest_dataset, percentile, progress
 
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -45,17 +45,9 @@ def main() -> None:
     args = parser.parse_args()
     dataset = args.dataset or largest_dataset(corpus_dir())
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        (repo / ".sudocode").mkdir(parents=True)
+        repo = django_in_new_repo(Path(tmp))
         for name in ("issues.jsonl", "specs.jsonl"):
             shutil.copyfile(corpus_dir() / dataset / name, repo / ".sudocode" / name)
-        os.environ["SUDOCODE_REPO"] = str(repo)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "federation_site.settings"
-        os.environ.pop("DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
         from django.db import connection
 
         from tracker.models import Entity
@@ -63,7 +55,6 @@ def main() -> None:
         from tracker.selectors import entity_search
         from tracker.sync import jsonl_sync
 
-        call_command("migrate", verbosity=0)
         progress(f"importing {dataset} ...")
         jsonl_sync(force=True)
         issues = Entity.objects.filter(kind="issue").count()

@@ -39,3 +39,23 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(len(ordered) * fraction))
     return ordered[rank - 1]
+
+
+def django_in_new_repo(root: Path, *, env: dict[str, str] | None = None) -> Path:
+    """A fresh repository `root`/repo (an empty `.sudocode/`) with Django set up on it in this process, on its own
+    SQLite database (the embedded default), migrated. `env`: more environment first. Returns the repository."""
+    repo = root / "repo"
+    (repo / ".sudocode").mkdir(parents=True)
+    os.environ["SUDOCODE_REPO"] = str(repo)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "federation_site.settings"
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.update(env or {})
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return repo
