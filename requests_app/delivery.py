@@ -120,10 +120,8 @@ def deliver(delivery_id: int) -> str:
     row = Delivery.objects.select_related("request").get(pk=delivery_id)
     if row.kind == Delivery.Kind.PUSH and _earlier_push_unsent(row):
         # A push is one move of a task: the client must hear the moves in order. Wait for the earlier one
-        # (it wakes this one when it is done); the attempt is not counted.
-        Delivery.objects.filter(pk=row.pk).update(
-            status=Delivery.Status.PENDING, attempts=F("attempts") - 1, next_attempt_at=now + timedelta(seconds=5)
-        )
+        # (it wakes this one when it is done).
+        _postpone(row, until=now + timedelta(seconds=5))
         return "waiting"
     try:
         _send(row)
@@ -131,13 +129,8 @@ def deliver(delivery_id: int) -> str:
         _finish(row, Delivery.Status.DEAD, str(exc))
         return "dead"
     except CircuitOpen as exc:
-        # Nothing was sent: the remote's calls are paused. Wait for the probe time; the attempt is not counted.
-        Delivery.objects.filter(pk=row.pk).update(
-            status=Delivery.Status.PENDING,
-            attempts=F("attempts") - 1,
-            last_error=str(exc)[:2000],
-            next_attempt_at=exc.retry_at,
-        )
+        # Nothing was sent: the remote's calls are paused. Wait for the probe time.
+        _postpone(row, until=exc.retry_at, error=str(exc))
         return "paused"
     except Exception as exc:  # transient: the network, the other node, the mail relay
         if row.attempts >= MAX_ATTEMPTS:
@@ -167,19 +160,27 @@ def _finish(row: Delivery, status: str, error: str) -> None:
             _wake(following)
 
 
+def _postpone(row: Delivery, *, until, error: str | None = None) -> None:
+    """Put a claimed row back, due at `until`, without counting the attempt it claimed (nothing was sent)."""
+    fields = {"status": Delivery.Status.PENDING, "attempts": F("attempts") - 1, "next_attempt_at": until}
+    if error is not None:
+        fields["last_error"] = error[:2000]
+    Delivery.objects.filter(pk=row.pk).update(**fields)
+
+
+def _same_stream(row: Delivery):
+    """The deliveries of `row`'s kind for the same request and target (one task's pushes to one URL)."""
+    return Delivery.objects.filter(request_id=row.request_id, kind=row.kind, target=row.target)
+
+
 def _pushes_after(row: Delivery):
-    return Delivery.objects.filter(request_id=row.request_id, kind=row.kind, target=row.target, pk__gt=row.pk).order_by(
-        "pk"
-    )
+    return _same_stream(row).filter(pk__gt=row.pk).order_by("pk")
 
 
 def _earlier_push_unsent(row: Delivery) -> bool:
     """Whether a push queued before `row`, for the same task and URL, is neither delivered nor given up."""
-    return (
-        Delivery.objects.filter(request_id=row.request_id, kind=row.kind, target=row.target, pk__lt=row.pk)
-        .exclude(status__in=(Delivery.Status.DELIVERED, Delivery.Status.DEAD))
-        .exists()
-    )
+    unsent = _same_stream(row).filter(pk__lt=row.pk)
+    return unsent.exclude(status__in=(Delivery.Status.DELIVERED, Delivery.Status.DEAD)).exists()
 
 
 def due() -> list[int]:
