@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
+import json
 import uuid
 from collections.abc import AsyncGenerator
+from datetime import UTC
 from typing import Any
 
 from a2a.server.context import ServerCallContext
@@ -77,10 +78,10 @@ from google.protobuf.struct_pb2 import Value
 
 from agents.asgi import A2A_JSONRPC_PATH as JSONRPC_PATH
 from agents.asgi import A2A_REST_PATH as REST_PATH
+from remotes.a2a_client import A2A_VERSION
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = A2A_VERSION  # the version the outbound client asks for too
 FEDERATION_TYPES = ("discover", "query", "mutate", "subscribe", "delegate")
-REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # protocol.messages.RequestId
 POLL_SECONDS = 0.25  # how often a stream re-reads its request row
 MAX_PAGE_SIZE = 100
 
@@ -234,8 +235,7 @@ class FederationRequestHandler(RequestHandler):
         return await sync_to_async(_list_tasks)(params, context)
 
     async def on_cancel_task(self, params: CancelTaskRequest, context: ServerCallContext) -> Task | None:
-        found = await sync_to_async(_task_or_none)(params.id, context, None)
-        if found is None and self.conformance is not None:
+        if await self._conformance_task(params.id, context):
             return await self.conformance.on_cancel_task(params, context)
         return await sync_to_async(_cancel)(params.id, context)
 
@@ -337,7 +337,7 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
     kind = body["type"]
     if kind in ("mutate", "delegate"):
         metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        if "request_id" not in metadata and not REQUEST_ID.fullmatch(incoming_message.message_id):
+        if "request_id" not in metadata and not messages.is_request_id(incoming_message.message_id):
             raise InvalidParamsError(
                 f"invalid: message.messageId: {incoming_message.message_id[:80]!r} is this request's id when "
                 "metadata.request_id is not given, and a request id is 1 to 64 letters, digits, '.', '_', ':' or "
@@ -374,12 +374,8 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
         # The SDK's shape for a google.rpc.BadRequest: one field violation per problem.
         violations = [{"field": e["path"] or "message", "message": e["message"]} for e in errors]
         raise InvalidParamsError(f"invalid: {text}", data={"errors": violations}) from None
-    except PermissionDenied as exc:
-        return _refusal(incoming_message, {"error": "forbidden", "detail": str(exc), "trust_level": caller.trust_level})
-    except RateLimited as exc:
-        return _refusal(incoming_message, {"error": "rate_limited", "detail": str(exc), "retry_after": exc.retry_after})
-    except DataDamaged as exc:
-        return _refusal(incoming_message, exc.as_json() if hasattr(exc, "as_json") else {"error": str(exc)})
+    except (PermissionDenied, RateLimited, DataDamaged) as exc:
+        return _refusal(incoming_message, services.refusal(exc, caller)[0])
     response, status = answer if isinstance(answer, tuple) else (answer, 200)
     if kind in ("mutate", "delegate") and status == 200:
         request = _request_of(caller, response["request_id"])
@@ -476,8 +472,6 @@ def _artifact(created: dict) -> Artifact:
 
 
 def _json_safe(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value, default=str))
 
 
@@ -508,7 +502,7 @@ def _list_tasks(params: ListTasksRequest, context: ServerCallContext) -> ListTas
             return ListTasksResponse(page_size=params.page_size or 0, total_size=0)
         rows = rows.filter(status=STATUSES[params.status])
     if params.HasField("status_timestamp_after"):
-        rows = rows.filter(updated_at__gt=params.status_timestamp_after.ToDatetime(tzinfo=_utc()))
+        rows = rows.filter(updated_at__gt=params.status_timestamp_after.ToDatetime(tzinfo=UTC))
     if params.page_size < 0 or params.page_size > MAX_PAGE_SIZE:
         raise InvalidParamsError(f"pageSize: must be between 1 and {MAX_PAGE_SIZE}, got {params.page_size}")
     size = params.page_size or 50
@@ -530,12 +524,6 @@ def _list_tasks(params: ListTasksRequest, context: ServerCallContext) -> ListTas
             del task.artifacts[:]
     token = base64.urlsafe_b64encode(str(page[-1].pk).encode()).decode() if more and page else ""
     return ListTasksResponse(tasks=tasks, next_page_token=token, page_size=size, total_size=total)
-
-
-def _utc():
-    from datetime import UTC
-
-    return UTC
 
 
 def _cancel(task_id: str, context: ServerCallContext) -> Task:

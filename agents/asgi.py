@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from remotes.a2a_client import CARD_PATH
+
 PATH = "/mcp"
 # The A2A door's paths (agents.a2a_server): the Agent Card, JSON-RPC, and HTTP+JSON under REST_PATH.
-A2A_CARD_PATH = "/.well-known/agent-card.json"
+A2A_CARD_PATH = CARD_PATH  # where remotes.a2a_client looks for another node's card
 A2A_JSONRPC_PATH = "/a2a"
 A2A_REST_PATH = "/a2a/rest"
 

@@ -122,16 +122,12 @@ def _respond(request: Request, call: Callable[[Caller, str], dict | tuple[dict, 
         body, status = result if isinstance(result, tuple) else (result, 200)
     except (messages.MessageError, services.QueryError) as exc:
         body, status = exc.as_json(), 400
-    except PermissionDenied as exc:
-        body, status = {"error": "forbidden", "detail": str(exc), "trust_level": caller.trust_level}, 403
     except Subscription.DoesNotExist as exc:
         body, status = {"error": "not_found", "detail": str(exc)}, 404
-    except RateLimited as exc:
-        body, status = {"error": "rate_limited", "detail": str(exc), "retry_after": exc.retry_after}, 429
-        headers["Retry-After"] = str(exc.retry_after)
-    except DataDamaged as exc:  # nothing was recorded: the sender tries again later
-        body, status = exc.as_json(), 503
-        headers["Retry-After"] = str(exc.retry_after)
+    except (PermissionDenied, RateLimited, DataDamaged) as exc:  # damaged data: nothing was recorded, try later
+        body, status = services.refusal(exc, caller)
+        if "retry_after" in body:
+            headers["Retry-After"] = str(exc.retry_after)
     return Response(body, status=status, headers=headers)
 
 

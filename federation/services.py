@@ -21,7 +21,7 @@ from remotes.policy import Caller
 from remotes.services import declared_references
 from tracker.models import Entity, EntityKind
 from tracker.selectors import entity_search, tags_and_relationships
-from tracker.sync import data_problems
+from tracker.sync import DataDamaged, data_problems
 
 PROTOCOLS = ["rest", "a2a", "websocket", "git"]
 OPERATIONS = [
@@ -34,6 +34,17 @@ OPERATIONS = [
     "delegate",
     "subscribe",
 ]
+
+
+def refusal(exc: policy.PermissionDenied | policy.RateLimited | DataDamaged, caller: Caller) -> tuple[dict, int]:
+    """The error body and HTTP status a refused message is answered with, whichever door it came through (the
+    REST endpoints, A2A): forbidden 403 (with the caller's trust level), rate_limited 429 and data_damaged 503
+    (both with retry_after, seconds)."""
+    if isinstance(exc, policy.RateLimited):
+        return {"error": "rate_limited", "detail": str(exc), "retry_after": exc.retry_after}, 429
+    if isinstance(exc, DataDamaged):
+        return exc.as_json(), 503
+    return {"error": "forbidden", "detail": str(exc), "trust_level": caller.trust_level}, 403
 
 
 class QueryError(ValueError):

@@ -350,7 +350,16 @@ class QueryResponse(_Response):
 
 # The markdown body of an entity: long, multi-line (newlines and tabs allowed, other control characters not).
 LongText = Annotated[str, StringConstraints(max_length=100_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
-RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+_REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_REQUEST_ID_PATTERN)]
+
+
+def is_request_id(text: str) -> bool:
+    """Whether `text` may be a request_id (RequestId: 1 to 64 letters, digits, '.', '_', ':' or '-', starting
+    with a letter or digit)."""
+    return len(text) <= 64 and re.fullmatch(_REQUEST_ID_PATTERN, text) is not None
+
+
 _CANONICAL_REF_PATTERN = r"^[^\s#]+/[^\s#]+#[^\s#]+$"
 _PATTERN_REASONS[_CANONICAL_REF_PATTERN] = (
     "is not a canonical ref (expected org/repo#id, like 'org/api-service#issue-042')"
