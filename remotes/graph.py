@@ -100,11 +100,16 @@ class _Walk:
     out: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     into: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     remotes: dict[str, dict] = field(default_factory=dict)  # url -> {url, repo, queries, cached, error}
+    waits: set[tuple[str, str]] = field(default_factory=set)  # (blocker, blocked) of the blocking edges kept
 
     def add_edge(self, source: GraphNode, target: GraphNode, rel_type: str) -> None:
         key = (source.ref.lower(), target.ref.lower(), rel_type)
-        if key in self.edges:
+        # "B blocks A" as B's record says it and "A blocked-by B" as A's says it are one wait: drawn once.
+        wait = blocker_and_blocked(key[0], key[1], rel_type)
+        if key in self.edges or wait in self.waits:
             return
+        if wait is not None:
+            self.waits.add(wait)
         self.edges[key] = GraphEdge(
             source=source.ref,
             target=target.ref,
@@ -439,14 +444,22 @@ def _ttl() -> timedelta:
 # --- cycles -----------------------------------------------------------------------------------------------------
 
 
+def blocker_and_blocked(source: str, target: str, rel_type: str) -> tuple[str, str] | None:
+    """(blocker, blocked) of an edge `source -rel_type-> target`, or None when the relation does not block."""
+    if rel_type in BLOCKER_IS_FROM:
+        return source, target
+    if rel_type in BLOCKER_IS_TO:
+        return target, source
+    return None
+
+
 def blocking_pairs(edges: list[GraphEdge]) -> list[tuple[str, str, GraphEdge]]:
     """(blocker, blocked, edge) for each blocking edge, by ref.lower()."""
     pairs = []
     for e in edges:
-        if e.type in BLOCKER_IS_FROM:
-            pairs.append((e.source.lower(), e.target.lower(), e))
-        elif e.type in BLOCKER_IS_TO:
-            pairs.append((e.target.lower(), e.source.lower(), e))
+        wait = blocker_and_blocked(e.source.lower(), e.target.lower(), e.type)
+        if wait is not None:
+            pairs.append((*wait, e))
     return pairs
 
 

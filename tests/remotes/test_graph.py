@@ -139,6 +139,15 @@ def test_a_local_cycle_is_found_and_the_ascii_tree_shows_it_once(node):
         assert text.count(f'"{x.title}"') == 1, text
 
 
+def test_one_wait_written_on_both_records_is_one_edge_and_no_cycle(node):
+    a = services.issue_create(title="A", actor="ana")
+    b = services.issue_create(title="B", actor="ana", relationships=[("blocks", a.sudocode_id)])
+    services.issue_update(issue=a.uuid, actor="ana", add_relationships=[("depends-on", b.sudocode_id)])
+    graph = dependency_graph()
+    assert len(graph["edges"]) == 1 and graph["cycles"] == []  # "B blocks A" is "A depends-on B"
+    assert "↻ cycle" not in graph_render(graph, fmt="ascii")
+
+
 def test_root_and_depth_keep_the_nodes_within_that_many_edges_both_ways(node):
     a = services.issue_create(title="A", actor="ana")
     b = services.issue_create(title="B", actor="ana", relationships=[("depends-on", a.sudocode_id)])
