@@ -78,6 +78,7 @@ from google.protobuf.struct_pb2 import Value
 
 from agents.asgi import A2A_JSONRPC_PATH as JSONRPC_PATH
 from agents.asgi import A2A_REST_PATH as REST_PATH
+from federation_site import logs
 from remotes.a2a_client import A2A_VERSION
 
 PROTOCOL_VERSION = A2A_VERSION  # the version the outbound client asks for too
@@ -347,7 +348,9 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
         body = {**body, "metadata": {"request_id": incoming_message.message_id, **metadata}}
         if params.configuration.HasField("task_push_notification_config"):  # refused before anything is recorded
             _push_dict(params.configuration.task_push_notification_config, "")
-    correlation_id = uuid.uuid4().hex
+    # The caller's X-Correlation-ID (or a new id), bound by federation_site.asgi for every line of this call.
+    correlation_id = logs.current("correlation_id") or uuid.uuid4().hex
+    logs.bind(request_id=(body.get("metadata") or {}).get("request_id") if kind in ("mutate", "delegate") else None)
     base = context.state.get("base_url", "")
     try:
         parsed = messages.parse_message({**body, "from": caller.identity or "anonymous/caller"})

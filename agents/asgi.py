@@ -9,8 +9,10 @@ session state between requests (a restart loses nothing, several daphne processe
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+from federation_site import logs
 from remotes.a2a_client import CARD_PATH
 
 PATH = "/mcp"
@@ -109,12 +111,54 @@ class A2AHttpApp:
         if self._app is None:
             self._app = self._build()
         path = scope["path"]
+        if logs.a2a_debug_enabled():
+            receive, send = _debug_logged(scope, receive, send)
         if path.startswith(A2A_REST_PATH + "/"):
             send = _json_content_type(send)
         elif path.rstrip("/") == A2A_JSONRPC_PATH and scope["method"] == "POST" and not _is_json(scope):
             await _content_type_not_supported(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+
+def _debug_logged(scope: dict, receive: Any, send: Any) -> tuple[Any, Any]:
+    """`serve --debug-a2a`: `receive` and `send` that log the whole request and the whole answer, once each,
+    redacted (federation_site.logs.a2a_debug)."""
+    url = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+    request_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    received: list[bytes] = []
+    answer: dict = {"body": []}
+
+    async def logged_receive() -> dict:
+        message = await receive()
+        if message["type"] == "http.request":
+            received.append(message.get("body", b""))
+            if not message.get("more_body"):
+                body = _as_json(b"".join(received))
+                logs.a2a_debug("in", "request", url=f"{scope['method']} {url}", headers=request_headers, body=body)
+        return message
+
+    async def logged_send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            answer["body"].append(message.get("body", b""))
+            if not message.get("more_body"):
+                body = _as_json(b"".join(answer["body"]))
+                logs.a2a_debug(
+                    "out", "response", url=f"{answer.get('status')} {url}", headers=answer.get("headers"), body=body
+                )
+        await send(message)
+
+    return logged_receive, logged_send
+
+
+def _as_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
 
 
 # What a2a-sdk 1.3 leaves to its user (the conformance kit's MUST requirements, ../shared/tools/README.md):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.utils import timezone
@@ -9,6 +10,7 @@ from django.utils import timezone
 from audit.models import AuditLog
 from federation_site import metrics
 
+logger = logging.getLogger("sudocode.audit")
 _MAX_SUMMARY = 2000  # characters of JSON kept per payload/result: enough to follow a call, never a whole body
 
 
@@ -37,7 +39,8 @@ def audit_record(
     correlation_id: str = "",
     duration_ms: float | None = None,
 ) -> AuditLog:
-    """Write the audit row of one cross-repo operation and count it (and its duration) in the node's metrics."""
+    """Write the audit row of one cross-repo operation, count it (and its duration) in the node's metrics, and log
+    it: one line per operation, with its correlation id, remote and request id (JSON under `serve`)."""
     row = AuditLog.objects.create(
         operation_type=operation,
         direction=direction,
@@ -55,4 +58,19 @@ def audit_record(
     metrics.call_observe(
         operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
     )
+    level = logging.WARNING if status == "failed" else logging.INFO
+    if logger.isEnabledFor(level):
+        fields = {
+            "operation": operation,
+            "direction": direction,
+            "remote": row.remote_repo,
+            "status": status,
+            "duration_ms": row.duration_ms,
+            "correlation_id": row.correlation_id or None,
+            "request_id": request_id or None,
+            "audit_log_id": row.log_id,
+        }
+        if error:
+            fields["error"] = error[:500]
+        logger.log(level, f"{direction} {operation} {status}", extra={k: v for k, v in fields.items() if v is not None})
     return row

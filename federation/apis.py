@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from federation import services
+from federation_site import logs
 from protocol import messages
 from remotes.auth import RemoteKeyAuthentication, request_caller
 from remotes.policy import Caller, PermissionDenied, RateLimited
@@ -30,8 +31,11 @@ CORRELATION_HEADER = messages.CORRELATION_HEADER
 
 
 def _correlation_id(request: Request) -> str:
+    # federation_site.asgi bound it (the caller's header or a new id) for every line this request logs.
     given = (request.META.get("HTTP_X_CORRELATION_ID") or "").strip()
-    return given[:128] if given.isprintable() and given else uuid.uuid4().hex
+    if given and given.isprintable():
+        return given[:128]
+    return logs.current("correlation_id") or uuid.uuid4().hex
 
 
 def _rest_base(request: Request) -> str:
@@ -106,6 +110,8 @@ def _answer(request: Request, parse: Callable[[object], object] | None, *, only:
             if only and message.type != only:
                 raise messages.MessageError.at("type", f"{message.type!r} is not supported here (supported: {only})")
             handler = DISPATCH[message.type]
+            metadata = getattr(message, "metadata", None)
+            logs.bind(request_id=getattr(metadata, "request_id", None))
         return handler(request, caller, message, correlation_id)
 
     return _respond(request, call)
@@ -116,6 +122,7 @@ def _respond(request: Request, call: Callable[[Caller, str], dict | tuple[dict, 
     (body, HTTP status); what it raises becomes a 4xx with a JSON body."""
     correlation_id = _correlation_id(request)
     caller = request_caller(request)
+    logs.bind(correlation_id=correlation_id)
     headers = {CORRELATION_HEADER: correlation_id}
     try:
         result = call(caller, correlation_id)

@@ -13,17 +13,21 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from agents.asgi import PATH as MCP_PATH  # noqa: E402
 from agents.asgi import a2a_http_app, is_a2a_path, mcp_http_app  # noqa: E402
+from federation_site import logs  # noqa: E402
 from subscriptions.routing import websocket_urlpatterns  # noqa: E402
 
 
 async def http(scope, receive, send):
-    """Django, except the agents' doors (agents/asgi.py): /mcp (MCP), and the A2A card, /a2a and /a2a/rest."""
-    if scope["path"] == MCP_PATH or scope["path"].startswith(MCP_PATH + "/"):
-        await mcp_http_app(scope, receive, send)
-    elif is_a2a_path(scope["path"]):
-        await a2a_http_app(scope, receive, send)
-    else:
-        await django_asgi_app(scope, receive, send)
+    """Django, except the agents' doors (agents/asgi.py): /mcp (MCP), and the A2A card, /a2a and /a2a/rest.
+    Every line logged while answering carries the request's correlation id (federation_site/logs.py): the
+    caller's X-Correlation-ID, else a new one, which the federation endpoints answer with."""
+    with logs.bound(correlation_id=logs.correlation_id_of(scope.get("headers") or ())):
+        if scope["path"] == MCP_PATH or scope["path"].startswith(MCP_PATH + "/"):
+            await mcp_http_app(scope, receive, send)
+        elif is_a2a_path(scope["path"]):
+            await a2a_http_app(scope, receive, send)
+        else:
+            await django_asgi_app(scope, receive, send)
 
 
 # No origin check in front of the WebSocket: remote agents send no Origin and authenticate with their key. The

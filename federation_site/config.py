@@ -369,6 +369,21 @@ class HttpSettings(_Model):
         return self.operation_timeouts.get(operation, self.timeout_seconds)
 
 
+class LoggingSettings(_Model):
+    """What `serve` logs (federation_site/logs.py) beyond its command line (our addition to the seed)."""
+
+    debug_a2a: bool = False  # every A2A message in and out in full, secrets redacted (as `serve --debug-a2a`)
+
+
+class RetentionSettings(_Model):
+    """How long rows are kept before the periodic prune (subscriptions/retention.py; `audit prune`) removes
+    them (our addition to the seed). Outbox events also wait until every active subscription has passed them."""
+
+    audit_days: PositiveInt = 90  # audit rows older than this go, archived first to .sudocode/audit-archive/
+    events_days: PositiveInt = 30  # outbox events older than this and behind every active subscription's cursor
+    received_events_days: PositiveInt = 30  # events received from remotes (duplicate detection) older than this
+
+
 def _identity_key(url: str) -> str:
     return url.strip().rstrip("/").lower()
 
@@ -395,6 +410,8 @@ class FederationConfig(_Model):
     git: GitSettings = Field(default_factory=GitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("remote_repos")
     @classmethod

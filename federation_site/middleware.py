@@ -1,8 +1,24 @@
+import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from federation_site import node
+from federation_site import logs, node
+
+
+class LogContextMiddleware:
+    """Every line logged while answering a request carries its correlation id (federation_site/logs.py), and
+    what the request binds (the caller, the request id) ends with it. Under daphne federation_site.asgi has bound
+    the id already (the caller's X-Correlation-ID or a new one); this keeps it, and does the same under WSGI."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = (request.META.get("HTTP_X_CORRELATION_ID") or "").strip()
+        correlation_id = given[:128] if given and given.isprintable() else logs.current("correlation_id")
+        with logs.bound(correlation_id=correlation_id or uuid.uuid4().hex):
+            return self.get_response(request)
 
 
 class NodeStateMiddleware:

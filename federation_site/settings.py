@@ -13,6 +13,7 @@ from pathlib import Path
 
 import environ
 
+from federation_site import logs as _logs
 from federation_site.node import REPO_ENV, RepoLayout, RepoNotFound, find_repo
 from federation_site.secrets import get_secret
 
@@ -75,6 +76,7 @@ if not CLI_PROFILE:
     ]
 
 MIDDLEWARE = [
+    "federation_site.middleware.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "federation_site.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -246,9 +248,15 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-blocked-issues": {"task": "subscriptions.tasks.reconcile_blocked", "schedule": 30.0},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
-}
+# Under `serve` (SUDOCODE_LOG_FORMAT=json|text): structured lines through structlog (federation_site/logs.py), INFO
+# and up by default. CLI commands: plain warnings on stderr, and structlog is never imported.
+_LOG_FORMAT = _logs.log_format()
+if _LOG_FORMAT:
+    LOGGING = _logs.logging_config(_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+else:
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    }

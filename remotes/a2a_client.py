@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from federation_site import logs
 from protocol.messages import integral_numbers
 from remotes.client import (
     DEFAULT_POLICY,
@@ -68,10 +69,13 @@ def jsonrpc_url(card: dict) -> str | None:
 class A2AClient:
     """RemoteClient's interface over A2A 1.0 JSON-RPC (see the module docstring)."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, policy: HttpPolicy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self, base_url: str, *, token: str | None = None, policy: HttpPolicy = DEFAULT_POLICY, remote: str = ""
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
         self._token = token
+        self.remote = remote  # the remote's identity, for the log context (as RemoteClient's)
 
     def __repr__(self) -> str:
         return f"A2AClient({self.base_url!r})"
@@ -139,9 +143,20 @@ class A2AClient:
         self, method: str, params: dict, correlation_id: str | None, timeout: float | None
     ) -> tuple[Response, dict]:
         url = self._rpc_url()
-        rpc = RemoteClient(url, token=self._token, policy=self.policy, headers={"A2A-Version": A2A_VERSION})
+        headers = {"A2A-Version": A2A_VERSION}
+        rpc = RemoteClient(url, token=self._token, policy=self.policy, headers=headers, remote=self.remote)
         envelope = {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": params}
+        # `serve --debug-a2a`: both messages in full (secrets redacted), under the call's correlation id.
+        debug = logs.a2a_debug_enabled()
+        correlation_id = correlation_id or logs.current("correlation_id") or uuid.uuid4().hex
+        if debug:
+            sent_headers = {**headers, "Authorization": f"Bearer {self._token}"} if self._token else headers
+            with logs.bound(correlation_id=correlation_id, remote=self.remote or None):
+                logs.a2a_debug("out", "request", url=url, headers=sent_headers, body=envelope)
         response = rpc.post("", envelope, correlation_id=correlation_id, timeout=timeout)
+        if debug:
+            with logs.bound(correlation_id=correlation_id, remote=self.remote or None):
+                logs.a2a_debug("in", "response", url=url, headers=dict(response.headers), body=response.data)
         error = response.data.get("error")
         if isinstance(error, dict):
             code, text = error.get("code"), error.get("message") or "error"

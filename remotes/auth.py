@@ -6,17 +6,22 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 
+from federation_site import logs
 from remotes.models import RemoteRepo
 from remotes.policy import ANONYMOUS, Caller
 
 
 def caller_for_token(token: str | None) -> Caller:
-    if not token:
-        return ANONYMOUS
-    from remotes.services import hash_key
+    """The remote whose key `token` is, or ANONYMOUS; every line logged afterwards while answering names it
+    (`remote` in the log context, federation_site/logs.py)."""
+    caller = ANONYMOUS
+    if token:
+        from remotes.services import hash_key
 
-    remote = RemoteRepo.objects.filter(api_key_hash=hash_key(token)).first() if token.isascii() else None
-    return Caller(remote) if remote else ANONYMOUS
+        remote = RemoteRepo.objects.filter(api_key_hash=hash_key(token)).first() if token.isascii() else None
+        caller = Caller(remote) if remote else ANONYMOUS
+    logs.bind(remote=caller.identity or "anonymous")
+    return caller
 
 
 def bearer_token(header: str | None) -> str | None:

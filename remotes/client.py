@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from federation_site import logs
+
 logger = logging.getLogger(__name__)
 
 ERROR_BODY_LIMIT = 2048
@@ -213,6 +215,7 @@ class RemoteClient:
         policy: HttpPolicy = DEFAULT_POLICY,
         sleep: Callable[[float], None] = time.sleep,
         headers: Mapping[str, str] | None = None,
+        remote: str = "",
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -224,6 +227,7 @@ class RemoteClient:
         self._token = token
         self._sleep = sleep
         self._headers = dict(headers or {})  # sent with every call (A2A-Version for the A2A transport)
+        self.remote = remote  # the remote's identity, for the log context of each call (federation_site/logs.py)
 
     @property
     def token(self) -> str | None:
@@ -240,7 +244,10 @@ class RemoteClient:
         correlation_id: str | None = None,
         timeout: float | None = None,
     ) -> Response:
-        return self._request("GET", path, params=params, correlation_id=correlation_id, timeout=timeout)
+        request_id = path.rsplit("/", 1)[-1] if path.startswith("/federation/requests/") else None
+        return self._request(
+            "GET", path, params=params, correlation_id=correlation_id, timeout=timeout, request_id=request_id
+        )
 
     def post(
         self,
@@ -252,7 +259,11 @@ class RemoteClient:
     ) -> Response:
         # Serialized once, here: a body that is not JSON is a bug of the caller, not a remote failure.
         body = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
-        return self._request("POST", path, body=body, correlation_id=correlation_id, timeout=timeout)
+        metadata = json_body.get("metadata")
+        request_id = metadata.get("request_id") if isinstance(metadata, dict) else None
+        return self._request(
+            "POST", path, body=body, correlation_id=correlation_id, timeout=timeout, request_id=request_id
+        )
 
     def delete(self, path: str, *, correlation_id: str | None = None, timeout: float | None = None) -> Response:
         # Retried like the others: a DELETE of the protocol (cancelling a subscription) is idempotent.
@@ -278,9 +289,25 @@ class RemoteClient:
         body: bytes | None = None,
         correlation_id: str | None,
         timeout: float | None,
+        request_id: str | None = None,
+    ) -> Response:
+        # A call made while answering another (a delegation passed on, a query fanned out) keeps its id, so one
+        # operation has one correlation id on every node it reaches.
+        correlation_id = correlation_id or logs.current("correlation_id") or uuid.uuid4().hex
+        with logs.bound(correlation_id=correlation_id, remote=self.remote or None, request_id=request_id):
+            return self._send(method, path, params=params, body=body, correlation_id=correlation_id, timeout=timeout)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        body: bytes | None,
+        correlation_id: str,
+        timeout: float | None,
     ) -> Response:
         url = self.url(path)
-        correlation_id = correlation_id or uuid.uuid4().hex
         headers = {
             "Accept": "application/json",
             "User-Agent": user_agent(),

@@ -44,8 +44,8 @@ def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None =
     token = get_secret(node.layout().secrets_path, token_env_name(remote.url))
     declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
     if declared is not None and declared.transport == "a2a":
-        return A2AClient(remote.rest_endpoint, token=token, policy=policy)
-    return RemoteClient(remote.rest_endpoint, token=token, policy=policy)
+        return A2AClient(remote.rest_endpoint, token=token, policy=policy, remote=remote.url)
+    return RemoteClient(remote.rest_endpoint, token=token, policy=policy, remote=remote.url)
 
 
 def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, request_id: str = ""):

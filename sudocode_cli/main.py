@@ -578,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer A2A messages that carry no federation message with the A2A conformance kit's scenarios "
         "(testing only; see README)",
     )
+    # Logs (README "Operating a node"): JSON lines on stderr by default, for the worker and beat too.
+    serve.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines (default: json)")
+    serve.add_argument("--debug-a2a", action="store_true", help="log every A2A message in and out (redacted)")
     _command(serve, "node:serve")
 
     staff = commands.add_parser("staff", help="people who may log in to the dashboard")

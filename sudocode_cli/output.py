@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from collections.abc import Sequence
@@ -33,8 +34,21 @@ def _cut(text: str, width: int) -> str:
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    if _structured():
+        logging.getLogger("sudocode.cli").warning(message)
+    else:
+        sys.stderr.write(f"warning: {message}\n")
 
 
 def note(message: str) -> None:
-    sys.stderr.write(f"{message}\n")
+    if _structured():
+        logging.getLogger("sudocode.cli").info(message)
+    else:
+        sys.stderr.write(f"{message}\n")
+
+
+def _structured() -> bool:
+    """Under `serve` (SUDOCODE_LOG_FORMAT, federation_site/logs.py) stderr is the log: one JSON object per line."""
+    from federation_site.logs import log_format
+
+    return log_format() is not None

@@ -202,8 +202,13 @@ def status(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from federation_site import metrics
+    from federation_site import logs, metrics
     from federation_site.node import RepoLayout
+
+    # Before Django reads its settings (LOGGING); the worker and beat inherit them.
+    os.environ[logs.FORMAT_ENV] = args.log_format
+    if args.debug_a2a:
+        os.environ[logs.DEBUG_A2A_ENV] = "1"
 
     # Before anything imports prometheus_client: daphne, the worker and beat each count into their own files
     # there, which /metrics adds up; emptied, so a scrape never adds the processes of an earlier run.
