@@ -52,6 +52,11 @@ def audit_filters(params: Mapping[str, str | None]) -> dict:
     return {**filters, "since": moments["since"], "until": moments["until"]}
 
 
+def audit_moment(text: str) -> datetime:
+    """An ISO 8601 datetime or date (UTC when it names no zone). ValueError when it is neither."""
+    return _moment(text)
+
+
 def _moment(text: str) -> datetime:
     moment = parse_datetime(text.replace(" ", "T", 1))
     if moment is None:

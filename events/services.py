@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -103,3 +104,17 @@ def _announce(seq: int) -> None:
     from events.publish import announce
 
     announce(seq)
+
+
+def events_prune(*, before: datetime, passed_seq: int, dry_run: bool = False) -> dict[str, Any]:
+    """Delete the outbox events created before `before` whose seq is at most `passed_seq` (the lowest cursor
+    of the subscriptions that still read the outbox: the caller's rule, subscriptions.retention). The newest
+    event always stays, so the outbox head (events.selectors.head_seq) never goes back. `dry_run` only counts.
+    Returns {"count", "up_to_seq"} (the highest seq that may go)."""
+    from django.db.models import Max
+
+    head = Event.objects.aggregate(m=Max("seq"))["m"] or 0
+    up_to = min(passed_seq, head - 1)
+    rows = Event.objects.filter(created_at__lt=before, seq__lte=up_to)
+    count = rows.count() if dry_run else rows.delete()[0]
+    return {"count": count, "up_to_seq": max(up_to, 0)}

@@ -61,6 +61,11 @@ class RepoLayout:
         """Where each process of `serve` keeps its Prometheus values (multiprocess mode); emptied at each start."""
         return self.sudocode_dir / "metrics"
 
+    @property
+    def audit_archive_dir(self) -> Path:
+        """Where retention exports the audit rows it prunes, one JSONL file per run (gitignored)."""
+        return self.sudocode_dir / "audit-archive"
+
     def lock_path(self, name: str) -> Path:
         return self.sudocode_dir / f".federation-{name}.lock"
 

@@ -246,6 +246,8 @@ CELERY_BEAT_SCHEDULE = {
     "sync-outgoing-subscriptions": {"task": "subscriptions.tasks.sync_outgoing", "schedule": 60.0},
     "push-outgoing-subscriptions": {"task": "subscriptions.tasks.push_outgoing_due", "schedule": 5.0},
     "reconcile-blocked-issues": {"task": "subscriptions.tasks.reconcile_blocked", "schedule": 30.0},
+    # Retention (config `retention`): old outbox events, received events, audit rows (archived first).
+    "prune-retention": {"task": "subscriptions.tasks.prune_retention", "schedule": 3600.0},
 }
 
 # Under `serve` (SUDOCODE_LOG_FORMAT=json|text): structured lines through structlog (federation_site/logs.py), INFO

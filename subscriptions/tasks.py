@@ -55,3 +55,14 @@ def reconcile_blocked() -> int:
     from remotes.blocking import blocked_status_reconcile
 
     return len(blocked_status_reconcile())
+
+
+# --- retention ------------------------------------------------------------------------------------------------
+
+
+@app.task(ignore_result=True)
+def prune_retention() -> dict:
+    """Periodic (hourly): old outbox events, received events and audit rows (subscriptions/retention.py)."""
+    from subscriptions.retention import retention_prune
+
+    return retention_prune()

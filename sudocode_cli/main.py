@@ -499,6 +499,17 @@ def _request_commands(commands) -> None:
     stats.add_argument("--correlation-id", help="only the entries of one call")
     _format(stats)
     _command(stats, "requests:audit_stats")
+    prune = sub.add_parser(
+        "prune",
+        help="remove what retention says is old (the hourly task does it too); --dry-run shows what would go",
+        description="Outbox events older than retention.events_days that every subscription has been sent, "
+        "received events older than retention.received_events_days, and audit entries older than "
+        "retention.audit_days (default 90), exported first to .sudocode/audit-archive/<time>.jsonl.",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count only; delete nothing")
+    prune.add_argument("--now", metavar="WHEN", help="as if it were WHEN (ISO 8601), e.g. to see what goes next week")
+    _format(prune)
+    _command(prune, "requests:audit_prune")
 
 
 def _subscription_commands(commands) -> None:

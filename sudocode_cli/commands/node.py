@@ -22,6 +22,7 @@ GITIGNORE_LINES = (
     "metrics/",
     "celerybeat-schedule*",
     "merge-conflicts.jsonl",
+    "audit-archive/",  # what retention pruned from the audit log (audit.services.audit_prune adds it too)
 )
 
 
@@ -106,15 +107,9 @@ def _git_toplevel(start: Path) -> Path:
 
 
 def _ensure_gitignore(path: Path) -> list[str]:
-    existing = path.read_text().splitlines() if path.exists() else []
-    missing = [line for line in GITIGNORE_LINES if line not in existing]
-    if missing:
-        text = path.read_text() if path.exists() else ""
-        if text and not text.endswith("\n"):
-            text += "\n"
-        text += "# sudocode federation: local state and secrets\n" + "".join(f"{m}\n" for m in missing)
-        path.write_text(text)
-    return missing
+    from federation_site.files import ensure_lines
+
+    return ensure_lines(path, GITIGNORE_LINES, header="sudocode federation: local state and secrets")
 
 
 def _warn_secrets_tracked() -> None:

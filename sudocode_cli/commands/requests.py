@@ -8,6 +8,7 @@ import json
 import sys
 
 from sudocode_cli import runtime
+from sudocode_cli.errors import UsageError
 from sudocode_cli.output import print_json, print_table
 
 
@@ -260,4 +261,31 @@ def audit_stats(args: argparse.Namespace) -> int:
         if stats[counts]:
             print()
             print_table(list(stats[counts].items()), (title, "entries"))
+    return 0
+
+
+def audit_prune(args: argparse.Namespace) -> int:
+    """Retention now (subscriptions.retention): what went, or with --dry-run what would go."""
+    runtime.setup(args.repo)
+    from audit.selectors import audit_moment
+    from subscriptions.retention import retention_prune
+
+    now = None
+    if args.now:
+        try:
+            now = audit_moment(args.now)
+        except ValueError:
+            raise UsageError(f"--now: {args.now[:40]!r} is not an ISO 8601 date or time (2026-11-30T09:00Z)") from None
+    result = retention_prune(now=now, dry_run=args.dry_run)
+    if args.format == "json":
+        print_json(result)
+        return 0
+    verb = "would go" if args.dry_run else "pruned"
+    events, received, audit = result["events"], result["received_events"], result["audit"]
+    print(f"outbox events {verb}: {events['count']} (older than {events['before'][:19]}, seq <= {events['up_to_seq']})")
+    print(f"received events {verb}: {received['count']} (older than {received['before'][:19]})")
+    span = f", {audit['oldest'][:19]} to {audit['newest'][:19]}" if audit["count"] else ""
+    print(f"audit entries {verb}: {audit['count']} (older than {audit['before'][:19]}{span})")
+    if audit["archive"]:
+        print(f"archived to {audit['archive']}")
     return 0

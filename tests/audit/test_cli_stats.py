@@ -78,3 +78,37 @@ def test_the_default_window_is_the_last_24_hours(logged):
     assert result.code == 0, result.err
     stats = json.loads(result.out)
     assert (stats["total"], stats["by_operation"]) == (1, {"event": 1})  # not the five of 2025
+
+
+# --- audit prune (retention, subscriptions/retention.py) ---------------------------------------------------------
+
+
+def test_audit_prune_dry_run_shows_what_would_go_and_the_real_run_archives_it(logged):
+    # The five rows are from 2025-06-01: on 2025-08-31 the cut is 2025-06-02, on 2025-08-29 it is 2025-05-31.
+    early = fed(logged, "audit", "prune", "--dry-run", "--now", "2025-08-29")
+    assert early.code == 0, early.err
+    assert "audit entries would go: 0 (older than 2025-05-31T00:00:00)" in early.out
+
+    dry = fed(logged, "audit", "prune", "--dry-run", "--now", "2025-08-31", "--format", "json")
+    assert dry.code == 0, dry.err
+    shown = json.loads(dry.out)
+    assert shown["dry_run"] and shown["audit"]["count"] == 5 and shown["audit"]["archive"] is None
+    assert json.loads(fed(logged, "audit", "stats", "--since", "2025-06-01", "--format", "json").out)["total"] == 5
+
+    done = fed(logged, "audit", "prune", "--now", "2025-08-31")
+    assert done.code == 0, done.err
+    assert "audit entries pruned: 5 (older than 2025-06-02T00:00:00, 2025-06-01T10:00:00 to 2025-06-01T10:04:00)" in (
+        done.out
+    )
+    archive = Path(done.out.split("archived to ", 1)[1].strip())
+    assert archive.parent == logged / ".sudocode" / "audit-archive"
+    assert [json.loads(line)["log_id"] for line in archive.read_text().splitlines()] == [
+        f"log-{n}" for n in range(1, 6)
+    ]
+    assert json.loads(fed(logged, "audit", "stats", "--since", "2025-06-01", "--format", "json").out)["total"] == 0
+
+
+def test_audit_prune_refuses_a_now_that_is_not_a_time(logged):
+    result = fed(logged, "audit", "prune", "--now", "next week")
+    assert result.code == 2
+    assert "--now: 'next week' is not an ISO 8601 date or time" in result.err
