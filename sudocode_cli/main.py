@@ -590,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(testing only; see README)",
     )
     # Logs (README "Operating a node"): JSON lines on stderr by default, for the worker and beat too.
-    serve.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines (default: json)")
+    serve.add_argument("--log-format", choices=("json", "text"), help="log lines (default: json)")
     serve.add_argument("--debug-a2a", action="store_true", help="log every A2A message in and out (redacted)")
     _command(serve, "node:serve")
 

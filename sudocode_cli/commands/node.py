@@ -201,7 +201,7 @@ def serve(args: argparse.Namespace) -> int:
     from federation_site.node import RepoLayout
 
     # Before Django reads its settings (LOGGING); the worker and beat inherit them.
-    os.environ[logs.FORMAT_ENV] = args.log_format
+    os.environ[logs.FORMAT_ENV] = args.log_format or logs.log_format() or "json"
     if args.debug_a2a:
         os.environ[logs.DEBUG_A2A_ENV] = "1"
 
