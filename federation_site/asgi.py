@@ -20,11 +20,14 @@ from subscriptions.routing import websocket_urlpatterns  # noqa: E402
 async def http(scope, receive, send):
     """Django, except the agents' doors (agents/asgi.py): /mcp (MCP), and the A2A card, /a2a and /a2a/rest.
     Every line logged while answering carries the request's correlation id (federation_site/logs.py): the
-    caller's X-Correlation-ID, else a new one, which the federation endpoints answer with."""
+    caller's X-Correlation-ID, else a new one, which the federation endpoints answer with. Not for /mcp: the
+    MCP SDK runs its tools in tasks of the session manager that the first request started, which would keep
+    that request's context for good."""
+    if scope["path"] == MCP_PATH or scope["path"].startswith(MCP_PATH + "/"):
+        await mcp_http_app(scope, receive, send)
+        return
     with logs.bound(correlation_id=logs.correlation_id_of(scope.get("headers") or ())):
-        if scope["path"] == MCP_PATH or scope["path"].startswith(MCP_PATH + "/"):
-            await mcp_http_app(scope, receive, send)
-        elif is_a2a_path(scope["path"]):
+        if is_a2a_path(scope["path"]):
             await a2a_http_app(scope, receive, send)
         else:
             await django_asgi_app(scope, receive, send)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from federation_site import logs
+
+
+@pytest.fixture(autouse=True)
+def _warnings_stay_pytests():
+    yield
+    logging.captureWarnings(False)  # logs.formatter routes warnings into logging, as serve wants; not here
 
 
 def render(record_logger: str, message: str, *, format: str = "json", **extra) -> str:
