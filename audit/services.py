@@ -62,8 +62,8 @@ def audit_record(
     metrics.call_observe(
         operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
     )
-    level = logging.WARNING if status == "failed" else logging.INFO
-    if logger.isEnabledFor(level):
+    # INFO even when it failed: the CLI (which logs warnings) reports a failure itself, in its own words.
+    if logger.isEnabledFor(logging.INFO):
         fields = {
             "operation": operation,
             "direction": direction,
@@ -76,7 +76,7 @@ def audit_record(
         }
         if error:
             fields["error"] = error[:500]
-        logger.log(level, f"{direction} {operation} {status}", extra={k: v for k, v in fields.items() if v is not None})
+        logger.info(f"{direction} {operation} {status}", extra={k: v for k, v in fields.items() if v is not None})
     return row
 
 
