@@ -513,6 +513,11 @@ def main(argv: list[str] | None = None) -> int:
             served.start(timeout=120)
             caller = Node(tmp, "caller")
             key = link(caller, served, trust="verified")
+            # The default 60 queries a minute would refuse the benchmark itself: limits stay on, out of reach.
+            config = served.config()
+            config["rate_limits"]["per_repo"]["queries_per_minute"] = 10**9
+            config["policies"]["incoming_requests"]["query"]["rate_limit"]["requests_per_minute"] = 10**9
+            served.write_config(config)
             progress(f"served node on {served.base} ({status['issues']} issues); {caller.identity} linked, verified")
 
             floor_port = free_port()

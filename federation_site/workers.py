@@ -1,4 +1,5 @@
-"""Starting and stopping the Celery worker and beat next to the web process (`sudocode-fed serve`)."""
+"""Starting and stopping the Celery worker and beat next to the web process (`sudocode-fed serve`), and the web
+processes themselves when `serve --workers N` runs several on one listening socket."""
 
 from __future__ import annotations
 
@@ -111,6 +112,16 @@ def _command(name: str, repo: Path) -> list[str]:
     ]
 
 
+def _what(name: str) -> str:
+    return f"web process {name[4:]}" if name.startswith("web-") else f"Celery {name}"
+
+
+def _spawn_web(command: list[str], repo: Path, *, fd: int | None) -> subprocess.Popen:
+    env = dict(os.environ, SUDOCODE_REPO=str(repo), DJANGO_SETTINGS_MODULE="federation_site.settings")
+    env.pop("SUDOCODE_FED_CLI", None)
+    return subprocess.Popen(command, env=env, pass_fds=() if fd is None else (fd,))
+
+
 def _spawn(name: str, repo: Path) -> subprocess.Popen:
     """The worker or the beat for `repo`, a child process sharing our environment (and so our database)."""
     env = dict(os.environ, SUDOCODE_REPO=str(repo), DJANGO_SETTINGS_MODULE="federation_site.settings")
@@ -118,16 +129,41 @@ def _spawn(name: str, repo: Path) -> subprocess.Popen:
     return subprocess.Popen(_command(name, repo), env=env)
 
 
+def listen(host: str, port: int, *, backlog: int = 1024) -> socket.socket:
+    """A listening TCP socket the web processes of `serve --workers N` share (each daphne adopts it with
+    `--fd`, and the kernel hands each connection to one of them). Inheritable; OSError when taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
 class Supervisor:
     """Keeps the worker and beat of `serve` running: one that exits is started again, after 1 s, then 2, 4, ...
     up to 60 s while it keeps dying (a process that lived a minute starts the count again), with a log line each
-    time. Without them callbacks, notifications and webhooks would silently stop."""
+    time. Without them callbacks, notifications and webhooks would silently stop. With `web` (a daphne command
+    line serving the inherited socket `fd`), it also keeps `web_processes` web processes running the same way.
+    `worker=False`: no worker and beat (`serve --no-worker`)."""
 
     POLL_SECONDS = 0.5
     MAX_BACKOFF = 60.0
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        *,
+        worker: bool = True,
+        web: list[str] | None = None,
+        web_processes: int = 0,
+        fd: int | None = None,
+    ) -> None:
         self.repo = Path(repo)
+        self.names = (["worker", "beat"] if worker else []) + [f"web-{n}" for n in range(web_processes if web else 0)]
+        self.web = web
+        self.fd = fd
         self.processes: dict[str, subprocess.Popen] = {}
         self.restarts: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
@@ -137,13 +173,16 @@ class Supervisor:
 
     def start(self) -> Supervisor:
         ensure_broker_folders()
-        for name in ("worker", "beat"):
+        for name in self.names:
             self._launch(name)
         self._thread.start()
         return self
 
     def _launch(self, name: str) -> None:
-        self.processes[name] = _spawn(name, self.repo)
+        if name.startswith("web-") and self.web is not None:
+            self.processes[name] = _spawn_web(self.web, self.repo, fd=self.fd)
+        else:
+            self.processes[name] = _spawn(name, self.repo)
         self._started_at[name] = time.monotonic()
 
     def _run(self) -> None:
@@ -162,13 +201,13 @@ class Supervisor:
                 wait = min(2.0 ** self.restarts.get(name, 0), self.MAX_BACKOFF)
                 self._due[name] = now + wait
                 logger.warning(
-                    "the Celery %s exited (code %s); starting it again in %.0f s", name, proc.returncode, wait
+                    "the %s exited (code %s); starting it again in %.0f s", _what(name), proc.returncode, wait
                 )
             elif now >= self._due[name]:
                 del self._due[name]
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 self._launch(name)
-                logger.warning("the Celery %s runs again (restart #%d)", name, self.restarts[name])
+                logger.warning("the %s runs again (restart #%d)", _what(name), self.restarts[name])
 
     def stop(self) -> None:
         self._stopping.set()
