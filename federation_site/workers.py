@@ -1,5 +1,5 @@
 """Starting and stopping the Celery worker and beat next to the web process (`sudocode-fed serve`), and the web
-processes themselves when `serve --workers N` runs several on one listening socket."""
+processes themselves when `serve --workers N` runs several on one port."""
 
 from __future__ import annotations
 
@@ -116,10 +116,10 @@ def _what(name: str) -> str:
     return f"web process {name[4:]}" if name.startswith("web-") else f"Celery {name}"
 
 
-def _spawn_web(command: list[str], repo: Path, *, fd: int | None) -> subprocess.Popen:
+def _spawn_web(command: list[str], repo: Path) -> subprocess.Popen:
     env = dict(os.environ, SUDOCODE_REPO=str(repo), DJANGO_SETTINGS_MODULE="federation_site.settings")
     env.pop("SUDOCODE_FED_CLI", None)
-    return subprocess.Popen(command, env=env, pass_fds=() if fd is None else (fd,))
+    return subprocess.Popen(command, env=env)
 
 
 def _spawn(name: str, repo: Path) -> subprocess.Popen:
@@ -129,23 +129,11 @@ def _spawn(name: str, repo: Path) -> subprocess.Popen:
     return subprocess.Popen(_command(name, repo), env=env)
 
 
-def listen(host: str, port: int, *, backlog: int = 1024) -> socket.socket:
-    """A listening TCP socket the web processes of `serve --workers N` share (each daphne adopts it with
-    `--fd`, and the kernel hands each connection to one of them). Inheritable; OSError when taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    sock.set_inheritable(True)
-    return sock
-
-
 class Supervisor:
     """Keeps the worker and beat of `serve` running: one that exits is started again, after 1 s, then 2, 4, ...
     up to 60 s while it keeps dying (a process that lived a minute starts the count again), with a log line each
-    time. Without them callbacks, notifications and webhooks would silently stop. With `web` (a daphne command
-    line serving the inherited socket `fd`), it also keeps `web_processes` web processes running the same way.
+    time. Without them callbacks, notifications and webhooks would silently stop. With `web` (the command line of
+    one web process, sudocode_cli.webprocess), it also keeps `web_processes` of them running the same way.
     `worker=False`: no worker and beat (`serve --no-worker`)."""
 
     POLL_SECONDS = 0.5
@@ -158,12 +146,10 @@ class Supervisor:
         worker: bool = True,
         web: list[str] | None = None,
         web_processes: int = 0,
-        fd: int | None = None,
     ) -> None:
         self.repo = Path(repo)
         self.names = (["worker", "beat"] if worker else []) + [f"web-{n}" for n in range(web_processes if web else 0)]
         self.web = web
-        self.fd = fd
         self.processes: dict[str, subprocess.Popen] = {}
         self.restarts: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
@@ -180,7 +166,7 @@ class Supervisor:
 
     def _launch(self, name: str) -> None:
         if name.startswith("web-") and self.web is not None:
-            self.processes[name] = _spawn_web(self.web, self.repo, fd=self.fd)
+            self.processes[name] = _spawn_web(self.web, self.repo)
         else:
             self.processes[name] = _spawn(name, self.repo)
         self._started_at[name] = time.monotonic()

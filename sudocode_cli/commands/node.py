@@ -271,26 +271,20 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_processes(args: argparse.Namespace, root, processes: int, daphne_args: list[str]) -> int:
-    """`serve --workers N`: N daphne processes on one socket bound here, supervised with the worker and beat,
-    until SIGTERM or SIGINT (which each child gets as well, and ends on cleanly)."""
+    """`serve --workers N`: N web processes listening on the port together (sudocode_cli.webprocess), supervised
+    with the worker and beat, until SIGTERM or SIGINT (which each child gets as well, and ends on cleanly)."""
     import signal
     import threading
 
     from federation_site import workers
 
-    try:
-        sock = workers.listen(args.host, args.port)
+    try:  # the port is ours (bound, not listening: no connection waits here), or say so now
+        reserved = _bound(args.host, args.port)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    note(f"{processes} web processes on one socket (--workers)")
-    command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), *daphne_args]
-    supervisor = workers.Supervisor(
-        root,
-        worker=not args.no_worker,
-        web=[*command, "federation_site.asgi:application"],
-        web_processes=processes,
-        fd=sock.fileno(),
-    ).start()
+    note(f"{processes} web processes on port {args.port} (--workers)")
+    command = [sys.executable, "-m", "sudocode_cli.webprocess", args.host, str(args.port), *daphne_args]
+    supervisor = workers.Supervisor(root, worker=not args.no_worker, web=command, web_processes=processes).start()
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
@@ -298,8 +292,20 @@ def _serve_processes(args: argparse.Namespace, root, processes: int, daphne_args
         done.wait()
     finally:
         supervisor.stop()
-        sock.close()
+        reserved.close()
     return 0
+
+
+def _bound(host: str, port: int):
+    """A socket bound to the port with SO_REUSEPORT and never listening: it keeps another program from taking
+    the port between two web processes' lives, and receives no connection."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 def staff_add(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`serve --workers N`: several daphne processes on one socket. Each keeps its own answer cache, which must never
+"""`serve --workers N`: several daphne processes on one port. Each keeps its own answer cache, which must never
 serve an answer older than the data, whichever process changed it; the WebSocket works through any of them; and
 the reads' audit rows, written in batches off the request path, are all written by the time the node stops."""
 
@@ -49,7 +49,7 @@ def node(tmp_path_factory):
     config["policies"]["incoming_requests"]["query"]["rate_limit"]["requests_per_minute"] = 10_000
     node.write_config(config)
     node.issue = node.cli_json("issue", "create", "Before the change", "--tags", "api")["id"]
-    node.start()  # the socket listens at once; each process takes its first connections once it has loaded
+    node.start()  # the port listens once a web process has loaded
     yield node
     node.stop()
 
@@ -64,8 +64,8 @@ def _titles(node: Node) -> set[str]:
 
 
 def test_two_web_processes_share_the_port(node):
-    daphnes = [c for c in _children(node.proc.pid) if "daphne" in c and "--fd" in c]
-    assert len(daphnes) == 2, _children(node.proc.pid)
+    web = [c for c in _children(node.proc.pid) if "sudocode_cli.webprocess" in c]
+    assert len(web) == 2, _children(node.proc.pid)
 
 
 def test_no_process_answers_from_its_cache_after_another_process_changed_the_data(node):
