@@ -41,12 +41,15 @@ def _children(pid: int) -> list[str]:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     node = Node(tmp_path_factory.mktemp("workers"), "api-service", worker=False, workers=2)
-    added = node.cli("remote", "add", "github.com/org/frontend", "--trust", "verified", "--no-discover")
+    added = node.cli("remote", "add", "github.com/org/frontend", "--trust", "trusted", "--no-discover")
     assert added.code == 0, added.err
     node.key = next(line.strip() for line in added.out.splitlines() if line.strip().startswith("sfk_"))
     config = node.config()
     config["rate_limits"]["per_repo"]["queries_per_minute"] = 10_000
     config["policies"]["incoming_requests"]["query"]["rate_limit"]["requests_per_minute"] = 10_000
+    config["rate_limits"]["per_repo"]["mutations_per_hour"] = 10_000
+    remote = next(r for r in config["remote_repos"] if r["url"] == "github.com/org/frontend")
+    remote.setdefault("permissions", {})["mutate"] = {"allowed": True}  # auto-approved: carried out at once
     node.write_config(config)
     node.issue = node.cli_json("issue", "create", "Before the change", "--tags", "api")["id"]
     node.start()  # the port listens once a web process has loaded
@@ -88,6 +91,39 @@ def test_a_websocket_on_any_process_hears_a_change(node):
             created = node.cli_json("issue", "create", f"Heard by socket {n}")
             event = json.loads(ws.recv(timeout=15))["event"]
             assert event["type"] == "issue_created" and event["entity"]["id"] == created["id"]
+
+
+def test_creates_sent_at_once_to_both_processes_are_all_written_once(node):
+    """Each process appends to the bytes it last wrote; one that finds the file changed by the other reads it
+    again. Identical requests (one request_id) create one issue."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(n: int) -> requests.Response:
+        body = {
+            "type": "mutate",
+            "from": "github.com/org/frontend",
+            "to": "github.com/org/api-service",
+            "operation": "create_issue",
+            "data": {"title": f"Created at once {n % 12}", "priority": 2},
+            "metadata": {"request_id": f"req-at-once-{n % 12}", "requester": "test"},
+        }
+        return requests.post(
+            f"{node.api}/federation/mutate", json=body, headers={"Authorization": f"Bearer {node.key}"}, timeout=60
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(create, range(24)))  # each of 12 requests sent twice
+    assert [a.status_code for a in answers] == [200] * 24, [a.text[:200] for a in answers]
+    assert {a.json()["status"] for a in answers} == {"completed"}, answers[0].text
+    lines = (node.repo / ".sudocode" / "issues.jsonl").read_text().splitlines()
+    titles = [json.loads(line)["title"] for line in lines]
+    assert sorted(t for t in titles if t.startswith("Created at once")) == sorted(
+        f"Created at once {n}" for n in range(12)
+    )
+    listed = node.cli_json("issue", "list")
+    assert sorted(i["title"] for i in listed if i["title"].startswith("Created at once")) == sorted(
+        f"Created at once {n}" for n in range(12)
+    )
 
 
 def test_every_query_is_audited_once_the_node_stops(node):

@@ -69,3 +69,26 @@ def test_a_file_changed_by_someone_else_is_read_again(tmp_path):
     path.write_bytes((jsonl.dump_record(changed) + "\n").encode())
     assert jsonl.read_jsonl(path, "issue").records[0]["title"] == "Edited by hand"
     assert first.records[0]["title"] == "Issue 1"
+
+
+@pytest.mark.slow
+def test_creates_from_several_processes_at_once_lose_and_duplicate_nothing(git_repo):
+    """Each process appends to bytes it read under the file lock; one that finds other bytes parses them again."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import run_cli
+
+    assert run_cli("--repo", str(git_repo), "init").code == 0
+    assert run_cli("--repo", str(git_repo), "issue", "create", "First").code == 0
+    titles = [f"Parallel {n}" for n in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda t: run_cli("--repo", str(git_repo), "issue", "create", t), titles))
+    assert [r.code for r in results] == [0] * 8, [r.err for r in results]
+    lines = (git_repo / ".sudocode" / "issues.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert sorted(r["title"] for r in records) == sorted(["First", *titles])
+    assert len({r["uuid"] for r in records}) == len(records) == 9
+    assert [jsonl.sort_key(r) for r in records] == sorted(jsonl.sort_key(r) for r in records)
+    listed = json.loads(run_cli("--repo", str(git_repo), "issue", "list", "--format", "json").out)
+    assert sorted(i["title"] for i in listed) == sorted(["First", *titles])
