@@ -90,8 +90,13 @@ def peak_memory(pid: int) -> list[dict]:
             continue
         hwm = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), None)
         if hwm is not None:
-            what = "daphne" if "daphne" in cmdline else "celery " + cmdline.split(" ")[4] if "celery" in cmdline else ""
-            out.append({"pid": one, "process": what or "serve", "peak_rss_mib": round(int(hwm) / 1024, 1)})
+            if "webprocess" in cmdline or "daphne" in cmdline:
+                what = "web (daphne)"
+            elif "celery" in cmdline:
+                what = "celery beat" if " beat" in cmdline else "celery worker"
+            else:
+                what = "serve"
+            out.append({"pid": one, "process": what, "peak_rss_mib": round(int(hwm) / 1024, 1)})
     return out
 
 
