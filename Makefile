@@ -62,19 +62,8 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install  ## benchmarks; print JSON figures (a few minutes; run on a quiet machine)
-	$(BIN)/python benchmarks/bench_tracker.py
-	$(BIN)/python benchmarks/bench_query.py
-	$(BIN)/python benchmarks/bench_mutate.py
-	$(BIN)/python benchmarks/bench_propagation.py
-	$(BIN)/python benchmarks/bench_policy.py
-	$(BIN)/python benchmarks/bench_agents.py
-	$(BIN)/python benchmarks/bench_query_all.py
-	$(BIN)/python benchmarks/bench_graph.py
-	$(BIN)/python benchmarks/bench_search.py
-	$(BIN)/python benchmarks/bench_metrics.py
-	$(BIN)/python benchmarks/bench_audit.py
-	$(BIN)/python benchmarks/bench_overhead.py
+bench: install  ## benchmarks; one JSON document of every figure, issue 16's beside its table (run on a quiet machine)
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,10 +1,19 @@
-"""Writing the audit log. Every cross-repo operation, in or out, leaves one row; services call these."""
+"""Writing the audit log. Every cross-repo operation, in or out, leaves one row; services call these.
+
+Reads (queries, discovers) may be audited off the request path: `audit_record_later` queues the row, and a
+thread of the process writes the queue in one transaction at most `BATCH_SECONDS` later, and at exit. Only
+the web processes turn that on (`batch_reads`, from federation_site.asgi when `serve` asks); everywhere
+else, and for every mutation, the row is written before the answer.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +27,9 @@ from federation_site import files, metrics
 
 logger = logging.getLogger("sudocode.audit")
 _MAX_SUMMARY = 2000  # characters of JSON kept per payload/result: enough to follow a call, never a whole body
+BATCH_READS_ENV = "SUDOCODE_AUDIT_BATCH_READS"  # "1": federation_site.asgi calls batch_reads (set by `serve`)
+BATCH_SECONDS = 0.1  # a queued row is written within this long
+BATCH_MAX_QUEUED = 10_000  # past this many waiting rows, a read writes its own row at once (no row is dropped)
 
 
 def _summary(value: Any) -> Any:
@@ -45,7 +57,127 @@ def audit_record(
 ) -> AuditLog:
     """Write the audit row of one cross-repo operation, count it (and its duration) in the node's metrics, and log
     it: one line per operation, with its correlation id, remote and request id (JSON under `serve`)."""
-    row = AuditLog.objects.create(
+    row = _row(
+        operation=operation,
+        direction=direction,
+        local_repo=local_repo,
+        remote_repo=remote_repo,
+        status=status,
+        payload=payload,
+        result=result,
+        error=error,
+        request_id=request_id,
+        correlation_id=correlation_id,
+        duration_ms=duration_ms,
+    )
+    row.save(force_insert=True)
+    metrics.call_observe(
+        operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
+    )
+    _log_line(row)
+    return row
+
+
+def audit_record_later(**fields: Any) -> None:
+    """`audit_record` for a read: the row is queued and written with others within `BATCH_SECONDS` (at once
+    when batching is off, or the queue is full). Counted in the metrics now. Takes audit_record's keywords."""
+    batcher = _batcher
+    if batcher is None:
+        audit_record(**fields)
+        return
+    row = _row(**fields)
+    if not batcher.add(row):
+        row.save(force_insert=True)
+    metrics.call_observe(
+        operation=row.operation_type,
+        remote=row.remote_repo,
+        direction=row.direction,
+        outcome=row.status,
+        duration_ms=fields.get("duration_ms"),
+    )
+    _log_line(row)
+
+
+def batch_reads() -> None:
+    """Audit reads in batches in this process from now on (`audit_record_later`), written at exit too."""
+    global _batcher
+    if _batcher is None:
+        _batcher = _Batcher()
+        atexit.register(audit_flush)
+
+
+def audit_flush() -> int:
+    """Write every queued row now, in the calling thread (at exit; tests). Returns how many were written."""
+    batcher = _batcher
+    return batcher.write_waiting() if batcher is not None else 0
+
+
+class _Batcher:
+    def __init__(self) -> None:
+        self.waiting: list[AuditLog] = []  # taken only under _lock, by write_waiting: none is lost at exit
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="audit-batch", daemon=True).start()
+
+    def add(self, row: AuditLog) -> bool:
+        """Queue `row`; False when the queue is full (the caller writes it)."""
+        with self._lock:
+            if len(self.waiting) >= BATCH_MAX_QUEUED:
+                return False
+            self.waiting.append(row)
+        self._wake.set()
+        return True
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            self._wake.wait()
+            time.sleep(BATCH_SECONDS / 2)  # let the rows of requests running now join this batch
+            self._wake.clear()
+            try:
+                self.write_waiting()
+            except Exception:  # never let the thread die: the rows stay queued for the next try or the exit
+                logger.exception("could not write a batch of audit rows; trying again")
+                self._wake.set()
+                time.sleep(BATCH_SECONDS)
+            close_old_connections()
+
+    def write_waiting(self) -> int:
+        with self._write_lock:
+            with self._lock:
+                batch, self.waiting = self.waiting, []
+            if not batch:
+                return 0
+            try:
+                AuditLog.objects.bulk_create(batch)
+            except Exception:
+                with self._lock:  # back at the head of the queue, for the next try
+                    self.waiting[:0] = batch
+                raise
+            return len(batch)
+
+    _write_lock = threading.Lock()  # one writer at a time: the thread, or a flush at exit
+
+
+_batcher: _Batcher | None = None
+
+
+def _row(
+    *,
+    operation: str,
+    direction: str,
+    local_repo: str,
+    remote_repo: str,
+    status: str,
+    payload: Any = None,
+    result: Any = None,
+    error: str = "",
+    request_id: str = "",
+    correlation_id: str = "",
+    duration_ms: float | None = None,
+) -> AuditLog:
+    return AuditLog(
         operation_type=operation,
         direction=direction,
         local_repo=local_repo,
@@ -59,25 +191,6 @@ def audit_record(
         timestamp=timezone.now(),
         duration_ms=None if duration_ms is None else int(round(duration_ms)),
     )
-    metrics.call_observe(
-        operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
-    )
-    # INFO even when it failed: the CLI (which logs warnings) reports a failure itself, in its own words.
-    if logger.isEnabledFor(logging.INFO):
-        fields = {
-            "operation": operation,
-            "direction": direction,
-            "remote": row.remote_repo,
-            "status": status,
-            "duration_ms": row.duration_ms,
-            "correlation_id": row.correlation_id or None,
-            "request_id": request_id or None,
-            "audit_log_id": row.log_id,
-        }
-        if error:
-            fields["error"] = error[:500]
-        logger.info(f"{direction} {operation} {status}", extra={k: v for k, v in fields.items() if v is not None})
-    return row
 
 
 ARCHIVE_GITIGNORE = "audit-archive/"  # the line in .sudocode/.gitignore that keeps archives out of git
@@ -124,3 +237,26 @@ def _archive_lines(rows, pruned: list[str]) -> Iterator[bytes]:
         row["timestamp"] = row["timestamp"].astimezone(UTC).isoformat()
         pruned.append(row["log_id"])
         yield (json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+
+
+def _log_line(row: AuditLog) -> None:
+    """One log line per cross-repo operation, with its correlation id, remote and request id (JSON under `serve`).
+    INFO even when it failed: the CLI (which logs warnings) reports a failure itself, in its own words."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "operation": row.operation_type,
+        "direction": row.direction,
+        "remote": row.remote_repo,
+        "status": row.status,
+        "duration_ms": row.duration_ms,
+        "correlation_id": row.correlation_id or None,
+        "request_id": row.request_id or None,
+        "audit_log_id": row.log_id,
+    }
+    if row.error_message:
+        fields["error"] = row.error_message[:500]
+    logger.info(
+        f"{row.direction} {row.operation_type} {row.status}",
+        extra={k: v for k, v in fields.items() if v is not None},
+    )

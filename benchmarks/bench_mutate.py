@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.test_settings")
 
 import requests  # noqa: E402
-from common import percentile, progress  # noqa: E402
+from common import peak_memory, percentile, progress  # noqa: E402
 
 from tests.nodes import Node, link  # noqa: E402
 
@@ -107,13 +107,23 @@ def main() -> None:
         help="corpus data set the receiving repository starts with (default: none, an empty one; "
         "e.g. sudocode-ai__sudocode for 676 issues)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="web processes (`serve --workers`; default: cores)"
+    )
+    parser.add_argument("--no-git", action="store_true", help="only the scenario without git.auto_commit")
     args = parser.parse_args()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for git_commit in (False, True):
+        for git_commit in (False,) if args.no_git else (False, True):
             name = "with_git_commit" if git_commit else "without_git_commit"
-            api = Node(root / name, "api-service", dataset=None if args.dataset == "none" else args.dataset)
+            api = Node(
+                root / name,
+                "api-service",
+                dataset=None if args.dataset == "none" else args.dataset,
+                workers=args.workers,
+            )
             caller = Node(root / name, "frontend")
             config = api.config()
             config["git"]["auto_commit"] = git_commit
@@ -131,6 +141,7 @@ def main() -> None:
                 for concurrency in (1, 16):
                     progress(f"{name}, concurrency {concurrency}: {args.requests} create_issue requests ...")
                     results[name][f"concurrency_{concurrency}"] = run(api, caller, key, args.requests, concurrency)
+                results[name]["peak_memory"] = peak_memory(api.proc.pid)
                 lines = (api.repo / ".sudocode" / "issues.jsonl").read_text().splitlines()
                 results[name]["issues_in_jsonl_after"] = len(lines)
                 if git_commit:
@@ -145,12 +156,14 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "benchmark": "auto-approved create_issue, node to node over HTTP (daphne, one process)",
+                "benchmark": f"auto-approved create_issue, node to node over HTTP (serve --workers {args.workers})",
                 "dataset": args.dataset,
                 "machine": {
                     "python": platform.python_version(),
                     "cpu_count": os.cpu_count(),
                     "platform": platform.platform(),
+                    "load_average_at_start": load_at_start,
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
                 },
                 "results": results,
                 "reference": REFERENCE,

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -35,7 +36,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import corpus_dir, count_lines, largest_dataset, percentile, progress  # noqa: E402
+from common import (  # noqa: E402
+    corpus_dir,
+    count_lines,
+    largest_dataset,
+    peak_memory,
+    percentile,
+    process_tree,
+    progress,
+    wrk_load,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = REPO_ROOT / ".venv" / "bin" / "daphne"
@@ -176,12 +186,16 @@ def start_floor_server(tmp: Path, repo: Path, port: int, env: dict[str, str]) ->
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    """User + system CPU time of a process and its descendants alive now (Linux /proc: `serve --workers N`'s
+    web processes are children of the one started), or None elsewhere."""
+    total = None
+    for one in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 # --- the audit table --------------------------------------------------------------------------------------------
@@ -247,7 +261,7 @@ class AuditDb:
 @dataclass
 class Target:
     url: str
-    body: bytes
+    body: bytes | None  # None: GET
     headers: dict[str, str]
 
 
@@ -283,7 +297,10 @@ def run_load(target: Target, *, concurrency: int, requests_max: int, seconds_max
     def post(session: requests.Session) -> tuple[float, bytes | None, str]:
         started = time.perf_counter()
         try:
-            reply = session.post(target.url, data=target.body, headers=target.headers, timeout=60)
+            if target.body is None:
+                reply = session.get(target.url, headers=target.headers, timeout=60)
+            else:
+                reply = session.post(target.url, data=target.body, headers=target.headers, timeout=60)
             content = reply.content
         except requests.RequestException as exc:
             return (time.perf_counter() - started) * 1000, None, f"{type(exc).__name__}: {exc}"
@@ -382,11 +399,19 @@ def measure(
     progress(f"{label} at concurrency {concurrency}: up to {args.requests} requests or {args.duration:g} s")
     before_rowid = audit.max_rowid() if audit else 0
     server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
-    outcome = run_load(
-        target, concurrency=concurrency, requests_max=args.requests, seconds_max=args.duration, warmup=args.warmup
-    )
+    if args.client == "wrk":
+        # Warm-up (and one answer to describe) from this process, then wrk: a client that takes little CPU.
+        outcome = run_load(target, concurrency=concurrency, requests_max=0, seconds_max=1, warmup=args.warmup)
+        headers = {k: v for k, v in target.headers.items() if target.body is not None or k != "Content-Type"}
+        result = wrk_load(target.url, body=target.body, headers=headers, concurrency=concurrency, seconds=args.duration)
+        outcome.sent += result["requests"]
+    else:
+        outcome = run_load(
+            target, concurrency=concurrency, requests_max=args.requests, seconds_max=args.duration, warmup=args.warmup
+        )
     server_cpu_after, client_cpu_after = cpu_seconds(server_pid), time.process_time()
-    result = figures(outcome)
+    if args.client != "wrk":
+        result = figures(outcome)
     # CPU over everything sent in the window, warm-up included (it is a small share of the requests).
     if server_cpu is not None and server_cpu_after is not None and outcome.sent:
         result["server_cpu_ms_per_request"] = round((server_cpu_after - server_cpu) * 1000 / outcome.sent, 3)
@@ -471,6 +496,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-worker", action="store_true", help="serve without the Celery worker and beat (`serve --no-worker`)"
     )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="web processes (`serve --workers`; default: cores)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if shutil.which("wrk") else "python",
+        help="load generator: wrk (default when installed: one thread, little CPU) or this process's threads",
+    )
     args = parser.parse_args(argv)
     try:
         args.levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
@@ -508,11 +542,16 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         try:
             progress(f"data set {args.dataset}: preparing the served node (migrations, import)")
-            served = Node(tmp, "served", dataset=args.dataset, worker=not args.no_worker)
+            served = Node(tmp, "served", dataset=args.dataset, worker=not args.no_worker, workers=args.workers)
             status = served.cli_json("status")  # migrations and the import happen here, untimed
             served.start(timeout=120)
             caller = Node(tmp, "caller")
             key = link(caller, served, trust="verified")
+            # The default 60 queries a minute would refuse the benchmark itself: limits stay on, out of reach.
+            config = served.config()
+            config["rate_limits"]["per_repo"]["queries_per_minute"] = 10**9
+            config["policies"]["incoming_requests"]["query"]["rate_limit"]["requests_per_minute"] = 10**9
+            served.write_config(config)
             progress(f"served node on {served.base} ({status['issues']} issues); {caller.identity} linked, verified")
 
             floor_port = free_port()
@@ -548,6 +587,14 @@ def main(argv: list[str] | None = None) -> int:
             stop(floor_proc)
             floor_proc = None
 
+            info: dict = {"what": "GET /api/v1/federation/info (discover: auth, the caller's operations, audited)"}
+            for level in args.levels:
+                target = Target(f"{served.api}/federation/info", None, headers)
+                info[f"c{level}"], _ = measure(
+                    "info", target, concurrency=level, args=args, server_pid=served.proc.pid, audit=None
+                )
+            scenarios["federation_info"] = info
+
             audit_before = audit.state()
             start_rowid = audit.max_rowid()
             query_requests = 0
@@ -567,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                         scenario["total"] = reply.get("metadata", {}).get("total")
                         scenario["response_bytes"] = len(outcome.first_reply)
                 scenarios[name] = scenario
+            report["peak_memory"] = peak_memory(served.proc.pid)
             audit_after = audit.state()
             sample = audit.sample(start_rowid)
 
@@ -581,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
                 "issues_by_status": status["issues_by_status"],
             }
             report["setup"] = {
-                "server": "`sudocode-fed serve` (daphne, one process) with --access-log, on 127.0.0.1, "
+                "server": f"`sudocode-fed serve --workers {args.workers}` (daphne) with --access-log, on 127.0.0.1, "
                 + (
                     "without its Celery worker and beat (--no-worker)"
                     if args.no_worker
@@ -589,7 +637,9 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "caller": f"{caller.identity}, linked at trust level verified; Authorization: Bearer <its key>",
                 "endpoint": f"POST {QUERY_PATH} (bare seed body)",
-                "client": "this process: one thread per concurrent client, one keep-alive requests.Session each",
+                "client": "wrk, one thread, one keep-alive connection per concurrent client (warm-up from this process)"
+                if args.client == "wrk"
+                else "this process: one thread per concurrent client, one keep-alive requests.Session each",
                 "requests_max": args.requests,
                 "seconds_max": args.duration,
                 "warmup": args.warmup,

@@ -59,3 +59,89 @@ def django_in_new_repo(root: Path, *, env: dict[str, str] | None = None) -> Path
 
     call_command("migrate", verbosity=0)
     return repo
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (Linux /proc; just [pid] elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        out.append(one)
+        todo.extend(children.get(one, ()))
+    return out
+
+
+def peak_memory(pid: int) -> list[dict]:
+    """The peak resident memory (VmHWM, MiB) of `pid` and each descendant, with what each runs."""
+    out = []
+    for one in process_tree(pid):
+        try:
+            status = Path(f"/proc/{one}/status").read_text()
+            cmdline = Path(f"/proc/{one}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        hwm = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), None)
+        if hwm is not None:
+            if "webprocess" in cmdline or "daphne" in cmdline:
+                what = "web (daphne)"
+            elif "celery" in cmdline:
+                what = "celery beat" if " beat" in cmdline else "celery worker"
+            else:
+                what = "serve"
+            out.append({"pid": one, "process": what, "peak_rss_mib": round(int(hwm) / 1024, 1)})
+    return out
+
+
+def wrk_load(url: str, *, body: bytes | None, headers: dict[str, str], concurrency: int, seconds: float) -> dict:
+    """Load `url` with wrk (one thread, `concurrency` connections, `seconds`): GET, or POST `body`. Returns
+    figures shaped like bench_query's: requests, errors, seconds, throughput_rps, latency_ms (p50/p75/p90/p99)."""
+    import re
+    import subprocess
+    import tempfile
+
+    lines = [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    if body is not None:
+        lines += ['wrk.method = "POST"', f"wrk.body = {json_lua(body.decode())}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
+    try:
+        run = subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+    finally:
+        os.unlink(script.name)
+    out = run.stdout
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    latency = {
+        f"p{m[1]}": round(float(m[2]) * units[m[3]], 2)
+        for m in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
+    done = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {
+        "client": "wrk -t1",
+        "requests": int(done[1]) if done else 0,
+        "errors": (int(bad[1]) if bad else 0) + (sum(int(x) for x in errors.groups()) if errors else 0),
+        "seconds": seconds,
+        "throughput_rps": float(rps[1]) if rps else None,
+        "latency_ms": latency,
+        **({"wrk_output": out[-800:] + run.stderr[-400:]} if run.returncode or not rps else {}),
+    }
+
+
+def json_lua(text: str) -> str:
+    """`text` as a Lua string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

@@ -12,10 +12,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+import orjson
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from federation import services
@@ -59,12 +62,14 @@ def _discover(request: Request, caller: Caller, message, correlation_id: str) ->
     return services.answer_discover(caller=caller, rest_base=_rest_base(request), correlation_id=correlation_id)
 
 
-def _query(request: Request, caller: Caller, message, correlation_id: str) -> dict:
-    return services.answer_query(
-        caller=caller,
-        message=message,
-        correlation_id=correlation_id,
-        client_address=request.META.get("REMOTE_ADDR", ""),
+def _query(request: Request, caller: Caller, message, correlation_id: str) -> orjson.Fragment:
+    return orjson.Fragment(
+        services.answer_query_json(
+            caller=caller,
+            message=message,
+            correlation_id=correlation_id,
+            client_address=request.META.get("REMOTE_ADDR", ""),
+        )
     )
 
 
@@ -90,7 +95,7 @@ def _subscribe(request: Request, caller: Caller, message, correlation_id: str) -
 
 # One entry per message type this node answers; a type is supported once it is here and in messages.
 # A handler returns the response body, or (body, HTTP status).
-DISPATCH: dict[str, Callable[[Request, Caller, object, str], dict | tuple[dict, int]]] = {
+DISPATCH: dict[str, Callable[[Request, Caller, object, str], object]] = {
     "discover": _discover,
     "query": _query,
     "mutate": _mutate,
@@ -148,9 +153,23 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int) -> in
     return value
 
 
+class OrjsonRenderer(JSONRenderer):
+    """DRF's JSON renderer with orjson: the same compact UTF-8 JSON, several times faster, and bodies may hold
+    already encoded parts (`orjson.Fragment`: a query's cached results). What orjson does not know (dates,
+    decimals, lazy strings) DRF's encoder writes, as before."""
+
+    _default = staticmethod(JSONEncoder().default)
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=self._default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
 class _FederationView(APIView):
     authentication_classes = [RemoteKeyAuthentication]
     permission_classes = [AllowAny]
+    renderer_classes = [OrjsonRenderer]
 
 
 _ERRORS = {

@@ -8,19 +8,24 @@ import base64
 import binascii
 import hashlib
 import json
+import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import orjson
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.services import audit_record_later
 from federation_site import identity, node
 from protocol import messages
 from remotes import policy, quotas
 from remotes.policy import Caller
 from remotes.services import declared_references
 from tracker.models import Entity, EntityKind
-from tracker.selectors import entity_search, tags_and_relationships
+from tracker.selectors import data_version, entity_search, tags_and_relationships
 from tracker.sync import DataDamaged, data_problems
 
 PROTOCOLS = ["rest", "a2a", "websocket", "git"]
@@ -60,7 +65,8 @@ class QueryError(ValueError):
 
 
 def _audit(caller: Caller, operation: str, *, status: str, started: float, correlation_id: str, **fields: Any) -> None:
-    audit_record(
+    # Reads: written off the request path in a web process (audit.services.batch_reads).
+    audit_record_later(
         operation=operation,
         direction="incoming",
         local_repo=identity.local_url(),
@@ -137,33 +143,77 @@ def answer_query(
     *, caller: Caller, message: messages.QueryMessage, correlation_id: str = "", client_address: str = ""
 ) -> dict:
     """The query_response for `message`, within what the caller may see (PermissionDenied otherwise) and its
-    queries per minute (RateLimited; anonymous callers are counted by `client_address`)."""
+    queries per minute (RateLimited; anonymous callers are counted by `client_address`), as a JSON-ready dict."""
+    head, page = _query_answer(
+        caller=caller, message=message, correlation_id=correlation_id, client_address=client_address
+    )
+    return {**head, "results": orjson.loads(page.results_json)}
+
+
+def answer_query_json(
+    *, caller: Caller, message: messages.QueryMessage, correlation_id: str = "", client_address: str = ""
+) -> bytes:
+    """`answer_query`, encoded (UTF-8 JSON, the same document): what the REST edge sends. The results come
+    from the answer cache as bytes, so an answer served from it is never decoded and encoded again."""
+    head, page = _query_answer(
+        caller=caller, message=message, correlation_id=correlation_id, client_address=client_address
+    )
+    return orjson.dumps({**head, "results": orjson.Fragment(page.results_json)})
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One encoded page of results, as the answer cache keeps it."""
+
+    results_json: bytes
+    returned: int
+    total: int
+    next_cursor: str | None
+    built_at: datetime
+
+
+# The encoded pages of recent queries, per process, keyed by (caller's grant, this node's identity, normalised
+# query, data version): a change to the entities of that kind, by any process, moves the version
+# (tracker.selectors.data_version, read from the database on every query), so a page is never served after its
+# data changed. Includes that read other tables (blocked_by, remote_relationships) are not cached.
+_ANSWERS: OrderedDict[tuple, _Page] = OrderedDict()
+_ANSWERS_MAX = 256
+_ANSWERS_LOCK = threading.Lock()
+_UNCACHED_INCLUDES = frozenset({"blocked_by", "remote_relationships"})
+
+
+def _query_answer(
+    *, caller: Caller, message: messages.QueryMessage, correlation_id: str, client_address: str
+) -> tuple[dict, _Page]:
+    """The response without its results, and the page of results (from the cache when the data has not moved)."""
     started = time.perf_counter()
     quotas.check_query_rate(caller, node.config(), client_address=client_address)
     query = message.query
     filters = query.filters
     used = {name for name in policy.FILTERS if getattr(filters, name, None) is not None}
     summary = {"entity": query.entity, "filters": sorted(used), "limit": query.limit}
+    include = set(query.include)
     try:
         grant = policy.query_grant(caller, node.config())
-        policy.check_query(grant, caller, entity=query.entity, filters=used, include=set(query.include))
+        policy.check_query(grant, caller, entity=query.entity, filters=used, include=include)
         if query.entity == EntityKind.SPEC and filters.status is not None:
             raise QueryError("query.filters.status", "specs have no status")
-        fingerprint = _fingerprint(query)
-        page, total = entity_search(
-            kind=query.entity,
-            status=_as_list(filters.status),
-            tags=filters.labels,
-            priority=_as_list(filters.priority),
-            ids=filters.ids,
-            spec_refs=_local_ids(filters.spec_refs),
-            updated_since=filters.updated_since,
-            archived=_archived(filters),
-            after=_decode_cursor(query.cursor, fingerprint),
-            limit=query.limit + 1,
-            search=filters.search,
-            search_titles_only="content" not in grant.fields,  # what it may not read, it may not search
-        )
+        key = None
+        if not include & _UNCACHED_INCLUDES:
+            # The version first, then the data: a page is at least as new as the version it is stored under.
+            shape = orjson.dumps(messages.dump(query), option=orjson.OPT_SORT_KEYS)
+            key = (grant, identity.local_url(), shape, data_version(query.entity))
+            with _ANSWERS_LOCK:
+                page = _ANSWERS.get(key)
+                if page is not None:
+                    _ANSWERS.move_to_end(key)
+        if key is None or page is None:
+            page = _page(query, grant, include)
+            if key is not None:
+                with _ANSWERS_LOCK:
+                    _ANSWERS[key] = page
+                    while len(_ANSWERS) > _ANSWERS_MAX:
+                        _ANSWERS.popitem(last=False)
     except (policy.PermissionDenied, QueryError, messages.MessageError) as exc:
         _audit(
             caller,
@@ -175,9 +225,59 @@ def answer_query(
             error=str(exc),
         )
         raise
+    metadata: dict[str, Any] = {
+        "total": page.total,
+        "cached_at": _wire_time(page.built_at),
+        "limit": query.limit,
+    }
+    if page.next_cursor:
+        metadata["next_cursor"] = page.next_cursor
+    if data_problems():
+        metadata["stale"] = True
+    head = {"type": "query_response"}
+    if identity.local_url():
+        head["from"] = identity.local_url()
+    if caller.identity:
+        head["to"] = caller.identity
+    head["timestamp"] = _wire_time(timezone.now())
+    head["metadata"] = metadata
+    _audit(
+        caller,
+        "query",
+        status="success",
+        started=started,
+        correlation_id=correlation_id,
+        payload=summary,
+        result={"total": page.total, "returned": page.returned},
+    )
+    return head, page
+
+
+def _wire_time(moment: datetime) -> str:
+    """A timestamp as messages.dump writes one: UTC, ISO 8601, with a Z."""
+    return messages.dump_timestamp(moment)
+
+
+def _page(query: messages.QueryBody, grant: policy.QueryGrant, include: set[str]) -> _Page:
+    filters = query.filters
+    fingerprint = _fingerprint(query)
+    built_at = timezone.now()
+    page, total = entity_search(
+        kind=query.entity,
+        status=_as_list(filters.status),
+        tags=filters.labels,
+        priority=_as_list(filters.priority),
+        ids=filters.ids,
+        spec_refs=_local_ids(filters.spec_refs),
+        updated_since=filters.updated_since,
+        archived=_archived(filters),
+        after=_decode_cursor(query.cursor, fingerprint),
+        limit=query.limit + 1,
+        search=filters.search,
+        search_titles_only="content" not in grant.fields,  # what it may not read, it may not search
+    )
     more = len(page) > query.limit
     page = page[: query.limit]
-    include = set(query.include)
     repo = identity.repo_path(identity.local_url())
     tags, relationships = tags_and_relationships([e.uuid for e in page])
     remote = remote_relationships_of(page) if "remote_relationships" in include else {}
@@ -198,30 +298,13 @@ def answer_query(
         more = False
         for result, entity in zip(results, page, strict=True):
             result["snippet"] = getattr(entity, "search_snippet", "")
-    response = messages.QueryResponse(
-        type="query_response",
-        from_=identity.local_url() or None,
-        to=caller.identity or None,
-        timestamp=timezone.now(),
-        results=results,
-        metadata=messages.QueryMetadata(
-            total=total,
-            cached_at=timezone.now(),
-            limit=query.limit,
-            next_cursor=_encode_cursor(page[-1], fingerprint) if more and page else None,
-            stale=True if data_problems() else None,
-        ),
+    return _Page(
+        results_json=orjson.dumps(results),
+        returned=len(results),
+        total=total,
+        next_cursor=_encode_cursor(page[-1], fingerprint) if more and page else None,
+        built_at=built_at,
     )
-    _audit(
-        caller,
-        "query",
-        status="success",
-        started=started,
-        correlation_id=correlation_id,
-        payload=summary,
-        result={"total": total, "returned": len(results)},
-    )
-    return messages.dump(response)
 
 
 def _local_ids(refs: list[str] | None) -> list[str] | None:
@@ -273,7 +356,7 @@ def federated_result(
 ) -> dict:
     """One entity as the federation shows it: its record's fields, `canonical_ref` (in `repo`, this node's
     "org/name"), and what `include` asks for. The caller's grant then removes what it may not see."""
-    record = json.loads(entity.raw)
+    record = orjson.loads(entity.raw)
     out: dict[str, Any] = {
         "id": entity.sudocode_id,
         "uuid": entity.uuid,

@@ -17,11 +17,39 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
+
+def _cel_extension():
+    """The `common-expression-language` package's compiled module (`cel.cel`: compile, Context, Program)
+    without its `__init__`, which also imports the package's command line (typer, prompt_toolkit, rich: ~0.2 s
+    that every CLI command paid, `python -X importtime`). Registered as `cel.cel`, so a later `import cel`
+    anywhere reuses it (the extension may be initialised only once per process)."""
+    if "cel.cel" in sys.modules:
+        return sys.modules["cel.cel"]
+    import importlib.machinery
+    import importlib.util
+    from pathlib import Path
+
+    package = importlib.util.find_spec("cel")
+    folder = Path(package.submodule_search_locations[0])
+    found = next((p for suffix in importlib.machinery.EXTENSION_SUFFIXES for p in folder.glob(f"cel{suffix}")), None)
+    if found is None:  # another build of the package: the ordinary import
+        import cel
+
+        return cel
+    loader = importlib.machinery.ExtensionFileLoader("cel.cel", str(found))
+    spec = importlib.util.spec_from_file_location("cel.cel", found, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["cel.cel"] = module
+    loader.exec_module(module)
+    return module
+
+
+cel = _cel_extension()
 
 # name -> (CEL type, meaning). The documented, fixed set (PROTOCOL.md, "Policy variables").
 VARIABLES: dict[str, tuple[str, str]] = {

@@ -1,4 +1,5 @@
-"""Starting and stopping the Celery worker and beat next to the web process (`sudocode-fed serve`)."""
+"""Starting and stopping the Celery worker and beat next to the web process (`sudocode-fed serve`), and the web
+processes themselves when `serve --workers N` runs several on one port."""
 
 from __future__ import annotations
 
@@ -111,6 +112,16 @@ def _command(name: str, repo: Path) -> list[str]:
     ]
 
 
+def _what(name: str) -> str:
+    return f"web process {name[4:]}" if name.startswith("web-") else f"Celery {name}"
+
+
+def _spawn_web(command: list[str], repo: Path) -> subprocess.Popen:
+    env = dict(os.environ, SUDOCODE_REPO=str(repo), DJANGO_SETTINGS_MODULE="federation_site.settings")
+    env.pop("SUDOCODE_FED_CLI", None)
+    return subprocess.Popen(command, env=env)
+
+
 def _spawn(name: str, repo: Path) -> subprocess.Popen:
     """The worker or the beat for `repo`, a child process sharing our environment (and so our database)."""
     env = dict(os.environ, SUDOCODE_REPO=str(repo), DJANGO_SETTINGS_MODULE="federation_site.settings")
@@ -121,13 +132,24 @@ def _spawn(name: str, repo: Path) -> subprocess.Popen:
 class Supervisor:
     """Keeps the worker and beat of `serve` running: one that exits is started again, after 1 s, then 2, 4, ...
     up to 60 s while it keeps dying (a process that lived a minute starts the count again), with a log line each
-    time. Without them callbacks, notifications and webhooks would silently stop."""
+    time. Without them callbacks, notifications and webhooks would silently stop. With `web` (the command line of
+    one web process, sudocode_cli.webprocess), it also keeps `web_processes` of them running the same way.
+    `worker=False`: no worker and beat (`serve --no-worker`)."""
 
     POLL_SECONDS = 0.5
     MAX_BACKOFF = 60.0
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        *,
+        worker: bool = True,
+        web: list[str] | None = None,
+        web_processes: int = 0,
+    ) -> None:
         self.repo = Path(repo)
+        self.names = (["worker", "beat"] if worker else []) + [f"web-{n}" for n in range(web_processes if web else 0)]
+        self.web = web
         self.processes: dict[str, subprocess.Popen] = {}
         self.restarts: dict[str, int] = {}
         self._started_at: dict[str, float] = {}
@@ -137,13 +159,16 @@ class Supervisor:
 
     def start(self) -> Supervisor:
         ensure_broker_folders()
-        for name in ("worker", "beat"):
+        for name in self.names:
             self._launch(name)
         self._thread.start()
         return self
 
     def _launch(self, name: str) -> None:
-        self.processes[name] = _spawn(name, self.repo)
+        if name.startswith("web-") and self.web is not None:
+            self.processes[name] = _spawn_web(self.web, self.repo)
+        else:
+            self.processes[name] = _spawn(name, self.repo)
         self._started_at[name] = time.monotonic()
 
     def _run(self) -> None:
@@ -162,13 +187,13 @@ class Supervisor:
                 wait = min(2.0 ** self.restarts.get(name, 0), self.MAX_BACKOFF)
                 self._due[name] = now + wait
                 logger.warning(
-                    "the Celery %s exited (code %s); starting it again in %.0f s", name, proc.returncode, wait
+                    "the %s exited (code %s); starting it again in %.0f s", _what(name), proc.returncode, wait
                 )
             elif now >= self._due[name]:
                 del self._due[name]
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 self._launch(name)
-                logger.warning("the Celery %s runs again (restart #%d)", name, self.restarts[name])
+                logger.warning("the %s runs again (restart #%d)", _what(name), self.restarts[name])
 
     def stop(self) -> None:
         self._stopping.set()

@@ -152,6 +152,11 @@ def _format_utc(value: datetime) -> str:
     return _to_utc(value).isoformat().replace("+00:00", "Z")
 
 
+def dump_timestamp(value: datetime) -> str:
+    """A date-time as the wire writes it: UTC, with a Z ('2025-11-08T12:00:00Z'), as `dump` does."""
+    return _format_utc(value)
+
+
 def timestamp_text(value: str) -> str:
     """`value` (ISO 8601; no offset means UTC) as the wire writes it ('2025-11-08T12:00:00Z').
     ValueError saying what is expected."""

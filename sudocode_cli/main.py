@@ -56,6 +56,12 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _processes(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of processes from 1 to 64")
+    return int(value)
+
+
 def _hop_limit(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 20:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of hops from 1 to 20")
@@ -583,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     serve.add_argument("--access-log", metavar="FILE", help="log every request to FILE ('-' for stdout)")
     serve.add_argument("--no-worker", action="store_true", help="do not start the Celery worker and beat")
+    serve.add_argument(
+        "--workers", type=_processes, metavar="N", help="web processes on one socket (default: the number of cores)"
+    )
     serve.add_argument(
         "--a2a-conformance",
         action="store_true",

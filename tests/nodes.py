@@ -45,10 +45,12 @@ class Node:
         org: str = "org",
         worker: bool = True,
         env: dict[str, str] | None = None,
+        workers: int = 1,
     ):
         self.name = name
         self.env = env or {}  # extra environment for the node and its CLI (e.g. the scale-out profile's URLs)
         self.worker = worker  # False: serve without the Celery worker and beat (faster to start and stop)
+        self.workers = workers  # web processes (`serve --workers`); 1 by default: the tests share two cores
         self.identity = f"github.com/{org}/{name}"
         self.repo = make_git_repo(root / name, origin=f"git@github.com:{org}/{name}.git")
         if dataset:
@@ -115,6 +117,8 @@ class Node:
                 "--access-log",
                 str(self.access_log),
                 *([] if self.worker else ["--no-worker"]),
+                "--workers",
+                str(self.workers),
             ],
             env=cli_env(**self.env),
             stdout=subprocess.DEVNULL,

@@ -21,7 +21,7 @@ import math
 import os
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from json.encoder import encode_basestring
@@ -106,6 +106,7 @@ _NO_UPSERTS: Mapping[str, dict] = MappingProxyType({})
 # A line git writes into a file it could not merge: `<<<<<<< ours`, `||||||| base` (diff3), `=======`,
 # `>>>>>>> theirs`. No sudocode line can start with one (each is a JSON object).
 CONFLICT_MARKER = re.compile(r"^(?:<{7}|\|{7}|={7}|>{7})(?: |\r?$)", re.M)
+_MARKER_STARTS = ("<" * 7, "|" * 7, "=" * 7, ">" * 7)
 
 
 class JsonlFormatError(ValueError):
@@ -369,6 +370,7 @@ class JsonlSnapshot:
     exists: bool
     # The line of the file each record is on (1-based; blank lines count), for messages that point at a record.
     line_numbers: tuple[int, ...] = ()
+    data: bytes = field(default=b"", repr=False, compare=False)  # the file's bytes, as read
 
     def by_uuid(self) -> dict[str, tuple[str, dict]]:
         return {record["uuid"]: (line, record) for line, record in zip(self.lines, self.records, strict=True)}
@@ -395,6 +397,15 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
             data = fh.read()
     except FileNotFoundError:
         return JsonlSnapshot(path, kind, (), (), _EMPTY_SHA256, 0, 0, False)
+
+    known = _known.get((str(path), kind))
+    if known is not None and known[0] == data:
+        _, lines_, records_, sha256 = known
+        numbers_ = tuple(range(1, len(lines_) + 1)) if data.count(b"\n") == len(lines_) else ()
+        if numbers_:
+            return JsonlSnapshot(
+                path, kind, lines_, records_, sha256, stat.st_size, stat.st_mtime_ns, True, numbers_, data
+            )
 
     try:
         text = data.decode("utf-8")
@@ -426,21 +437,28 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         lines.append(raw)
         records.append(record)
         numbers.append(number)
+    sha256 = hashlib.sha256(data).hexdigest()
+    _remember(path, kind, data, tuple(lines), tuple(records), sha256, ordered=_sorted.get(sha256, False))
     return JsonlSnapshot(
         path=path,
         kind=kind,
         lines=tuple(lines),
         records=tuple(records),
-        content_sha256=hashlib.sha256(data).hexdigest(),
+        content_sha256=sha256,
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         exists=True,
         line_numbers=tuple(numbers),
+        data=data,
     )
 
 
 def _refuse_conflict_markers(path: Path, text: str) -> None:
     """A file git left mid-merge names the lines to resolve (every marker from the first to the last)."""
+    # A plain search first (the regex costs 30x more): a marker starts a line, and JSON escapes the newlines
+    # inside a record's strings, so a marker can only follow a real line break.
+    if not any(text.startswith(marker) or "\n" + marker in text for marker in _MARKER_STARTS):
+        return
     first = CONFLICT_MARKER.search(text)
     if first is None:
         return
@@ -499,6 +517,9 @@ def render_lines(
             raise JsonlFormatError(snapshot.path, None, f"refusing to write {snapshot.kind} {uuid}: {problem}")
 
     crlf = carriage_return(snapshot)
+    appended = _merge_tail(snapshot, upserts, deletes, crlf)
+    if appended is not None:
+        return appended
     entries: list[tuple[tuple, str]] = []
     replaced: set[str] = set()
     for raw, record in zip(snapshot.lines, snapshot.records, strict=True):
@@ -516,7 +537,62 @@ def render_lines(
             entries.append((sort_key(new), dump_record(new) + crlf))
 
     entries.sort(key=lambda entry: entry[0])
-    return "".join(f"{line}\n" for _, line in entries).encode("utf-8")
+    content = "".join(f"{line}\n" for _, line in entries).encode("utf-8")
+    _sorted[hashlib.sha256(content).hexdigest()] = True
+    return content
+
+
+# Contents this process read or wrote, by file: the bytes and what they hold. A file read again that still holds
+# those exact bytes (compared, not trusted to a stat) is not decoded and split again; a write that appends
+# (`_merge_tail`) records the new contents here, so the next write reads it back for the price of a compare.
+_known: dict[tuple[str, str], tuple[bytes, tuple[str, ...], tuple[dict, ...], str]] = {}
+# The content sha256s this process knows to be sorted in sudocode's order (it wrote them so).
+_sorted: dict[str, bool] = {}
+
+
+def _remember(path: Path, kind: str, data: bytes, lines: tuple, records: tuple, sha256: str, *, ordered: bool):
+    _known[(str(path), kind)] = (data, lines, records, sha256)
+    if len(_sorted) > 64:
+        _sorted.clear()
+    _sorted[sha256] = ordered
+
+
+def _merge_tail(
+    snapshot: JsonlSnapshot, upserts: Mapping[str, dict], deletes: Collection[str], crlf: str
+) -> bytes | None:
+    """render_lines' answer, without sorting or re-joining the whole file, when the edit only adds records (a
+    create) to a file this process knows to be sorted and without blank lines: the lines that sort after the
+    first new record (those created in the same second, usually none) are merged with the new ones, the rest
+    of the file is kept as bytes. Else None (render the whole file)."""
+    data = snapshot.data
+    ordered = _sorted.get(snapshot.content_sha256)
+    if deletes or not upserts or not ordered or not data.endswith(b"\n") or data.count(b"\n") != len(snapshot.lines):
+        return None
+    if any(record["uuid"] in upserts for record in snapshot.records):
+        return None
+    new = sorted(((sort_key(record), dump_record(record) + crlf, record) for record in upserts.values()), key=_first)
+    first = new[0][0]
+    keep = len(snapshot.records)
+    while keep and sort_key(snapshot.records[keep - 1]) > first:
+        keep -= 1
+    tail = [(sort_key(r), line, r) for line, r in zip(snapshot.lines[keep:], snapshot.records[keep:], strict=True)]
+    merged = sorted(tail + new, key=_first)  # stable: an old line before a new one with the same key
+    cut = len(data) - sum(len(line.encode("utf-8")) + 1 for line in snapshot.lines[keep:])
+    content = data[:cut] + "".join(f"{line}\n" for _, line, _ in merged).encode("utf-8")
+    _remember(
+        snapshot.path,
+        snapshot.kind,
+        content,
+        snapshot.lines[:keep] + tuple(line for _, line, _ in merged),
+        snapshot.records[:keep] + tuple(r for _, _, r in merged),
+        hashlib.sha256(content).hexdigest(),
+        ordered=True,
+    )
+    return content
+
+
+def _first(entry: tuple) -> tuple:
+    return entry[0]
 
 
 # --- building records ----------------------------------------------------------------------------------

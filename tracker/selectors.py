@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.db.models import Q, QuerySet
 
-from tracker.models import ContentRef, Entity, EntityKind, IssueStatus, Relationship, Tag
+from tracker.models import ContentRef, Entity, EntityKind, IssueStatus, JsonlFile, Relationship, Tag
 
 # A relationship "A blocks B" or "B depends-on A" makes A a blocker of B.
 BLOCKING_OUT = ("depends-on",)
@@ -179,11 +179,22 @@ def entity_search(
                 matching[uuid].search_snippet = snippet
                 page.append(matching[uuid])
         return page[:limit], len(page)
-    total = qs.count()
+    matching = qs
     if after is not None:
         qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], uuid__gt=after[1]))
     page = list(qs.order_by("created_at", "uuid")[:limit])
+    # A first page that is not full holds every match: its length is the total, no count query needed.
+    total = len(page) if after is None and len(page) < limit else matching.count()
     return page, total
+
+
+def data_version(kind: str) -> str:
+    """A token that changes whenever the entities of `kind` (and their tags, relationships and references)
+    may have changed, in any process: the sha256 and import time of the JSONL file as `tracker.sync` last
+    wrote or imported it (one indexed read of the `JsonlFile` row, written in the same transaction as the
+    change). Two reads with equal tokens saw the same data, so an answer built from it may be reused."""
+    row = JsonlFile.objects.filter(kind=kind).values_list("sha256", "imported_at").first()
+    return f"{row[0]}@{row[1].isoformat() if row[1] else ''}" if row else ""
 
 
 def tags_and_relationships(uuids: list[str]) -> tuple[dict[str, list[str]], dict[str, list[dict]]]:

@@ -245,6 +245,7 @@ def serve(args: argparse.Namespace) -> int:
     daphne_args = ["-b", args.host, "-p", str(args.port)]
     if args.a2a_conformance:
         settings.A2A_CONFORMANCE = True
+        os.environ["FEDERATION_A2A_CONFORMANCE"] = "1"  # for the web processes of --workers too
         warn(
             "A2A conformance mode: A2A messages that carry no federation message run the conformance kit's "
             "scenarios (agents/a2a_conformance.py). For conformance testing only."
@@ -254,6 +255,12 @@ def serve(args: argparse.Namespace) -> int:
     # The worker and beat run sync, callback and notification jobs; they live and die with the web process, which
     # starts either again when it exits (and the health check says while it is not alive).
     os.environ[workers.WORKER_ENV] = "none" if args.no_worker else "supervised"
+    from audit.services import BATCH_READS_ENV
+
+    os.environ[BATCH_READS_ENV] = "1"  # web processes audit reads in batches (audit.services)
+    processes = args.workers or os.cpu_count() or 1
+    if processes > 1:
+        return _serve_processes(args, lay.root, processes, daphne_args[4:])
     supervisor = None if args.no_worker else workers.Supervisor(lay.root).start()
     try:
         CommandLineInterface().run([*daphne_args, "federation_site.asgi:application"])
@@ -261,6 +268,44 @@ def serve(args: argparse.Namespace) -> int:
         if supervisor is not None:
             supervisor.stop()
     return 0
+
+
+def _serve_processes(args: argparse.Namespace, root, processes: int, daphne_args: list[str]) -> int:
+    """`serve --workers N`: N web processes listening on the port together (sudocode_cli.webprocess), supervised
+    with the worker and beat, until SIGTERM or SIGINT (which each child gets as well, and ends on cleanly)."""
+    import signal
+    import threading
+
+    from federation_site import workers
+
+    try:  # the port is ours (bound, not listening: no connection waits here), or say so now
+        reserved = _bound(args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    note(f"{processes} web processes on port {args.port} (--workers)")
+    command = [sys.executable, "-m", "sudocode_cli.webprocess", args.host, str(args.port), *daphne_args]
+    supervisor = workers.Supervisor(root, worker=not args.no_worker, web=command, web_processes=processes).start()
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    try:
+        done.wait()
+    finally:
+        supervisor.stop()
+        reserved.close()
+    return 0
+
+
+def _bound(host: str, port: int):
+    """A socket bound to the port with SO_REUSEPORT and never listening: it keeps another program from taking
+    the port between two web processes' lives, and receives no connection."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 def staff_add(args: argparse.Namespace) -> int:
