@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -24,10 +25,11 @@ from audit.selectors import audit_query
 from dashboard import live
 from events.selectors import head_seq
 from remotes.models import CrossRepoReference, RemoteRepo
-from remotes.selectors import remote_summary
+from remotes.selectors import entity_page_url, remote_summary, request_page_url
 from remotes.sync import entity_detail_with_cross_repo
 from requests_app import delegation
 from requests_app import delivery as request_delivery
+from requests_app import selectors as request_selectors
 from requests_app import services as request_services
 from requests_app.models import CrossRepoRequest, Delivery, Direction, RequestStatus
 from subscriptions import delivery as subscription_delivery
@@ -41,46 +43,96 @@ from tracker.sync import DataDamaged
 # --- issues and specs ---------------------------------------------------------------------------------------------
 
 
-def home(request: HttpRequest) -> HttpResponse:
+PAGE_SIZE = 50  # rows per page of every list (issues, specs, decisions, requests sent, audit, subscriptions)
+
+
+def _page(request: HttpRequest, rows, param: str = "page", size: int = PAGE_SIZE):
+    """One page of `rows` (a queryset or list) as `?{param}=N` asks (the last page past the end, the first for
+    junk); the other query parameters, the filters, stay in the links the templates build with {% querystring %}."""
+    return Paginator(rows, size).get_page(request.GET.get(param))
+
+
+def _entity_filters(request: HttpRequest) -> dict:
     status = [s for s in request.GET.getlist("status") if s in IssueStatus.values]
     show_archived = request.GET.get("archived") == "1"
-    archived = None if show_archived else False
-    issues = entity_list(
-        kind=EntityKind.ISSUE, status=status or None, archived=archived, search=request.GET.get("q") or None
+    return {
+        "status": status,
+        "show_archived": show_archived,
+        "archived": None if show_archived else False,
+        "q": request.GET.get("q", ""),
+        "everywhere": request.GET.get("all") == "1",
+    }
+
+
+def _issues(filters: dict):
+    return entity_list(
+        kind=EntityKind.ISSUE,
+        status=filters["status"] or None,
+        archived=filters["archived"],
+        search=filters["q"] or None,
     ).prefetch_related("relationships")
-    specs = entity_list(kind=EntityKind.SPEC, archived=archived, search=request.GET.get("q") or None)
-    everywhere = request.GET.get("all") == "1"
-    elsewhere = _search_elsewhere(request.GET.get("q", "")) if everywhere else None
+
+
+def _specs(filters: dict):
+    return entity_list(kind=EntityKind.SPEC, archived=filters["archived"], search=filters["q"] or None)
+
+
+def _lists_context(filters: dict) -> dict:
+    return {
+        "statuses": IssueStatus.values,
+        "selected_status": filters["status"],
+        "show_archived": filters["show_archived"],
+        "q": filters["q"],
+        "everywhere": filters["everywhere"],
+        "elsewhere": _search_elsewhere(filters["q"]) if filters["everywhere"] else None,
+    }
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Issues (paginated, `?page=N`) and the first page of specs (all of them at /specs/), with one filter form."""
+    filters = _entity_filters(request)
     return render(
         request,
         "dashboard/home.html",
         {
-            "issues": issues,
-            "specs": specs,
-            "statuses": IssueStatus.values,
-            "selected_status": status,
-            "show_archived": show_archived,
-            "q": request.GET.get("q", ""),
-            "everywhere": everywhere,
-            "elsewhere": elsewhere,
+            "issues": _page(request, _issues(filters)),
+            "specs": _page(request, _specs(filters), param="specs_page"),
+            "show": ("issues", "specs"),
+            **_lists_context(filters),
         },
     )
+
+
+def issue_list(request: HttpRequest) -> HttpResponse:
+    filters = _entity_filters(request)
+    context = {"issues": _page(request, _issues(filters)), "show": ("issues",), **_lists_context(filters)}
+    return render(request, "dashboard/home.html", context)
+
+
+def spec_list(request: HttpRequest) -> HttpResponse:
+    filters = _entity_filters(request)
+    context = {"specs": _page(request, _specs(filters)), "show": ("specs",), **_lists_context(filters)}
+    return render(request, "dashboard/home.html", context)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask /favicon.ico on pages that do not link one (the admin's): the site's icon."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 def _search_elsewhere(text: str) -> dict | None:
     """The "all repositories" switch: the other repositories' answers to the same search (remotes.search),
     each row with a link to its page on its own node when the remote's address is known."""
     from federation_site import identity
-    from remotes.models import RemoteRepo
     from remotes.search import search_everywhere
 
     if not any(ch.isalnum() for ch in text):
         return None
     answer = search_everywhere(text=text, kinds=[EntityKind.ISSUE, EntityKind.SPEC], all_repos=True)
     here = identity.repo_path(identity.local_url()) if identity.local_url() else None
-    sites = {r.url: r.rest_endpoint.removesuffix("/api/v1") for r in RemoteRepo.objects.exclude(rest_endpoint="")}
+    remotes = {r.url: r for r in RemoteRepo.objects.exclude(rest_endpoint="")}
     rows = [
-        {**row, "href": f"{sites[row['repo']]}/{row['kind']}s/{row['id']}" if row["repo"] in sites else None}
+        {**row, "href": entity_page_url(remotes.get(row["repo"]), row["kind"], row["id"])}
         for row in answer["results"]
         if row["repo"] != here
     ]
@@ -94,6 +146,12 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
     except Entity.DoesNotExist as exc:
         raise Http404(str(exc)) from None
     detail = entity_detail_with_cross_repo(entity=entity)
+    # Provenance both ways: the request (from another node) that created this entity, and our requests that
+    # created the remote entities this one references.
+    created_by = request_selectors.request_that_created(entity_uuid=entity.uuid)
+    ours = request_selectors.requests_that_created(canonical_refs=[x["ref"] for x in detail["cross_repo"]])
+    for x in detail["cross_repo"]:
+        x["request"] = ours.get(x["ref"])
     return render(
         request,
         "dashboard/entity.html",
@@ -102,6 +160,13 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
             "detail": detail,
             "open_blockers": open_blockers(detail),
             "provenance": delegation.provenance(entity),
+            "created_by": created_by,
+            "created_by_there": request_page_url(
+                RemoteRepo.objects.filter(url=created_by.from_repo).first(), created_by.request_id
+            )
+            if created_by
+            else None,
+            "local_references": [r for r in detail["references"] if not r["repo"]],
             # Live updates come over the WebSocket, which only this node's staff may open from a page.
             "live": live.page_config(entity_type="*", since=since, ids=live.entity_page_ids(entity.sudocode_id, detail))
             if request.user.is_staff
