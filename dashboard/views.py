@@ -16,7 +16,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -199,11 +199,21 @@ def graph_page(request: HttpRequest) -> HttpResponse:
 # --- the approval queue (incoming requests), and requests sent ----------------------------------------------------
 
 
-def _request_row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
+def _request_row(
+    request: CrossRepoRequest, trust: dict[str, str], remotes: dict[str, RemoteRepo] | None = None
+) -> dict:
+    """What the pages show of one request, either side: on the requester's node (outgoing) "sent", the other node
+    being `to_repo`; on the receiving node (incoming) "received" from `from_repo`. `links`: the request's page on
+    the other node and the created entity's page (here for an incoming request, there for an outgoing one)."""
     data = request.data
     context = data.get("context") or {}
+    outgoing = request.direction == Direction.OUTGOING
+    other = (remotes or {}).get(request.to_repo if outgoing else request.from_repo)
+    created = (request.result or {}).get("created") or None
     return {
         "request": request,
+        "outgoing": outgoing,
+        "other_repo": request.to_repo if outgoing else request.from_repo,
         "title": data.get("title") or data.get("id"),
         "kind": f"delegation of {'an issue' if data.get('type') == 'issue' else 'a spec'}"
         if request.is_delegation
@@ -217,7 +227,22 @@ def _request_row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
         "trust_level": trust.get(request.from_repo, "unknown"),
         "age": timezone.now() - request.created_at,
         "message": json.dumps(request.payload, indent=2, ensure_ascii=False),
+        "created": created,
+        "created_href": _created_href(created, other, outgoing=outgoing),
+        "there_href": (request.approval_url or None) if outgoing else request_page_url(other, request.request_id),
     }
+
+
+def _created_href(created: dict | None, other: RemoteRepo | None, *, outgoing: bool) -> str | None:
+    if not created or not created.get("id"):
+        return None
+    kind = created.get("type") or EntityKind.ISSUE
+    if not outgoing:  # created here
+        try:
+            return reverse("dashboard:spec" if kind == EntityKind.SPEC else "dashboard:issue", args=[created["id"]])
+        except NoReverseMatch:
+            return None
+    return entity_page_url(other, kind, created["id"]) or created.get("url") or None
 
 
 def _json_or_none(value: dict | None) -> str | None:
@@ -226,13 +251,21 @@ def _json_or_none(value: dict | None) -> str | None:
 
 @staff_member_required
 def approvals(request: HttpRequest) -> HttpResponse:
+    """The queue (every pending incoming request), past decisions (`?page=N`) and our requests to other nodes
+    (`?sent_page=N`), newest first."""
     since = head_seq()  # before the page's data: a request arriving while it renders is replayed to the script
     trust = dict(RemoteRepo.objects.values_list("url", "trust_level"))
+    remotes = {r.url: r for r in RemoteRepo.objects.all()}
     incoming = CrossRepoRequest.objects.filter(direction=Direction.INCOMING)
-    pending = [_request_row(r, trust) for r in incoming.filter(status=RequestStatus.PENDING).order_by("created_at")]
-    decided_rows = incoming.exclude(status=RequestStatus.PENDING).order_by("-updated_at")[:20]
-    decided = [_request_row(r, trust) for r in decided_rows]
-    outgoing = CrossRepoRequest.objects.filter(direction=Direction.OUTGOING).order_by("-updated_at")[:20]
+    pending = [
+        _request_row(r, trust, remotes) for r in incoming.filter(status=RequestStatus.PENDING).order_by("created_at")
+    ]
+    decided = _page(request, incoming.exclude(status=RequestStatus.PENDING).order_by("-updated_at", "-pk"))
+    outgoing = _page(
+        request,
+        CrossRepoRequest.objects.filter(direction=Direction.OUTGOING).order_by("-created_at", "-pk"),
+        param="sent_page",
+    )
     dead = Delivery.objects.filter(status=Delivery.Status.DEAD).select_related("request")[:20]
     return render(
         request,
@@ -240,7 +273,9 @@ def approvals(request: HttpRequest) -> HttpResponse:
         {
             "pending": pending,
             "decided": decided,
+            "decided_rows": [_request_row(r, trust, remotes) for r in decided],
             "outgoing": outgoing,
+            "outgoing_rows": [_request_row(r, trust, remotes) for r in outgoing],
             "dead": dead,
             "live": live.page_config(entity_type="request", since=since),
         },
@@ -253,11 +288,12 @@ def request_page(request: HttpRequest, request_id: str) -> HttpResponse:
     if found is None:
         raise Http404(f"no request {request_id!r}")
     trust = dict(RemoteRepo.objects.values_list("url", "trust_level"))
+    remotes = {r.url: r for r in RemoteRepo.objects.all()}
     return render(
         request,
         "dashboard/request.html",
         {
-            "row": _request_row(found, trust),
+            "row": _request_row(found, trust, remotes),
             "deliveries": found.deliveries.all(),
         },
     )
@@ -315,20 +351,33 @@ def delivery_redeliver(request: HttpRequest, delivery_id: int) -> HttpResponse:
 
 @staff_member_required
 def subscription_list(request: HttpRequest) -> HttpResponse:
+    """Both sides' subscriptions, each paginated (`?page=N` watching us, `?out_page=N` we watch), filtered by
+    `?remote=` (part of the other repository's identity) and `?delivery=` (a delivery status)."""
+    chosen = {"remote": request.GET.get("remote", "").strip(), "delivery": request.GET.get("delivery", "").strip()}
     rows = Subscription.objects.defer("secret")
-    incoming = list(rows.filter(direction=SubscriptionDirection.INCOMING).order_by("from_repo", "-created_at"))
-    outgoing = list(rows.filter(direction=SubscriptionDirection.OUTGOING).order_by("to_repo", "-created_at"))
+    if chosen["delivery"] in DeliveryStatus.values:
+        rows = rows.filter(delivery_status=chosen["delivery"])
+    incoming = rows.filter(direction=SubscriptionDirection.INCOMING).order_by("from_repo", "-created_at")
+    outgoing = rows.filter(direction=SubscriptionDirection.OUTGOING).order_by("to_repo", "-created_at")
+    if chosen["remote"]:
+        incoming = incoming.filter(from_repo__icontains=chosen["remote"])
+        outgoing = outgoing.filter(to_repo__icontains=chosen["remote"])
+    incoming_page, outgoing_page = _page(request, incoming), _page(request, outgoing, param="out_page")
     head = head_seq()
-    for row in incoming + outgoing:
+    for row in [*incoming_page, *outgoing_page]:
         row.watch_text = watch_text(row.watch_config or {})
         row.behind = max(head - row.cursor_seq, 0) if row.direction == SubscriptionDirection.INCOMING else 0
     return render(
         request,
         "dashboard/subscriptions.html",
         {
-            "incoming": incoming,
-            "outgoing": outgoing,
-            "dead": sum(row.delivery_status == DeliveryStatus.DEAD for row in incoming),
+            "incoming": incoming_page,
+            "outgoing": outgoing_page,
+            "chosen": chosen,
+            "delivery_statuses": DeliveryStatus.values,
+            "dead": Subscription.objects.filter(
+                direction=SubscriptionDirection.INCOMING, delivery_status=DeliveryStatus.DEAD
+            ).count(),
             "head_seq": head,
         },
     )

@@ -317,3 +317,33 @@ def test_a_null_character_in_the_input_is_a_400_saying_so(client, tracker, url):
     response = client.get(url)
     assert response.status_code == 400
     assert "NUL character" in response.content.decode()
+
+
+# --- the site's frame: errors, login, favicon ----------------------------------------------------------------
+
+
+def test_a_missing_page_is_a_styled_404_with_the_navigation(client, tracker):
+    response = client.get("/issues/ISSUE-999")
+
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "<h1>Not found</h1>" in page and '<nav aria-label="Main">' in page and 'href="/issues/"' in page
+    assert '<a class="skip" href="#main">' in page and 'rel="icon"' in page
+
+
+@override_settings(DEBUG=False)
+def test_the_favicon_is_served_and_linked(client, tracker):
+    assert 'href="/static/favicon.svg"' in html(client.get("/"))
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"
+    assert Client().get("/static/favicon.svg").status_code == 200
+
+
+def test_login_and_logout_are_in_the_sites_style(staff, tracker):
+    login = html(Client().get("/admin/login/?next=/approvals/"))
+    assert "<h1>Log in to" in login and '<nav aria-label="Main">' in login
+    assert 'for="id_username"' in login and 'name="next" value="/approvals/"' in login
+
+    browser = admin_login(staff)
+    out = browser.post("/admin/logout/", {"csrfmiddlewaretoken": browser.cookies["csrftoken"].value})
+    assert out.status_code == 200 and "<h1>Logged out</h1>" in out.content.decode()
