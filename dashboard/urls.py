@@ -9,7 +9,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("issues/", views.issue_list, name="issues"),
     path("specs/", views.spec_list, name="specs"),
-    path("favicon.ico", views.favicon),
     path("issues/<str:ref>", views.entity_page, {"kind": EntityKind.ISSUE}, name="issue"),
     path("specs/<str:ref>", views.entity_page, {"kind": EntityKind.SPEC}, name="spec"),
     path("approvals/", views.approvals, name="approvals"),

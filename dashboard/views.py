@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -113,11 +112,6 @@ def spec_list(request: HttpRequest) -> HttpResponse:
     filters = _entity_filters(request)
     context = {"specs": _page(request, _specs(filters)), "show": ("specs",), **_lists_context(filters)}
     return render(request, "dashboard/home.html", context)
-
-
-def favicon(request: HttpRequest) -> HttpResponse:
-    """Browsers ask /favicon.ico on pages that do not link one (the admin's): the site's icon."""
-    return redirect(static("favicon.svg"), permanent=True)
 
 
 def _search_elsewhere(text: str) -> dict | None:
