@@ -152,7 +152,8 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
         {
             "entity": entity,
             "detail": detail,
-            "open_blockers": open_blockers(detail),
+            # One blocker written twice (blocked-by on the record, depends-on in the content) is one blocker.
+            "open_blockers": list({b["id"]: b for b in open_blockers(detail)}.values()),
             "provenance": delegation.provenance(entity),
             "created_by": created_by,
             "created_by_there": request_page_url(
