@@ -47,7 +47,7 @@ PAGE_SIZE = 50  # rows per page of every list (issues, specs, decisions, request
 
 def _page(request: HttpRequest, rows, param: str = "page", size: int = PAGE_SIZE):
     """One page of `rows` (a queryset or list) as `?{param}=N` asks (the last page past the end, the first for
-    junk); the other query parameters, the filters, stay in the links the templates build with {% querystring %}."""
+    junk); the other query parameters, the filters, stay in the links _pager.html builds with the page_link tag."""
     return Paginator(rows, size).get_page(request.GET.get(param))
 
 
