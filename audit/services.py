@@ -71,11 +71,29 @@ def audit_record(
         duration_ms=duration_ms,
     )
     row.save(force_insert=True)
-    metrics.call_observe(
-        operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
-    )
+    if status != AuditLog.Status.PENDING:  # a pending row is counted once it has its outcome (audit_complete)
+        metrics.call_observe(
+            operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
+        )
     _log_line(row)
     return row
+
+
+def audit_complete(
+    *, request_id: str, operation: str, direction: str, status: str, result: Any = None, error: str = ""
+) -> int:
+    """Complete the `pending` row written when a request arrived (record intent, then outcome: STYLE.md 9) with
+    how it ended: `status` success or failed, its result or error; and count it in the metrics then, with that
+    outcome (audit_record does not count a pending row), so counter and log still agree row for row. Returns how
+    many rows it completed (0 when there was no pending row)."""
+    pending = AuditLog.objects.filter(
+        request_id=request_id, operation_type=operation, direction=direction, status=AuditLog.Status.PENDING
+    )
+    remotes = list(pending.values_list("remote_repo", flat=True))
+    done = pending.update(status=status, result=_summary(result), error_message=error[:2000])
+    for remote in remotes[:done]:
+        metrics.call_observe(operation=operation, remote=remote, direction=direction, outcome=status, duration_ms=None)
+    return done
 
 
 def audit_record_later(**fields: Any) -> None:

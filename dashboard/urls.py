@@ -7,6 +7,8 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("issues/", views.issue_list, name="issues"),
+    path("specs/", views.spec_list, name="specs"),
     path("issues/<str:ref>", views.entity_page, {"kind": EntityKind.ISSUE}, name="issue"),
     path("specs/<str:ref>", views.entity_page, {"kind": EntityKind.SPEC}, name="spec"),
     path("approvals/", views.approvals, name="approvals"),

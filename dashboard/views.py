@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -24,10 +24,11 @@ from audit.selectors import audit_query
 from dashboard import live
 from events.selectors import head_seq
 from remotes.models import CrossRepoReference, RemoteRepo
-from remotes.selectors import remote_summary
+from remotes.selectors import entity_page_url, remote_summary, request_page_url, site_url
 from remotes.sync import entity_detail_with_cross_repo
 from requests_app import delegation
 from requests_app import delivery as request_delivery
+from requests_app import selectors as request_selectors
 from requests_app import services as request_services
 from requests_app.models import CrossRepoRequest, Delivery, Direction, RequestStatus
 from subscriptions import delivery as subscription_delivery
@@ -41,46 +42,91 @@ from tracker.sync import DataDamaged
 # --- issues and specs ---------------------------------------------------------------------------------------------
 
 
-def home(request: HttpRequest) -> HttpResponse:
+PAGE_SIZE = 50  # rows per page of every list (issues, specs, decisions, requests sent, audit, subscriptions)
+
+
+def _page(request: HttpRequest, rows, param: str = "page", size: int = PAGE_SIZE):
+    """One page of `rows` (a queryset or list) as `?{param}=N` asks (the last page past the end, the first for
+    junk); the other query parameters, the filters, stay in the links _pager.html builds with the page_link tag."""
+    return Paginator(rows, size).get_page(request.GET.get(param))
+
+
+def _entity_filters(request: HttpRequest) -> dict:
     status = [s for s in request.GET.getlist("status") if s in IssueStatus.values]
     show_archived = request.GET.get("archived") == "1"
-    archived = None if show_archived else False
-    issues = entity_list(
-        kind=EntityKind.ISSUE, status=status or None, archived=archived, search=request.GET.get("q") or None
+    return {
+        "status": status,
+        "show_archived": show_archived,
+        "archived": None if show_archived else False,
+        "q": request.GET.get("q", ""),
+        "everywhere": request.GET.get("all") == "1",
+    }
+
+
+def _issues(filters: dict):
+    return entity_list(
+        kind=EntityKind.ISSUE,
+        status=filters["status"] or None,
+        archived=filters["archived"],
+        search=filters["q"] or None,
     ).prefetch_related("relationships")
-    specs = entity_list(kind=EntityKind.SPEC, archived=archived, search=request.GET.get("q") or None)
-    everywhere = request.GET.get("all") == "1"
-    elsewhere = _search_elsewhere(request.GET.get("q", "")) if everywhere else None
+
+
+def _specs(filters: dict):
+    return entity_list(kind=EntityKind.SPEC, archived=filters["archived"], search=filters["q"] or None)
+
+
+def _lists_context(filters: dict) -> dict:
+    return {
+        "statuses": IssueStatus.values,
+        "selected_status": filters["status"],
+        "show_archived": filters["show_archived"],
+        "q": filters["q"],
+        "everywhere": filters["everywhere"],
+        "elsewhere": _search_elsewhere(filters["q"]) if filters["everywhere"] else None,
+    }
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Issues (paginated, `?page=N`) and the first page of specs (all of them at /specs/), with one filter form."""
+    filters = _entity_filters(request)
     return render(
         request,
         "dashboard/home.html",
         {
-            "issues": issues,
-            "specs": specs,
-            "statuses": IssueStatus.values,
-            "selected_status": status,
-            "show_archived": show_archived,
-            "q": request.GET.get("q", ""),
-            "everywhere": everywhere,
-            "elsewhere": elsewhere,
+            "issues": _page(request, _issues(filters)),
+            "specs": _page(request, _specs(filters), param="specs_page"),
+            "show": ("issues", "specs"),
+            **_lists_context(filters),
         },
     )
+
+
+def issue_list(request: HttpRequest) -> HttpResponse:
+    filters = _entity_filters(request)
+    context = {"issues": _page(request, _issues(filters)), "show": ("issues",), **_lists_context(filters)}
+    return render(request, "dashboard/home.html", context)
+
+
+def spec_list(request: HttpRequest) -> HttpResponse:
+    filters = _entity_filters(request)
+    context = {"specs": _page(request, _specs(filters)), "show": ("specs",), **_lists_context(filters)}
+    return render(request, "dashboard/home.html", context)
 
 
 def _search_elsewhere(text: str) -> dict | None:
     """The "all repositories" switch: the other repositories' answers to the same search (remotes.search),
     each row with a link to its page on its own node when the remote's address is known."""
     from federation_site import identity
-    from remotes.models import RemoteRepo
     from remotes.search import search_everywhere
 
     if not any(ch.isalnum() for ch in text):
         return None
     answer = search_everywhere(text=text, kinds=[EntityKind.ISSUE, EntityKind.SPEC], all_repos=True)
     here = identity.repo_path(identity.local_url()) if identity.local_url() else None
-    sites = {r.url: r.rest_endpoint.removesuffix("/api/v1") for r in RemoteRepo.objects.exclude(rest_endpoint="")}
+    remotes = {r.url: r for r in RemoteRepo.objects.exclude(rest_endpoint="")}
     rows = [
-        {**row, "href": f"{sites[row['repo']]}/{row['kind']}s/{row['id']}" if row["repo"] in sites else None}
+        {**row, "href": entity_page_url(remotes.get(row["repo"]), row["kind"], row["id"])}
         for row in answer["results"]
         if row["repo"] != here
     ]
@@ -94,14 +140,28 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
     except Entity.DoesNotExist as exc:
         raise Http404(str(exc)) from None
     detail = entity_detail_with_cross_repo(entity=entity)
+    # Provenance both ways: the request (from another node) that created this entity, and our requests that
+    # created the remote entities this one references.
+    created_by = request_selectors.request_that_created(entity_uuid=entity.uuid)
+    ours = request_selectors.requests_that_created(canonical_refs=[x["ref"] for x in detail["cross_repo"]])
+    for x in detail["cross_repo"]:
+        x["request"] = ours.get(x["ref"])
     return render(
         request,
         "dashboard/entity.html",
         {
             "entity": entity,
             "detail": detail,
-            "open_blockers": open_blockers(detail),
+            # One blocker written twice (blocked-by on the record, depends-on in the content) is one blocker.
+            "open_blockers": list({b["id"]: b for b in open_blockers(detail)}.values()),
             "provenance": delegation.provenance(entity),
+            "created_by": created_by,
+            "created_by_there": request_page_url(
+                RemoteRepo.objects.filter(url=created_by.from_repo).first(), created_by.request_id
+            )
+            if created_by
+            else None,
+            "local_references": [r for r in detail["references"] if not r["repo"]],
             # Live updates come over the WebSocket, which only this node's staff may open from a page.
             "live": live.page_config(entity_type="*", since=since, ids=live.entity_page_ids(entity.sudocode_id, detail))
             if request.user.is_staff
@@ -134,11 +194,21 @@ def graph_page(request: HttpRequest) -> HttpResponse:
 # --- the approval queue (incoming requests), and requests sent ----------------------------------------------------
 
 
-def _request_row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
+def _request_row(
+    request: CrossRepoRequest, trust: dict[str, str], remotes: dict[str, RemoteRepo] | None = None
+) -> dict:
+    """What the pages show of one request, either side: on the requester's node (outgoing) "sent", the other node
+    being `to_repo`; on the receiving node (incoming) "received" from `from_repo`. `links`: the request's page on
+    the other node and the created entity's page (here for an incoming request, there for an outgoing one)."""
     data = request.data
     context = data.get("context") or {}
+    outgoing = request.direction == Direction.OUTGOING
+    other = (remotes or {}).get(request.to_repo if outgoing else request.from_repo)
+    created = (request.result or {}).get("created") or None
     return {
         "request": request,
+        "outgoing": outgoing,
+        "other_repo": request.to_repo if outgoing else request.from_repo,
         "title": data.get("title") or data.get("id"),
         "kind": f"delegation of {'an issue' if data.get('type') == 'issue' else 'a spec'}"
         if request.is_delegation
@@ -152,7 +222,22 @@ def _request_row(request: CrossRepoRequest, trust: dict[str, str]) -> dict:
         "trust_level": trust.get(request.from_repo, "unknown"),
         "age": timezone.now() - request.created_at,
         "message": json.dumps(request.payload, indent=2, ensure_ascii=False),
+        "created": created,
+        "created_href": _created_href(created, other, outgoing=outgoing),
+        "there_href": (request.approval_url or None) if outgoing else request_page_url(other, request.request_id),
     }
+
+
+def _created_href(created: dict | None, other: RemoteRepo | None, *, outgoing: bool) -> str | None:
+    if not created or not created.get("id"):
+        return None
+    kind = created.get("type") or EntityKind.ISSUE
+    if not outgoing:  # created here
+        try:
+            return reverse("dashboard:spec" if kind == EntityKind.SPEC else "dashboard:issue", args=[created["id"]])
+        except NoReverseMatch:
+            return None
+    return entity_page_url(other, kind, created["id"]) or created.get("url") or None
 
 
 def _json_or_none(value: dict | None) -> str | None:
@@ -161,13 +246,21 @@ def _json_or_none(value: dict | None) -> str | None:
 
 @staff_member_required
 def approvals(request: HttpRequest) -> HttpResponse:
+    """The queue (every pending incoming request), past decisions (`?page=N`) and our requests to other nodes
+    (`?sent_page=N`), newest first."""
     since = head_seq()  # before the page's data: a request arriving while it renders is replayed to the script
     trust = dict(RemoteRepo.objects.values_list("url", "trust_level"))
+    remotes = {r.url: r for r in RemoteRepo.objects.all()}
     incoming = CrossRepoRequest.objects.filter(direction=Direction.INCOMING)
-    pending = [_request_row(r, trust) for r in incoming.filter(status=RequestStatus.PENDING).order_by("created_at")]
-    decided_rows = incoming.exclude(status=RequestStatus.PENDING).order_by("-updated_at")[:20]
-    decided = [_request_row(r, trust) for r in decided_rows]
-    outgoing = CrossRepoRequest.objects.filter(direction=Direction.OUTGOING).order_by("-updated_at")[:20]
+    pending = [
+        _request_row(r, trust, remotes) for r in incoming.filter(status=RequestStatus.PENDING).order_by("created_at")
+    ]
+    decided = _page(request, incoming.exclude(status=RequestStatus.PENDING).order_by("-updated_at", "-pk"))
+    outgoing = _page(
+        request,
+        CrossRepoRequest.objects.filter(direction=Direction.OUTGOING).order_by("-created_at", "-pk"),
+        param="sent_page",
+    )
     dead = Delivery.objects.filter(status=Delivery.Status.DEAD).select_related("request")[:20]
     return render(
         request,
@@ -175,7 +268,9 @@ def approvals(request: HttpRequest) -> HttpResponse:
         {
             "pending": pending,
             "decided": decided,
+            "decided_rows": [_request_row(r, trust, remotes) for r in decided],
             "outgoing": outgoing,
+            "outgoing_rows": [_request_row(r, trust, remotes) for r in outgoing],
             "dead": dead,
             "live": live.page_config(entity_type="request", since=since),
         },
@@ -188,11 +283,12 @@ def request_page(request: HttpRequest, request_id: str) -> HttpResponse:
     if found is None:
         raise Http404(f"no request {request_id!r}")
     trust = dict(RemoteRepo.objects.values_list("url", "trust_level"))
+    remotes = {r.url: r for r in RemoteRepo.objects.all()}
     return render(
         request,
         "dashboard/request.html",
         {
-            "row": _request_row(found, trust),
+            "row": _request_row(found, trust, remotes),
             "deliveries": found.deliveries.all(),
         },
     )
@@ -250,20 +346,33 @@ def delivery_redeliver(request: HttpRequest, delivery_id: int) -> HttpResponse:
 
 @staff_member_required
 def subscription_list(request: HttpRequest) -> HttpResponse:
+    """Both sides' subscriptions, each paginated (`?page=N` watching us, `?out_page=N` we watch), filtered by
+    `?remote=` (part of the other repository's identity) and `?delivery=` (a delivery status)."""
+    chosen = {"remote": request.GET.get("remote", "").strip(), "delivery": request.GET.get("delivery", "").strip()}
     rows = Subscription.objects.defer("secret")
-    incoming = list(rows.filter(direction=SubscriptionDirection.INCOMING).order_by("from_repo", "-created_at"))
-    outgoing = list(rows.filter(direction=SubscriptionDirection.OUTGOING).order_by("to_repo", "-created_at"))
+    if chosen["delivery"] in DeliveryStatus.values:
+        rows = rows.filter(delivery_status=chosen["delivery"])
+    incoming = rows.filter(direction=SubscriptionDirection.INCOMING).order_by("from_repo", "-created_at")
+    outgoing = rows.filter(direction=SubscriptionDirection.OUTGOING).order_by("to_repo", "-created_at")
+    if chosen["remote"]:
+        incoming = incoming.filter(from_repo__icontains=chosen["remote"])
+        outgoing = outgoing.filter(to_repo__icontains=chosen["remote"])
+    incoming_page, outgoing_page = _page(request, incoming), _page(request, outgoing, param="out_page")
     head = head_seq()
-    for row in incoming + outgoing:
+    for row in [*incoming_page, *outgoing_page]:
         row.watch_text = watch_text(row.watch_config or {})
         row.behind = max(head - row.cursor_seq, 0) if row.direction == SubscriptionDirection.INCOMING else 0
     return render(
         request,
         "dashboard/subscriptions.html",
         {
-            "incoming": incoming,
-            "outgoing": outgoing,
-            "dead": sum(row.delivery_status == DeliveryStatus.DEAD for row in incoming),
+            "incoming": incoming_page,
+            "outgoing": outgoing_page,
+            "chosen": chosen,
+            "delivery_statuses": DeliveryStatus.values,
+            "dead": Subscription.objects.filter(
+                direction=SubscriptionDirection.INCOMING, delivery_status=DeliveryStatus.DEAD
+            ).count(),
             "head_seq": head,
         },
     )
@@ -289,7 +398,7 @@ def _cursor(subscription_id: str) -> int:
 
 
 def remote_list(request: HttpRequest) -> HttpResponse:
-    remotes = [remote_summary(r) for r in RemoteRepo.objects.all()]
+    remotes = [{**remote_summary(r), "site": site_url(r)} for r in RemoteRepo.objects.all()]
     unknown = CrossRepoReference.objects.filter(remote_repo__isnull=True).values_list("repo", flat=True).distinct()
     return render(request, "dashboard/remotes.html", {"remotes": remotes, "unknown_repos": sorted(set(unknown))})
 

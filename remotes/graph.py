@@ -30,7 +30,7 @@ from django.utils import timezone
 from federation_site import identity, node
 from remotes.client import RemoteError
 from remotes.models import CrossRepoReference, RemoteRepo
-from remotes.selectors import reference_summary
+from remotes.selectors import entity_page_url, reference_summary
 from remotes.services import BATCH, declared_references, kind_of_id
 from tracker.models import Entity, EntityKind, Relationship
 
@@ -270,17 +270,9 @@ def _remote_node(walk: _Walk, remotes: dict[str, RemoteRepo], repo: str, remote_
             trust_level=remote.trust_level if remote else None,
             freshness="missing",
             note=None if remote else f"{path} is not a remote of this node: its state is not known here",
-            page=_remote_page(remote, kind, remote_id),
+            page=entity_page_url(remote, kind, remote_id),
         )
     return walk.nodes[key]
-
-
-def _remote_page(remote: RemoteRepo | None, kind: str, remote_id: str) -> str | None:
-    """The remote node's own page for the entity, when its REST endpoint is a sudocode-fed node's /api/v1."""
-    endpoint = (remote.rest_endpoint if remote else "").rstrip("/")
-    if not endpoint.endswith("/api/v1"):
-        return None
-    return f"{endpoint.removesuffix('/api/v1')}/{'specs' if kind == EntityKind.SPEC else 'issues'}/{remote_id}"
 
 
 def _resolve_root(walk: _Walk, remotes: dict[str, RemoteRepo], root: str) -> GraphNode:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote
 
 from django.db.models import Count
 from django.utils import timezone
@@ -99,6 +100,25 @@ def _declared_permissions(declared) -> dict:
     return declared.permissions.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
+def site_url(remote: RemoteRepo | None) -> str | None:
+    """A remote node's dashboard, `{site}` of its REST endpoint `{site}/api/v1` (a sudocode-fed node), else None:
+    the one rule for every link to another node's pages (the graph's included)."""
+    endpoint = (remote.rest_endpoint if remote else "").rstrip("/")
+    return endpoint.removesuffix("/api/v1") if endpoint.endswith("/api/v1") else None
+
+
+def entity_page_url(remote: RemoteRepo | None, kind: str, entity_id: str) -> str | None:
+    """The page of a remote's issue or spec on its own node (`{site}/issues/{id}`), or None (see site_url)."""
+    site = site_url(remote)
+    return f"{site}/{'specs' if kind == 'spec' else 'issues'}/{quote(entity_id, safe='')}" if site else None
+
+
+def request_page_url(remote: RemoteRepo | None, request_id: str) -> str | None:
+    """A request's page on the other node (`{site}/approvals/{id}`: its staff see it there), or None."""
+    site = site_url(remote)
+    return f"{site}/approvals/{quote(request_id, safe='')}" if site else None
+
+
 def _unresolved(repo: str) -> str:
     matches = remotes_for_repo(repo)
     return ambiguity(repo, matches) if len(matches) > 1 else f"{repo} is not a known remote"
@@ -137,6 +157,7 @@ def reference_summary(ref: CrossRepoReference, *, ttl: timedelta | None = None) 
         "fetch_status": ref.fetch_status,
         "error": ref.fetch_error or (None if remote else _unresolved(ref.repo)),
         "remote_sync_status": remote.sync_status if remote else None,
+        "href": entity_page_url(remote, ref.remote_entity_type or "issue", ref.remote_id),
     }
 
 

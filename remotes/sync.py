@@ -231,6 +231,7 @@ def entity_detail_with_cross_repo(*, entity: Entity) -> dict:
             "exists": ref["title"] is not None,
             "remote": True,
             "freshness": ref["freshness"],
+            "href": ref["href"],
         }
         for ref in detail["cross_repo"]
         if ref["type"] in REMOTE_BLOCKING

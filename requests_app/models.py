@@ -117,6 +117,7 @@ class Delivery(models.Model):
     class Meta:
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
         ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
 
     def __str__(self) -> str:
         return f"{self.kind} {self.event} -> {self.target} ({self.status})"

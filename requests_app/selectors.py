@@ -252,3 +252,24 @@ def request_gauges() -> dict[str, Any]:
         .order_by()
     )
     return {"approval_queue": queue, "deliveries": {(kind, status): n for kind, status, n in rows}}
+
+
+def request_that_created(*, entity_uuid: str) -> CrossRepoRequest | None:
+    """The incoming request (a mutation or a delegation) whose approval created this node's entity `entity_uuid`:
+    its `result.created.uuid` (requests_app.services._execute records it), or None."""
+    return (
+        CrossRepoRequest.objects.filter(direction=Direction.INCOMING, result__created__uuid=entity_uuid)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def requests_that_created(*, canonical_refs: list[str]) -> dict[str, CrossRepoRequest]:
+    """Our outgoing requests that created the remote entities `canonical_refs` ("org/repo#id"), by that ref: the
+    other side of request_that_created, from the `created` the remote's answer or callback carried."""
+    if not canonical_refs:
+        return {}
+    rows = CrossRepoRequest.objects.filter(
+        direction=Direction.OUTGOING, result__created__canonical_ref__in=canonical_refs
+    ).order_by("created_at")
+    return {row.result["created"]["canonical_ref"]: row for row in rows}

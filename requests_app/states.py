@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.services import audit_complete, audit_record
 from events.services import record_local
 from federation_site import metrics
 from requests_app import signals
@@ -73,6 +73,22 @@ def transition(request: CrossRepoRequest, to: str, *, actor: str, **fields: Any)
             result=request.result if to == COMPLETED else None,
             error=(request.rejection_reason or request.last_error) if to in (REJECTED, FAILED) else "",
         )
+        if to in FINAL and current in (PENDING, APPROVED):
+            # The "pending" row written when the request arrived (requests_app.services.request_receive) now
+            # says how it ended, so the log shows no request pending forever.
+            audit_complete(
+                request_id=request.request_id,
+                operation="delegate" if request.is_delegation else "mutate",
+                direction=request.direction,
+                status="success" if to == COMPLETED else "failed",
+                result={
+                    "status": to,
+                    **({"created": (request.result or {}).get("created")} if to == COMPLETED else {}),
+                },
+                error=""
+                if to == COMPLETED
+                else f"{to}: {request.rejection_reason or request.last_error or 'no reason given'}",
+            )
         request_event(request, type="request_updated", status_from=current)
         signals.request_changed.send(sender=CrossRepoRequest, request=request, status_from=current)
     if (

@@ -19,6 +19,9 @@
     return node.kind === "spec" ? "spec" : node.status || "unknown";
   }
 
+  // The CLI's "⧗" (open) is missing from common fonts (headless Chromium draws a box): the page draws "○".
+  function shown(symbol) { return symbol === "\u29D7" ? "\u25CB" : symbol; }
+
   function pageOf(node) {
     if (node.local) return node.title === null ? null : config.pages[node.kind].replace("__ID__", encodeURIComponent(node.id));
     return node.page;
@@ -68,7 +71,7 @@
         data: {
           id: n.ref,
           parent: "repo:" + repo,
-          label: n.id + " " + n.symbol + "\n" + title,
+          label: n.id + " " + shown(n.symbol) + "\n" + title,
           colour: COLOURS[n.status] || "#6b7280",
           status: statusOf(n),
           repo: repo,

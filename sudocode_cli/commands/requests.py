@@ -101,9 +101,17 @@ def list_(args: argparse.Namespace) -> int:
         if r["direction"] == "incoming":
             print(f'→ [{r["request_id"]}] {other} requests: "{r["title"]}" ({r["status"]})')
         else:
-            print(f'→ [{r["request_id"]}] we asked {other}: "{r["title"]}" ({r["status"]})')
+            print(f'→ [{r["request_id"]}] you asked {other}: "{r["title"]}" ({r["status"]})')
         print(f"  {'From' if r['direction'] == 'incoming' else 'To'}: {other}")
+        print(f"  {'Received' if r['direction'] == 'incoming' else 'Sent'}: {r['created_at']}")
         print(f"  Requested by: {r['requester'] or 'unknown'}")
+        if r["status"] == "rejected":
+            print(f"  Reason: {r['rejection_reason'] or 'none given'}")
+        created = (r["result"] or {}).get("created") or {}
+        if created.get("canonical_ref"):
+            print(f"  Created: {created['canonical_ref']}{' ' + created['url'] if created.get('url') else ''}")
+        if r["direction"] == "outgoing" and r["status"] == "pending" and r["approval_url"]:
+            print(f"  Decided at: {r['approval_url']}")
         print(f"  Priority: {r['priority'] if r['priority'] is not None else 2}")
         print(f"  Labels: {', '.join(r['labels']) or 'none'}")
         if r["decision"]:

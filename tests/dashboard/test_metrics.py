@@ -62,7 +62,9 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 def audited_calls(node: Node) -> dict[tuple[str, str, str, str], float]:
     with node.db() as db:
-        rows = db.execute("SELECT operation_type, remote_repo, direction, status FROM cross_repo_audit_log").fetchall()
+        rows = db.execute(  # a pending row is counted once it has its outcome (audit.services.audit_complete)
+            "SELECT operation_type, remote_repo, direction, status FROM cross_repo_audit_log WHERE status != 'pending'"
+        ).fetchall()
     return {key: float(n) for key, n in Counter(rows).items()}
 
 

@@ -77,6 +77,7 @@ def nodes(tmp_path_factory):
     try:
         start_together(frontend, api)
         api.create_staff(STAFF, PASSWORD)  # once served: the CLI's own database has no auth tables
+        frontend.create_staff(STAFF, PASSWORD)
         key = link(frontend, api, trust="verified")
         yield Nodes(frontend, api, key)
     finally:
@@ -240,6 +241,44 @@ def test_a_rejection_with_its_reason_reaches_frontend_and_creates_nothing(nodes)
     outgoing = outgoing_when_final(nodes, request_id)
     assert (outgoing["status"], outgoing["rejection_reason"]) == ("rejected", "Out of scope for api-service")
     assert issues_of(nodes.api) == issues_before
+
+
+def test_the_requesters_view_of_a_rejection_and_of_an_approval(nodes):
+    rejected = nodes.ask("Rewrite the API in Fortran")
+    assert decide(staff_session(nodes.api), nodes.api, rejected, "reject", reason="Not *this* year").status_code == 302
+    outgoing_when_final(nodes, rejected)
+    approved = nodes.ask("Add a health endpoint", "--requester", "claude-code-agent")
+    assert decide(staff_session(nodes.api), nodes.api, approved, "approve").status_code == 302
+    created = outgoing_when_final(nodes, approved)["result"]["created"]
+    ours = staff_session(nodes.frontend)
+
+    # frontend's queue: what it sent, when, what became of it, links to api-service's pages.
+    queue = ours.get(f"{nodes.frontend.base}/approvals/", timeout=10).text
+    sent = queue[queue.index("Our requests and delegations") :]
+    row = sent[sent.index(f"<code>{rejected}</code>") :].split("</tr>")[0]
+    assert "status-rejected" in row and "Reason:</span> Not *this* year" in row
+    assert f'href="{nodes.api.base}/approvals/{rejected}"' in row and "<time datetime=" in row
+    row = sent[sent.index(f"<code>{approved}</code>") :].split("</tr>")[0]
+    assert (
+        f'created <a href="{nodes.api.base}/issues/{created["id"]}"><code>{created["canonical_ref"]}</code></a>' in row
+    )
+
+    page = ours.get(f"{nodes.frontend.base}/approvals/{rejected}", timeout=10).text
+    assert "<dt>Sent</dt>" in page and "<dt>Received</dt>" not in page
+    assert "<dt>Reason</dt><dd>Not *this* year</dd>" in page
+    page = ours.get(f"{nodes.frontend.base}/approvals/{approved}", timeout=10).text
+    assert f'href="{nodes.api.base}/issues/{created["id"]}"' in page
+
+    # api-service's side: the issue links back to the request, here and on frontend; the result column links it.
+    theirs = staff_session(nodes.api)
+    issue = theirs.get(f"{nodes.api.base}/issues/{created['id']}", timeout=10).text
+    assert f'href="/approvals/{approved}"' in issue and f'href="{nodes.frontend.base}/approvals/{approved}"' in issue
+    decisions = theirs.get(f"{nodes.api.base}/approvals/", timeout=10).text
+    assert f'created <a href="/issues/{created["id"]}">' in decisions
+
+    listing = nodes.frontend.cli("requests", "list", "--direction", "outgoing").out
+    assert f'→ [{rejected}] you asked {nodes.api.identity}: "Rewrite the API in Fortran" (rejected)' in listing
+    assert "Reason: Not *this* year" in listing and f"Created: {created['canonical_ref']}" in listing
 
 
 def test_an_untrusted_node_is_refused_and_its_request_is_failed(nodes, tmp_path):

@@ -97,8 +97,27 @@ def test_home_renders_the_real_sudocode_repository(client, node_repo):
     jsonl_sync()
 
     page = html(client.get("/?archived=1"))
-    assert len(listed(page)) == 676 and len(listed(page, "specs")) == 75
+    assert 'Issues <span class="muted">(676)</span>' in page and len(listed(page)) == 50  # one page of 50
+    assert 'Specs <span class="muted">(75)</span>' in page and 'href="/specs/?archived=1">All 75 specs' in page
+    last = html(client.get("/issues/?archived=1&page=14"))
+    assert len(listed(last)) == 676 - 13 * 50 and "page 14 of 14" in last
+    assert len(listed(html(client.get("/specs/?archived=1&page=2")), "specs")) == 25
     assert len(listed(html(client.get("/?status=blocked&archived=1")))) == 16
+
+
+def test_lists_are_paginated_with_the_filters_kept_in_the_links(client, node_repo, settings):
+    for n in range(1, 56):
+        services.issue_create(title=f"Task {n}", actor="t", sudocode_id=f"ISSUE-{n:03}", tags=["bulk"])
+    services.spec_create(title="Only spec", actor="t", sudocode_id="SPEC-001")
+
+    first = html(client.get("/issues/?q=Task"))
+    assert len(listed(first)) == 50 and "page 1 of 2" in first and "<h2>Specs" not in first
+    assert 'href="?q=Task&amp;page=2" rel="next"' in first
+    second = html(client.get("/issues/?q=Task&page=2"))
+    assert listed(second) == [f"ISSUE-{n:03}" for n in range(51, 56)] and 'rel="prev"' in second
+    assert listed(html(client.get("/issues/?q=Task&page=99"))) == listed(second)  # past the end: the last page
+    specs = html(client.get("/specs/"))
+    assert listed(specs, "specs") == ["SPEC-001"] and "<h1>Specs" in specs and "Task 1" not in specs
 
 
 # --- an entity's page -------------------------------------------------------------------------------------
@@ -110,16 +129,25 @@ def test_an_issue_page_shows_status_blockers_relationships_references_and_conten
     assert "<code>ISSUE-002</code> Token refresh" in page
     assert "status-blocked" in page and "blocked by 1 open" in page
     blocked_by, relationships, referenced_by = (
-        page[page.index(f"<h3>{h}</h3>") :].split("</ul>")[0] for h in ("Blocked by", "Relationships", "Referenced by")
+        page[page.index(f'<h2 class="h3">{h}</h2>') :].split("</ul>")[0]
+        for h in ("Blocked by", "Relationships", "Referenced by")
     )
     assert 'href="/issues/ISSUE-001"' in blocked_by and "Login form" in blocked_by
     assert 'href="/issues/ISSUE-001"' in relationships and 'href="/specs/SPEC-001"' in relationships
     assert "none" in referenced_by
-    references = page[page.index("<h3>Local references in the content</h3>") :].split("</ul>")[0]
-    assert "<code>ISSUE-001</code>" in references and "Login form" in references
-    cross_repo = page[page.index("<h3>Cross-repo</h3>") :].split("</table>")[0]
+    references = page[page.index('<h2 class="h3">Local references in the content</h2>') :].split("</ul>")[0]
+    assert 'href="/issues/ISSUE-001"><code>ISSUE-001</code></a>' in references and "Login form" in references
+    cross_repo = page[page.index('<h2 class="h3">Cross-repo</h2>') :].split("</table>")[0]
     assert "<code>acme/backend#i-ab12</code>" in cross_repo and "acme/backend is not a known remote" in cross_repo
-    assert "Then rotate keys." in page[page.index('<pre class="content">') :]
+    content = page[page.index('<div class="content markdown">') :]
+    assert "<p>Then rotate keys.</p>" in content
+    # Each ref of the content is a link (when its page is known) with its status chip.
+    assert (
+        'href="/issues/ISSUE-001" title="Login form"><code>ISSUE-001</code></a> <span class="chip chip-open">'
+        in content
+    )
+    assert '<code>acme/backend#i-ab12</code> <span class="chip chip-unknown">unknown</span>' in content
+    assert entity_get(kind="issue", ref="ISSUE-002").uuid not in page  # no uuid line on top
 
 
 def test_a_blocker_that_is_closed_does_not_count_as_open(client, tracker):
@@ -133,7 +161,7 @@ def test_a_blocker_that_is_closed_does_not_count_as_open(client, tracker):
 def test_a_spec_page_shows_who_implements_it(client, tracker):
     page = html(client.get("/specs/SPEC-001"))
 
-    referenced_by = page[page.index("<h3>Referenced by</h3>") :].split("</ul>")[0]
+    referenced_by = page[page.index('<h2 class="h3">Referenced by</h2>') :].split("</ul>")[0]
     assert "implements" in referenced_by and 'href="/issues/ISSUE-002"' in referenced_by
     assert "specs/SPEC-001" in page  # its file
 
@@ -289,3 +317,33 @@ def test_a_null_character_in_the_input_is_a_400_saying_so(client, tracker, url):
     response = client.get(url)
     assert response.status_code == 400
     assert "NUL character" in response.content.decode()
+
+
+# --- the site's frame: errors, login, favicon ----------------------------------------------------------------
+
+
+def test_a_missing_page_is_a_styled_404_with_the_navigation(client, tracker):
+    response = client.get("/issues/ISSUE-999")
+
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "<h1>Not found</h1>" in page and '<nav aria-label="Main">' in page and 'href="/issues/"' in page
+    assert '<a class="skip" href="#main">' in page and 'rel="icon"' in page
+
+
+@override_settings(DEBUG=False)
+def test_the_favicon_is_served_and_linked(client, tracker):
+    assert 'href="/static/favicon.svg"' in html(client.get("/"))
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"
+    assert Client().get("/static/favicon.svg").status_code == 200
+
+
+def test_login_and_logout_are_in_the_sites_style(staff, tracker):
+    login = html(Client().get("/admin/login/?next=/approvals/"))
+    assert "<h1>Log in to" in login and '<nav aria-label="Main">' in login
+    assert 'for="id_username"' in login and 'name="next" value="/approvals/"' in login
+
+    browser = admin_login(staff)
+    out = browser.post("/admin/logout/", {"csrfmiddlewaretoken": browser.cookies["csrftoken"].value})
+    assert out.status_code == 200 and "<h1>Logged out</h1>" in out.content.decode()
