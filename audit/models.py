@@ -42,3 +42,50 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.direction} {self.operation_type} {self.remote_repo}"
+
+
+# Upper bounds (ms) of the duration buckets an AuditRollup counts; the last column counts what is above 10 s.
+# The same edges as the Prometheus histogram of calls (federation_site.metrics.LATENCY_BUCKETS), coarser below 1 ms.
+ROLLUP_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+ROLLUP_BUCKETS = tuple(f"le_{bound}" for bound in ROLLUP_BOUNDS_MS) + ("le_inf",)
+
+
+class AuditRollup(models.Model):
+    """The audit rows of one period (a minute, a quarter hour or an hour) for one remote and operation, counted:
+    what the metrics page charts, so its queries read a few thousand of these instead of a week of audit rows.
+    audit.services.audit_record adds each row to its three periods (one upsert); audit.services.rollups_prune
+    drops periods older than the page shows; rollups_rebuild makes them again from the audit rows."""
+
+    period_seconds = models.PositiveIntegerField()  # 60, 900 or 3600
+    start = models.DateTimeField()  # the period's first moment (UTC, aligned to its length)
+    remote_repo = models.CharField(max_length=300)
+    operation_type = models.CharField(max_length=32)
+    calls = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    duration_count = models.PositiveIntegerField(default=0)  # calls with a duration (the buckets' total)
+    duration_sum_ms = models.BigIntegerField(default=0)
+    le_1 = models.PositiveIntegerField(default=0)
+    le_2 = models.PositiveIntegerField(default=0)
+    le_5 = models.PositiveIntegerField(default=0)
+    le_10 = models.PositiveIntegerField(default=0)
+    le_25 = models.PositiveIntegerField(default=0)
+    le_50 = models.PositiveIntegerField(default=0)
+    le_100 = models.PositiveIntegerField(default=0)
+    le_250 = models.PositiveIntegerField(default=0)
+    le_500 = models.PositiveIntegerField(default=0)
+    le_1000 = models.PositiveIntegerField(default=0)
+    le_2500 = models.PositiveIntegerField(default=0)
+    le_5000 = models.PositiveIntegerField(default=0)
+    le_10000 = models.PositiveIntegerField(default=0)
+    le_inf = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "cross_repo_audit_rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period_seconds", "start", "remote_repo", "operation_type"], name="audit_rollup_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M} +{self.period_seconds}s {self.remote_repo} {self.operation_type}"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.models import AuditLog
+from audit.models import ROLLUP_BOUNDS_MS, ROLLUP_BUCKETS, AuditLog, AuditRollup
 from federation_site import metrics
 
 _MAX_SUMMARY = 2000  # characters of JSON kept per payload/result: enough to follow a call, never a whole body
@@ -52,7 +57,111 @@ def audit_record(
         timestamp=timezone.now(),
         duration_ms=None if duration_ms is None else int(round(duration_ms)),
     )
+    rollups_add([(row.timestamp, row.remote_repo, row.operation_type, row.status, row.duration_ms)])
     metrics.call_observe(
         operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
     )
     return row
+
+
+# --- rollups: the audit rows counted per period, for the metrics page -----------------------------------------
+
+# The periods the metrics page reads, and how long each is kept (rollups_prune): minutes for its last hour,
+# quarter hours for its last day, hours for its last week, each with a margin.
+ROLLUP_PERIODS: dict[int, timedelta] = {60: timedelta(hours=2), 900: timedelta(days=2), 3600: timedelta(days=8)}
+_COUNTS = ("calls", "failed", "duration_count", "duration_sum_ms", *ROLLUP_BUCKETS)
+_KEY = ("period_seconds", "start", "remote_repo", "operation_type")
+
+
+def period_start(moment: datetime, period_seconds: int) -> datetime:
+    """The start of the period of `period_seconds` that holds `moment` (aligned to the Unix epoch, so to UTC)."""
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % period_seconds, tz=moment.tzinfo or timezone.get_current_timezone())
+
+
+def _counts(status: str, duration_ms: int | None) -> list[int]:
+    buckets = [0] * len(ROLLUP_BUCKETS)
+    if duration_ms is not None:
+        buckets[bisect_left(ROLLUP_BOUNDS_MS, duration_ms)] = 1
+    timed = duration_ms is not None
+    return [1, int(status == AuditLog.Status.FAILED), int(timed), duration_ms or 0, *buckets]
+
+
+def rollups_add(
+    rows: Iterable[tuple[datetime, str, str, str, int | None]], *, periods: Iterable[int] = tuple(ROLLUP_PERIODS)
+) -> None:
+    """Count audit rows, given as (timestamp, remote_repo, operation_type, status, duration_ms), into the rollup
+    of each of their `periods` (seconds): one INSERT .. ON CONFLICT DO UPDATE (SQLite and PostgreSQL alike), so
+    processes writing at once add up instead of overwriting each other."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(_COUNTS))
+    periods = tuple(periods)
+    for timestamp, remote, operation, status, duration_ms in rows:
+        counts = _counts(status, duration_ms)
+        for period in periods:
+            summed = totals[(period, period_start(timestamp, period), remote, operation)]
+            for index, value in enumerate(counts):
+                summed[index] += value
+    if not totals:
+        return
+    table, quote = AuditRollup._meta.db_table, connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in (*_KEY, *_COUNTS))
+    updates = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in _COUNTS)
+    adapt = connection.ops.adapt_datetimefield_value
+    items = list(totals.items())
+    with transaction.atomic(), connection.cursor() as cursor:
+        for offset in range(0, len(items), 500):  # SQLite allows 32,766 parameters a statement
+            chunk = items[offset : offset + 500]
+            one = "(" + ", ".join(["%s"] * (len(_KEY) + len(_COUNTS))) + ")"
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(chunk))} "
+                f"ON CONFLICT ({', '.join(quote(c) for c in _KEY)}) DO UPDATE SET {updates}",
+                [
+                    value
+                    for (period, start, remote, op), counts in chunk
+                    for value in (period, adapt(start), remote, op, *counts)
+                ],
+            )
+
+
+def rollups_rebuild(*, since: datetime | None = None, now: datetime | None = None) -> int:
+    """Make the rollups again from the audit rows written since `since` (default: as far back as the longest
+    kept period), dropping what they held for that time. For a database whose audit rows were written without
+    them (an upgrade, an import, benchmarks/bench_audit.py). Returns the audit rows read."""
+    now = now or timezone.now()
+    since = since or now - max(ROLLUP_PERIODS.values())
+    with transaction.atomic():
+        for period in ROLLUP_PERIODS:
+            AuditRollup.objects.filter(period_seconds=period, start__gte=period_start(since, period)).delete()
+        # Whole periods only: the first period of each length is read from its start.
+        first = min(period_start(since, period) for period in ROLLUP_PERIODS)
+        rows = (
+            AuditLog.objects.filter(timestamp__gte=first)
+            .order_by()
+            .values_list("timestamp", "remote_repo", "operation_type", "status", "duration_ms")
+        )
+        read = 0
+        batch: list[tuple] = []
+        for row in rows.iterator(chunk_size=20_000):
+            batch.append(row)
+            read += 1
+            if len(batch) >= 100_000:
+                _rebuild_add(batch, since)
+                batch = []
+        _rebuild_add(batch, since)
+    return read
+
+
+def _rebuild_add(batch: list[tuple], since: datetime) -> None:
+    # A period that started before `since` was kept: only the rows of the periods that were deleted go back in.
+    for period in ROLLUP_PERIODS:
+        cut = period_start(since, period)
+        rollups_add([row for row in batch if row[0] >= cut], periods=(period,))
+
+
+def rollups_prune(*, now: datetime | None = None) -> int:
+    """Drop the rollups older than their period is kept (ROLLUP_PERIODS). Returns the rows deleted."""
+    now = now or timezone.now()
+    deleted = 0
+    for period, kept in ROLLUP_PERIODS.items():
+        deleted += AuditRollup.objects.filter(period_seconds=period, start__lt=now - kept).delete()[0]
+    return deleted
