@@ -51,15 +51,21 @@ ROLLUP_BUCKETS = tuple(f"le_{bound}" for bound in ROLLUP_BOUNDS_MS) + ("le_inf",
 
 
 class AuditRollup(models.Model):
-    """The audit rows of one period (a minute, a quarter hour or an hour) for one remote and operation, counted:
-    what the metrics page charts, so its queries read a few thousand of these instead of a week of audit rows.
-    audit.services.audit_record adds each row to its three periods (one upsert); audit.services.rollups_prune
-    drops periods older than the page shows; rollups_rebuild makes them again from the audit rows."""
+    """The audit rows of one period (a minute, a quarter hour or an hour) counted for one remote, and again for
+    one operation: what the metrics page charts, so its queries read a few thousand of these instead of a week
+    of audit rows (one row per remote and per operation, not per pair: 26 rows an hour for 20 remotes and 6
+    operations, not 120). audit.services.audit_record adds each row to its periods (one upsert);
+    audit.services.rollups_prune drops periods older than the page shows; rollups_rebuild makes them again from
+    the audit rows."""
+
+    class Dimension(models.TextChoices):
+        REMOTE = "remote"  # name: the remote_repo
+        OPERATION = "operation"  # name: the operation_type
 
     period_seconds = models.PositiveIntegerField()  # 60, 900 or 3600
     start = models.DateTimeField()  # the period's first moment (UTC, aligned to its length)
-    remote_repo = models.CharField(max_length=300)
-    operation_type = models.CharField(max_length=32)
+    dimension = models.CharField(max_length=16, choices=Dimension.choices)
+    name = models.CharField(max_length=300)
     calls = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     duration_count = models.PositiveIntegerField(default=0)  # calls with a duration (the buckets' total)
@@ -82,10 +88,8 @@ class AuditRollup(models.Model):
     class Meta:
         db_table = "cross_repo_audit_rollup"
         constraints = [
-            models.UniqueConstraint(
-                fields=["period_seconds", "start", "remote_repo", "operation_type"], name="audit_rollup_unique"
-            )
+            models.UniqueConstraint(fields=["period_seconds", "dimension", "start", "name"], name="audit_rollup_unique")
         ]
 
     def __str__(self) -> str:
-        return f"{self.start:%Y-%m-%d %H:%M} +{self.period_seconds}s {self.remote_repo} {self.operation_type}"
+        return f"{self.start:%Y-%m-%d %H:%M} +{self.period_seconds}s {self.dimension} {self.name}"

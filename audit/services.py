@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -70,13 +70,13 @@ def audit_record(
 # quarter hours for its last day, hours for its last week, each with a margin.
 ROLLUP_PERIODS: dict[int, timedelta] = {60: timedelta(hours=2), 900: timedelta(days=2), 3600: timedelta(days=8)}
 _COUNTS = ("calls", "failed", "duration_count", "duration_sum_ms", *ROLLUP_BUCKETS)
-_KEY = ("period_seconds", "start", "remote_repo", "operation_type")
+_KEY = ("period_seconds", "dimension", "start", "name")
 
 
 def period_start(moment: datetime, period_seconds: int) -> datetime:
     """The start of the period of `period_seconds` that holds `moment` (aligned to the Unix epoch, so to UTC)."""
     epoch = int(moment.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % period_seconds, tz=moment.tzinfo or timezone.get_current_timezone())
+    return datetime.fromtimestamp(epoch - epoch % period_seconds, tz=UTC)
 
 
 def _counts(status: str, duration_ms: int | None) -> list[int]:
@@ -90,36 +90,42 @@ def _counts(status: str, duration_ms: int | None) -> list[int]:
 def rollups_add(
     rows: Iterable[tuple[datetime, str, str, str, int | None]], *, periods: Iterable[int] = tuple(ROLLUP_PERIODS)
 ) -> None:
-    """Count audit rows, given as (timestamp, remote_repo, operation_type, status, duration_ms), into the rollup
-    of each of their `periods` (seconds): one INSERT .. ON CONFLICT DO UPDATE (SQLite and PostgreSQL alike), so
-    processes writing at once add up instead of overwriting each other."""
+    """Count audit rows, given as (timestamp, remote_repo, operation_type, status, duration_ms), into the rollups
+    of each of their `periods` (seconds), once by remote and once by operation: one INSERT .. ON CONFLICT DO
+    UPDATE (SQLite and PostgreSQL alike), so processes writing at once add up instead of overwriting each
+    other."""
     totals: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(_COUNTS))
     periods = tuple(periods)
+    remote_dim, operation_dim = AuditRollup.Dimension.REMOTE.value, AuditRollup.Dimension.OPERATION.value
     for timestamp, remote, operation, status, duration_ms in rows:
         counts = _counts(status, duration_ms)
+        epoch = int(timestamp.timestamp())
         for period in periods:
-            summed = totals[(period, period_start(timestamp, period), remote, operation)]
-            for index, value in enumerate(counts):
-                summed[index] += value
+            start = epoch - epoch % period
+            for key in ((period, remote_dim, start, remote), (period, operation_dim, start, operation)):
+                summed = totals[key]
+                for index, value in enumerate(counts):
+                    summed[index] += value
     if not totals:
         return
     table, quote = AuditRollup._meta.db_table, connection.ops.quote_name
     columns = ", ".join(quote(c) for c in (*_KEY, *_COUNTS))
     updates = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in _COUNTS)
-    adapt = connection.ops.adapt_datetimefield_value
+    one = "(" + ", ".join(["%s"] * (len(_KEY) + len(_COUNTS))) + ")"
+    adapt, moments = connection.ops.adapt_datetimefield_value, {}
     items = list(totals.items())
-    with transaction.atomic(), connection.cursor() as cursor:
-        for offset in range(0, len(items), 500):  # SQLite allows 32,766 parameters a statement
-            chunk = items[offset : offset + 500]
-            one = "(" + ", ".join(["%s"] * (len(_KEY) + len(_COUNTS))) + ")"
+    for offset in range(0, len(items), 500):  # SQLite allows 32,766 parameters a statement
+        chunk = items[offset : offset + 500]
+        params = []
+        for (period, dimension, start, name), counts in chunk:
+            if start not in moments:
+                moments[start] = adapt(datetime.fromtimestamp(start, tz=UTC))
+            params.extend((period, dimension, moments[start], name, *counts))
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(chunk))} "
                 f"ON CONFLICT ({', '.join(quote(c) for c in _KEY)}) DO UPDATE SET {updates}",
-                [
-                    value
-                    for (period, start, remote, op), counts in chunk
-                    for value in (period, adapt(start), remote, op, *counts)
-                ],
+                params,
             )
 
 

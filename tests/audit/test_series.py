@@ -110,29 +110,27 @@ def test_audit_record_keeps_the_rollups_a_rebuild_makes(node_repo):
     audit_record(operation="mutate", direction="incoming", local_repo="x", remote_repo=WEB, status="pending")
 
     def snapshot():
-        return sorted(
-            AuditRollup.objects.values_list(
-                "period_seconds",
-                "start",
-                "remote_repo",
-                "operation_type",
-                "calls",
-                "failed",
-                "duration_count",
-                "duration_sum_ms",
-                "le_50",
-            )
-        )
+        fields = ("period_seconds", "dimension", "start", "name", "calls", "failed", "duration_sum_ms", "le_50")
+        return sorted(AuditRollup.objects.values_list(*fields))
 
     kept = snapshot()
-    assert len(kept) == 9  # 3 periods x (api discover, api query, web mutate), all in the same minute here
-    assert sum(row[4] for row in kept) == 7 * 3 and sum(row[5] for row in kept) == 3
+    assert {(row[1], row[3]) for row in kept} == {
+        ("remote", API),
+        ("remote", WEB),
+        ("operation", "discover"),
+        ("operation", "query"),
+        ("operation", "mutate"),
+    }
+    # each row counted in 3 periods, once by remote and once by operation; pending is neither failed nor timed
+    assert sum(row[4] for row in kept) == 7 * 3 * 2 and sum(row[5] for row in kept) == 1 * 3 * 2
+    assert sum(row[6] for row in kept) == (0 + 40 + 80 + 120 + 160 + 200) * 3 * 2
+    assert sum(row[7] for row in kept if row[1] == "remote" and row[0] == 60) == 1  # 40 ms (0 ms is in le_1)
     rollups_rebuild()
     assert snapshot() == kept
 
 
 def test_prune_drops_each_period_past_its_keeping(scripted):
-    assert rollups_prune(now=NOW) == 1  # the minute two hours back (its quarter and hour stay)
+    assert rollups_prune(now=NOW) == 2  # the minute two hours back, by remote and by operation
     assert rollups_prune(now=NOW + timedelta(days=3)) > 0
     assert set(AuditRollup.objects.values_list("period_seconds", flat=True)) == {3600}
 
