@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "requests_app",
     "subscriptions",
     "audit",
+    "alerts",
     "dashboard",
     "agents",
 ]
@@ -103,6 +104,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "federation_site.context_processors.node",
                 "dashboard.context_processors.data_problems_banner",
+                "dashboard.context_processors.alerts_banner",
             ],
         },
     },
@@ -244,6 +246,10 @@ CELERY_BEAT_SCHEDULE = {
     "sync-outgoing-subscriptions": {"task": "subscriptions.tasks.sync_outgoing", "schedule": 60.0},
     "push-outgoing-subscriptions": {"task": "subscriptions.tasks.push_outgoing_due", "schedule": 5.0},
     "reconcile-blocked-issues": {"task": "subscriptions.tasks.reconcile_blocked", "schedule": 30.0},
+    # The seed's alerts (fire, resolve, notify), and the upkeep of the metrics page's rollups.
+    "evaluate-alerts": {"task": "alerts.tasks.evaluate", "schedule": 30.0},
+    "deliver-alerts": {"task": "alerts.tasks.deliver_due", "schedule": 5.0},
+    "prune-audit-rollups": {"task": "audit.tasks.prune_rollups", "schedule": 600.0},
 }
 
 LOGGING = {
