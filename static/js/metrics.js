@@ -35,7 +35,11 @@
   }
 
   function line(label, index, extra) {
-    return Object.assign({ label: label, stroke: COLORS[index % COLORS.length], width: 1.5, spanGaps: false }, extra || {});
+    // Points too: a value between two empty periods (a lone call, a lone decision) is no line at all.
+    return Object.assign(
+      { label: label, stroke: COLORS[index % COLORS.length], width: 1.5, spanGaps: false, points: { show: true, size: 4 } },
+      extra || {}
+    );
   }
 
   function shortName(remote) {
