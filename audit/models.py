@@ -33,12 +33,21 @@ class AuditLog(models.Model):
     result = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices)
     error_message = models.TextField(blank=True, default="")
-    timestamp = models.DateTimeField(db_index=True)
+    timestamp = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         db_table = "cross_repo_audit_log"
         ordering = ["-timestamp"]
+        indexes = [
+            # A window of the log by time, with every column audit_stats and the error-rate alert group by: they
+            # read the index alone, never the ~400-byte rows (at 1,000,000 rows, a day's stats: the table
+            # lookups were most of the time). It replaces the index on timestamp alone, serving its queries too.
+            models.Index(
+                fields=["timestamp", "operation_type", "status", "remote_repo", "duration_ms"],
+                name="idx_audit_log_window",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.direction} {self.operation_type} {self.remote_repo}"
@@ -63,7 +72,9 @@ class AuditRollup(models.Model):
         OPERATION = "operation"  # name: the operation_type
 
     period_seconds = models.PositiveIntegerField()  # 60, 900 or 3600
-    start = models.DateTimeField()  # the period's first moment (UTC, aligned to its length)
+    # The period's first moment in Unix seconds (aligned to its length, so to UTC): an integer, because the page
+    # reads thousands of these and parsing as many datetimes would be most of its time.
+    start = models.BigIntegerField()
     dimension = models.CharField(max_length=16, choices=Dimension.choices)
     name = models.CharField(max_length=300)
     calls = models.PositiveIntegerField(default=0)
@@ -92,4 +103,4 @@ class AuditRollup(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.start:%Y-%m-%d %H:%M} +{self.period_seconds}s {self.dimension} {self.name}"
+        return f"{self.start} +{self.period_seconds}s {self.dimension} {self.name}"

@@ -73,10 +73,11 @@ _COUNTS = ("calls", "failed", "duration_count", "duration_sum_ms", *ROLLUP_BUCKE
 _KEY = ("period_seconds", "dimension", "start", "name")
 
 
-def period_start(moment: datetime, period_seconds: int) -> datetime:
-    """The start of the period of `period_seconds` that holds `moment` (aligned to the Unix epoch, so to UTC)."""
+def period_start(moment: datetime, period_seconds: int) -> int:
+    """The start (Unix seconds) of the period of `period_seconds` that holds `moment` (aligned to the epoch, so
+    to UTC)."""
     epoch = int(moment.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % period_seconds, tz=UTC)
+    return epoch - epoch % period_seconds
 
 
 def _counts(status: str, duration_ms: int | None) -> list[int]:
@@ -112,15 +113,10 @@ def rollups_add(
     columns = ", ".join(quote(c) for c in (*_KEY, *_COUNTS))
     updates = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in _COUNTS)
     one = "(" + ", ".join(["%s"] * (len(_KEY) + len(_COUNTS))) + ")"
-    adapt, moments = connection.ops.adapt_datetimefield_value, {}
     items = list(totals.items())
     for offset in range(0, len(items), 500):  # SQLite allows 32,766 parameters a statement
         chunk = items[offset : offset + 500]
-        params = []
-        for (period, dimension, start, name), counts in chunk:
-            if start not in moments:
-                moments[start] = adapt(datetime.fromtimestamp(start, tz=UTC))
-            params.extend((period, dimension, moments[start], name, *counts))
+        params = [value for key, counts in chunk for value in (*key, *counts)]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(chunk))} "
@@ -130,38 +126,39 @@ def rollups_add(
 
 
 def rollups_rebuild(*, since: datetime | None = None, now: datetime | None = None) -> int:
-    """Make the rollups again from the audit rows written since `since` (default: as far back as the longest
-    kept period), dropping what they held for that time. For a database whose audit rows were written without
-    them (an upgrade, an import, benchmarks/bench_audit.py). Returns the audit rows read."""
+    """Make the rollups again from the audit rows, each period as far back as it is kept (ROLLUP_PERIODS) or
+    from `since` if that is later, dropping what they held for that time. For a database whose audit rows were
+    written without them (an upgrade, an import, benchmarks/bench_audit.py). Returns the audit rows read."""
     now = now or timezone.now()
-    since = since or now - max(ROLLUP_PERIODS.values())
+    # Whole periods only: each length is rebuilt from the start of the period holding its first moment.
+    cuts = {
+        period: period_start(max(since, now - kept) if since else now - kept, period)
+        for period, kept in ROLLUP_PERIODS.items()
+    }
+    first = datetime.fromtimestamp(min(cuts.values()), tz=UTC)
+    read = 0
     with transaction.atomic():
-        for period in ROLLUP_PERIODS:
-            AuditRollup.objects.filter(period_seconds=period, start__gte=period_start(since, period)).delete()
-        # Whole periods only: the first period of each length is read from its start.
-        first = min(period_start(since, period) for period in ROLLUP_PERIODS)
+        for period, cut in cuts.items():
+            AuditRollup.objects.filter(period_seconds=period, start__gte=cut).delete()
         rows = (
             AuditLog.objects.filter(timestamp__gte=first)
             .order_by()
             .values_list("timestamp", "remote_repo", "operation_type", "status", "duration_ms")
         )
-        read = 0
         batch: list[tuple] = []
         for row in rows.iterator(chunk_size=20_000):
             batch.append(row)
             read += 1
             if len(batch) >= 100_000:
-                _rebuild_add(batch, since)
+                _rebuild_add(batch, cuts)
                 batch = []
-        _rebuild_add(batch, since)
+        _rebuild_add(batch, cuts)
     return read
 
 
-def _rebuild_add(batch: list[tuple], since: datetime) -> None:
-    # A period that started before `since` was kept: only the rows of the periods that were deleted go back in.
-    for period in ROLLUP_PERIODS:
-        cut = period_start(since, period)
-        rollups_add([row for row in batch if row[0] >= cut], periods=(period,))
+def _rebuild_add(batch: list[tuple], cuts: dict[int, int]) -> None:
+    for period, cut in cuts.items():
+        rollups_add([row for row in batch if row[0].timestamp() >= cut], periods=(period,))
 
 
 def rollups_prune(*, now: datetime | None = None) -> int:
@@ -169,5 +166,5 @@ def rollups_prune(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     deleted = 0
     for period, kept in ROLLUP_PERIODS.items():
-        deleted += AuditRollup.objects.filter(period_seconds=period, start__lt=now - kept).delete()[0]
+        deleted += AuditRollup.objects.filter(period_seconds=period, start__lt=(now - kept).timestamp()).delete()[0]
     return deleted
