@@ -329,7 +329,7 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         {
             "window": window,
             "windows": list(SERIES_WINDOWS),
-            "firing": alerts_recent(days=1),
+            "recent_alerts": alerts_recent(days=1),
             "metrics_config": {"api": reverse("federation-metrics-series"), "window": window, "refresh_seconds": 30},
         },
     )
