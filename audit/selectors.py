@@ -19,7 +19,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from audit.models import AuditLog
+from audit.models import ROLLUP_BOUNDS_MS, ROLLUP_BUCKETS, AuditLog, AuditRollup
 
 PAGE_LIMIT, PAGE_MAX_LIMIT = 50, 500
 # The window `audit_stats` reads when no `since` is given. Its cost grows with the rows in it (about 1 µs a row
@@ -166,9 +166,11 @@ def audit_stats(*, now: datetime | None = None, **filters) -> dict:
     (p50, p95, p99, nearest rank, whole ms, over the rows that have a duration). Without `since` it reads the
     STATS_DEFAULT_WINDOW before `until` (or now): the `window` of the answer says which rows were counted.
 
-    Four GROUP BYs over the window's rows through the timestamp index. Durations are whole milliseconds, so
-    grouping by them gives a few hundred (value, count) pairs from which the percentiles are exact, without
-    sorting or fetching the rows (SQLite has no percentile function)."""
+    Four GROUP BYs over the window's rows, each read from the index on (timestamp, operation_type, status,
+    remote_repo, duration_ms) alone, without touching the table (benchmarks/bench_audit.py: one GROUP BY of
+    the three columns together costs more than the three apart, its sort keys being long). Durations are whole
+    milliseconds, so grouping by them gives a few hundred (value, count) pairs from which the percentiles are
+    exact, without sorting or fetching the rows (SQLite has no percentile function)."""
     until = filters.get("until")
     since = filters.get("since") or (until or now or timezone.now()) - STATS_DEFAULT_WINDOW
     rows = audit_query(**{**filters, "since": since}).order_by()
@@ -205,3 +207,131 @@ def _percentiles(counted: list[tuple[int, int]], points: tuple[int, ...]) -> dic
                 answer[f"p{point}"] = value
                 break
     return answer
+
+
+# --- series: the metrics page's charts, from the rollups ------------------------------------------------------
+
+# What the metrics page can show: each window's length and the period of its points (60, 96, 168 points).
+SERIES_WINDOWS: dict[str, tuple[timedelta, int]] = {
+    "hour": (timedelta(hours=1), 60),
+    "day": (timedelta(days=1), 900),
+    "week": (timedelta(days=7), 3600),
+}
+
+
+def series_window(window: str, *, now: datetime | None = None) -> dict:
+    """The points of `window` ("hour", "day" or "week") up to `now`: `{"window", "period_seconds", "since",
+    "until", "starts": [datetime]}`, the last point being the period now under way. Raises ValidationError
+    naming `window`."""
+    if window not in SERIES_WINDOWS:
+        raise ValidationError({"window": f"{str(window)[:40]!r} is not one of {', '.join(SERIES_WINDOWS)}"})
+    length, period = SERIES_WINDOWS[window]
+    now = now or timezone.now()
+    epoch = int(now.timestamp())
+    until = datetime.fromtimestamp(epoch - epoch % period + period, tz=UTC)
+    since = until - length
+    starts = [since + timedelta(seconds=period * n) for n in range(int(length.total_seconds()) // period)]
+    return {"window": window, "period_seconds": period, "since": since, "until": until, "starts": starts}
+
+
+def audit_series(window: str = "hour", *, now: datetime | None = None) -> dict:
+    """The cross-repo calls of `window` (see series_window), point by point, from the rollups
+    (audit.models.AuditRollup): `{"window", "period_seconds", "since", "until", "times": [epoch seconds of each
+    point's start], "calls": [n], "failed": [n], "error_rate": [percent or null without calls],
+    "by_remote": {remote: {"calls": [n], "failed": [n], "error_rate": [...]}},
+    "latency_ms": {operation: {"calls": [n], "p50": [ms or null], "p95": [...], "p99": [...]}}}`.
+
+    Latency percentiles are interpolated within the rollup's duration buckets (as Prometheus'
+    histogram_quantile does), so they are estimates, exact to the bucket: `audit_stats` gives exact ones.
+    Two range reads of the rollups' key index, a few thousand rows (benchmarks/bench_audit.py: under 50 ms at 1,000,000
+    audit rows). Raises ValidationError naming `window`."""
+    frame = series_window(window, now=now)
+    times = [int(start.timestamp()) for start in frame["starts"]]
+    index = {start: n for n, start in enumerate(times)}
+    points = len(times)
+    rollups = AuditRollup.objects.filter(
+        period_seconds=frame["period_seconds"],
+        start__gte=int(frame["since"].timestamp()),
+        start__lt=int(frame["until"].timestamp()),
+    ).order_by()
+
+    by_remote: dict[str, dict[str, list]] = {}
+    calls, failed = [0] * points, [0] * points
+    for start, remote, n_calls, n_failed in rollups.filter(dimension=AuditRollup.Dimension.REMOTE).values_list(
+        "start", "name", "calls", "failed"
+    ):
+        at = index.get(start)
+        if at is None:
+            continue
+        series = by_remote.setdefault(remote, {"calls": [0] * points, "failed": [0] * points})
+        series["calls"][at] += n_calls
+        series["failed"][at] += n_failed
+        calls[at] += n_calls
+        failed[at] += n_failed
+    for series in by_remote.values():
+        series["error_rate"] = _rates(series["failed"], series["calls"])
+
+    latency: dict[str, dict[str, list]] = {}
+    for start, operation, n_calls, *buckets in rollups.filter(dimension=AuditRollup.Dimension.OPERATION).values_list(
+        "start", "name", "calls", *ROLLUP_BUCKETS
+    ):
+        at = index.get(start)
+        if at is None:
+            continue
+        series = latency.setdefault(
+            operation, {"calls": [0] * points, "p50": [None] * points, "p95": [None] * points, "p99": [None] * points}
+        )
+        series["calls"][at] = n_calls
+        for point in (50, 95, 99):
+            series[f"p{point}"][at] = bucket_quantile(buckets, point / 100)
+    return {
+        "window": frame["window"],
+        "period_seconds": frame["period_seconds"],
+        "since": frame["since"].isoformat(),
+        "until": frame["until"].isoformat(),
+        "times": times,
+        "calls": calls,
+        "failed": failed,
+        "error_rate": _rates(failed, calls),
+        "by_remote": dict(sorted(by_remote.items(), key=lambda item: (-sum(item[1]["calls"]), item[0]))),
+        "latency_ms": dict(sorted(latency.items())),
+    }
+
+
+def _rates(failed: list[int], calls: list[int]) -> list[float | None]:
+    return [round(100 * f / c, 2) if c else None for f, c in zip(failed, calls, strict=True)]
+
+
+def bucket_quantile(counts: list[int], q: float) -> float | None:
+    """The `q` quantile (0..1) of durations counted in the rollup buckets (ROLLUP_BOUNDS_MS, then above),
+    interpolated linearly within its bucket; the top bound for a value above it; None without durations."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank, seen = q * total, 0
+    for n, count in enumerate(counts):
+        if count and seen + count >= rank:
+            if n == len(ROLLUP_BOUNDS_MS):
+                return float(ROLLUP_BOUNDS_MS[-1])
+            low = ROLLUP_BOUNDS_MS[n - 1] if n else 0
+            return round(low + (ROLLUP_BOUNDS_MS[n] - low) * (rank - seen) / count, 1)
+        seen += count
+    return float(ROLLUP_BOUNDS_MS[-1])
+
+
+def error_rates(*, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
+    """Each remote's finished calls (in and out) from `since` (inclusive) to `until` (exclusive), and how many
+    of them failed: `{remote: (calls, failed)}`; pending rows are not counted. One GROUP BY through the
+    timestamp index (alerts.services: the error-rate alert over its 5-minute window)."""
+    rows = (
+        AuditLog.objects.filter(timestamp__gte=since, timestamp__lt=until)
+        .exclude(status=AuditLog.Status.PENDING)
+        .order_by()
+        .values_list("remote_repo", "status")
+        .annotate(n=Count("*"))
+    )
+    rates: dict[str, tuple[int, int]] = {}
+    for remote, status, n in rows:
+        calls, failed = rates.get(remote, (0, 0))
+        rates[remote] = (calls + n, failed + (n if status == AuditLog.Status.FAILED else 0))
+    return rates

@@ -25,3 +25,14 @@ def data_problems_banner(request: HttpRequest) -> dict:
         except node.RepoNotFound:
             pass
     return context
+
+
+def alerts_banner(request: HttpRequest) -> dict:
+    """`alerts`, the seed's alerts firing now (alerts.selectors), for the banner base.html shows staff on every
+    page: one indexed query, staff only (it names remotes and their errors)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_staff:
+        return {}
+    from alerts.selectors import alerts_firing
+
+    return {"alerts": alerts_firing()}

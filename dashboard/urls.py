@@ -21,4 +21,6 @@ urlpatterns = [
     path("remotes/", views.remote_list, name="remotes"),
     path("graph/", views.graph_page, name="graph"),
     path("audit/", views.audit_page, name="audit"),
+    # `/metrics` without the slash is the Prometheus scrape (federation_site/urls.py); this is the page.
+    path("metrics/", views.metrics_page, name="metrics"),
 ]

@@ -1,6 +1,7 @@
 """The dashboard's pages: this repository's issues and specs with their cross-repo state, the approval queue,
-subscriptions, remotes and the audit log. Each view reads through a selector or calls one service, and renders a
-template of templates/dashboard/. Pages that change live subscribe over the WebSocket (`dashboard.live`).
+subscriptions, remotes, the audit log and the metrics page. Each view reads through a selector or calls one
+service, and renders a template of templates/dashboard/. Pages that change live subscribe over the WebSocket
+(`dashboard.live`).
 
 Staff only, but for the issue and spec pages and the remotes list.
 """
@@ -19,8 +20,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from alerts.selectors import alerts_recent
 from audit.models import AuditLog
-from audit.selectors import audit_query
+from audit.selectors import SERIES_WINDOWS, audit_query
 from dashboard import live
 from events.selectors import head_seq
 from remotes.models import CrossRepoReference, RemoteRepo
@@ -415,3 +417,28 @@ def audit_page(request: HttpRequest) -> HttpResponse:
     page = Paginator(audit_query(**{k: v or None for k, v in chosen.items()}), 100).get_page(request.GET.get("page"))
     operations = AuditLog.objects.values_list("operation_type", flat=True).distinct().order_by("operation_type")
     return render(request, "dashboard/audit.html", {"page": page, "chosen": chosen, "operations": operations})
+
+
+# --- metrics ------------------------------------------------------------------------------------------------------
+
+
+@staff_member_required
+def metrics_page(request: HttpRequest) -> HttpResponse:
+    """Charts of the cross-repo calls, their errors and latency, and the approval queue over the last hour, day
+    or week (`?window=`), drawn in the browser (static/js/metrics.js with the vendored uPlot) from
+    /api/v1/federation/metrics/series; the alerts firing on top. A window it does not know is a 400."""
+    window = request.GET.get("window") or "hour"
+    if window not in SERIES_WINDOWS:
+        return render(
+            request, "dashboard/metrics.html", {"bad_window": window[:40], "windows": list(SERIES_WINDOWS)}, status=400
+        )
+    return render(
+        request,
+        "dashboard/metrics.html",
+        {
+            "window": window,
+            "windows": list(SERIES_WINDOWS),
+            "recent_alerts": alerts_recent(days=1),
+            "metrics_config": {"api": reverse("federation-metrics-series"), "window": window, "refresh_seconds": 30},
+        },
+    )

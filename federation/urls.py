@@ -1,6 +1,6 @@
 from django.urls import path
 
-from federation import apis, audit_apis
+from federation import apis, audit_apis, metrics_apis
 from remotes import apis as remote_apis
 from requests_app import apis as request_apis
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("a2a", apis.A2AApi.as_view(), name="federation-a2a"),
     path("audit", audit_apis.AuditApi.as_view(), name="federation-audit"),
     path("audit/stats", audit_apis.AuditStatsApi.as_view(), name="federation-audit-stats"),
+    path("metrics/series", metrics_apis.MetricsSeriesApi.as_view(), name="federation-metrics-series"),
     path("remotes", remote_apis.RemotesApi.as_view(), name="federation-remotes"),
     path("remotes/<path:identity>", remote_apis.RemoteApi.as_view(), name="federation-remote"),
     path("callback", request_apis.CallbackApi.as_view(), name="federation-callback"),

@@ -333,6 +333,21 @@ class Notifications(_Model):
     channels: list[NotificationChannel] = []
 
 
+class AlertSettings(_Model):
+    """The seed's three alerts (alerts/services.py), evaluated every 30 s by the worker's beat: a remote
+    unreachable (its breaker open or its last call failed) for more than `remote_unreachable_minutes` since its
+    last successful call; more than `approval_backlog` incoming requests waiting for a human; more than
+    `error_rate_percent` of a remote's calls failed over the last `error_rate_window_minutes`, once it made at
+    least `error_rate_min_calls` calls in that window (so one failed call of two is not an alert)."""
+
+    enabled: bool = True
+    remote_unreachable_minutes: PositiveFloat = 10.0
+    approval_backlog: NonNegativeInt = 20
+    error_rate_percent: Annotated[float, Field(ge=0, lt=100)] = 5.0
+    error_rate_window_minutes: PositiveFloat = 5.0
+    error_rate_min_calls: PositiveInt = 10
+
+
 class GitSettings(_Model):
     # Commit changes made here (the CLI, the dashboard): off, as sudocode itself leaves committing to you.
     auto_commit: bool = False
@@ -407,6 +422,7 @@ class FederationConfig(_Model):
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     notifications: Notifications = Field(default_factory=Notifications)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     git: GitSettings = Field(default_factory=GitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)

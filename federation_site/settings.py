@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "requests_app",
     "subscriptions",
     "audit",
+    "alerts",
     "dashboard",
     "agents",
 ]
@@ -105,6 +106,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "federation_site.context_processors.node",
                 "dashboard.context_processors.data_problems_banner",
+                "dashboard.context_processors.alerts_banner",
             ],
         },
     },
@@ -248,6 +250,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-blocked-issues": {"task": "subscriptions.tasks.reconcile_blocked", "schedule": 30.0},
     # Retention (config `retention`): old outbox events, received events, audit rows (archived first).
     "prune-retention": {"task": "subscriptions.tasks.prune_retention", "schedule": 3600.0},
+    # The seed's alerts (fire, resolve, notify), and the upkeep of the metrics page's rollups.
+    "evaluate-alerts": {"task": "alerts.tasks.evaluate", "schedule": 30.0},
+    "deliver-alerts": {"task": "alerts.tasks.deliver_due", "schedule": 5.0},
+    "prune-audit-rollups": {"task": "audit.tasks.prune_rollups", "schedule": 600.0},
 }
 
 # Under `serve` (SUDOCODE_LOG_FORMAT=json|text): structured lines through structlog (federation_site/logs.py), INFO

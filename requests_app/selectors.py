@@ -239,12 +239,15 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     return moment, pk
 
 
+def approval_queue_depth() -> int:
+    """The approval queue: incoming requests waiting for a human (one count on the status index)."""
+    return CrossRepoRequest.objects.filter(direction=Direction.INCOMING, status=PENDING, requires_approval=True).count()
+
+
 def request_gauges() -> dict[str, Any]:
     """What /metrics shows of requests, read now: the approval queue (incoming requests waiting for a human)
     and the deliveries by kind and status (`{(kind, status): n}`, every row not yet delivered)."""
-    queue = CrossRepoRequest.objects.filter(
-        direction=Direction.INCOMING, status=PENDING, requires_approval=True
-    ).count()
+    queue = approval_queue_depth()
     rows = (
         Delivery.objects.exclude(status=Delivery.Status.DELIVERED)
         .values_list("kind", "status")
@@ -273,3 +276,66 @@ def requests_that_created(*, canonical_refs: list[str]) -> dict[str, CrossRepoRe
         direction=Direction.OUTGOING, result__created__canonical_ref__in=canonical_refs
     ).order_by("created_at")
     return {row.result["created"]["canonical_ref"]: row for row in rows}
+
+
+def request_series(frame: dict) -> dict:
+    """The approval queue over a window of points (`frame`: audit.selectors.series_window), for the metrics
+    page: `{"arrived": [n], "approved": [n], "rejected": [n], "approval_rate": [percent of the decisions of the
+    point, or null without any], "decision_seconds": [mean time from arrival to decision of the point's
+    decisions, or null], "queue_depth": [requests waiting at the end of the point]}`.
+
+    Counts incoming requests that needed a human (`requires_approval`), as the approval queue and its metrics do.
+    A request's decision is its `approved_at` (approved) or `completed_at` (rejected); a cancelled one leaves
+    the queue at its `completed_at` without a decision. One query: the requests that arrived before the window
+    ends and were still waiting when it began."""
+    starts, period = frame["starts"], frame["period_seconds"]
+    since, until = frame["since"], frame["until"]
+    points = len(starts)
+    rows = (
+        CrossRepoRequest.objects.filter(direction=Direction.INCOMING, requires_approval=True, created_at__lt=until)
+        .filter(Q(status=PENDING) | Q(approved_at__gte=since) | Q(completed_at__gte=since))
+        .values_list("created_at", "status", "approved_at", "completed_at")
+    )
+
+    def at(moment: datetime | None) -> int | None:
+        if moment is None or moment < since or moment >= until:
+            return None
+        return int((moment - since).total_seconds()) // period
+
+    arrived, approved, rejected = [0] * points, [0] * points, [0] * points
+    waited: list[list[float]] = [[] for _ in range(points)]
+    depth_change = [0] * points  # +1 in the point a request joins the queue, -1 in the one it leaves
+    for created_at, status, approved_at, completed_at in rows:
+        left, decided = None, None
+        if approved_at is not None:
+            left, decided = approved_at, approved
+        elif status == REJECTED:
+            left, decided = completed_at, rejected
+        elif status != PENDING:
+            left = completed_at or created_at  # cancelled (or failed before a decision): gone, undecided
+        if left is not None and left < since:
+            continue
+        joined = at(created_at)
+        if joined is not None:
+            arrived[joined] += 1
+        depth_change[0 if created_at < since else joined] += 1
+        gone = at(left)
+        if gone is not None:
+            depth_change[gone] -= 1
+            if decided is not None:
+                decided[gone] += 1
+                waited[gone].append((left - created_at).total_seconds())
+    depth, queue_depth = 0, []
+    for change in depth_change:
+        depth += change
+        queue_depth.append(depth)
+    return {
+        "arrived": arrived,
+        "approved": approved,
+        "rejected": rejected,
+        "approval_rate": [
+            round(100 * a / (a + r), 1) if a + r else None for a, r in zip(approved, rejected, strict=True)
+        ],
+        "decision_seconds": [round(sum(w) / len(w), 1) if w else None for w in waited],
+        "queue_depth": queue_depth,
+    }

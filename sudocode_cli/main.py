@@ -518,6 +518,24 @@ def _request_commands(commands) -> None:
     _command(prune, "requests:audit_prune")
 
 
+def _alert_commands(commands) -> None:
+    alerts = commands.add_parser(
+        "alerts",
+        help="the seed's alerts: list, check",
+        description="A remote unreachable, an approval backlog, a remote's error rate (thresholds: `alerts` in "
+        "federation.config.json). The worker checks them every 30 s and notifies the channels of `notifications`.",
+    )
+    alerts.set_defaults(_group=alerts)
+    sub = alerts.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="the alerts firing, and those resolved recently, newest first")
+    listing.add_argument("--days", type=float, default=7, help="resolved within N days (default: %(default)s)")
+    _format(listing)
+    _command(listing, "alerts:alerts_list")
+    check = sub.add_parser("check", help="evaluate the alerts now and send their notifications")
+    _format(check)
+    _command(check, "alerts:alerts_check")
+
+
 def _subscription_commands(commands) -> None:
     many = commands.add_parser(
         "subscriptions",
@@ -645,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     _remote_commands(commands)
     _request_commands(commands)
     _subscription_commands(commands)
+    _alert_commands(commands)
     _deps_commands(commands)
 
     for kind, plural in (("issue", "issues"), ("spec", "specs")):
