@@ -346,7 +346,7 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
             )
         body = {**body, "metadata": {"request_id": incoming_message.message_id, **metadata}}
         if params.configuration.HasField("task_push_notification_config"):  # refused before anything is recorded
-            _push_dict(params.configuration.task_push_notification_config, "")
+            _push_dict(params.configuration.task_push_notification_config, "", caller, field=_PUSH_FIELD)
     correlation_id = uuid.uuid4().hex
     base = context.state.get("base_url", "")
     try:
@@ -379,14 +379,14 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
     response, status = answer if isinstance(answer, tuple) else (answer, 200)
     if kind in ("mutate", "delegate") and status == 200:
         request = _request_of(caller, response["request_id"])
-        _remember(request, incoming_message, params)
+        _remember(request, incoming_message, params, caller)
         return task_for(request, history_length=params.configuration.history_length or None)
     if status >= 400:
         return _refusal(incoming_message, response)
     return _agent_message(incoming_message, data=response)
 
 
-def _remember(request, message: Message, params: SendMessageRequest) -> None:
+def _remember(request, message: Message, params: SendMessageRequest, caller) -> None:
     """Keep the A2A parts of the task on its request row, once: the context, the message, a push config."""
     from requests_app.models import CrossRepoRequest
 
@@ -399,7 +399,7 @@ def _remember(request, message: Message, params: SendMessageRequest) -> None:
     }
     if params.configuration.HasField("task_push_notification_config"):
         config = params.configuration.task_push_notification_config
-        a2a["push"].append(_push_dict(config, request.request_id))
+        a2a["push"].append(_push_dict(config, request.request_id, caller, field=_PUSH_FIELD))
     CrossRepoRequest.objects.filter(pk=request.pk, a2a__isnull=True).update(a2a=a2a)
     request.refresh_from_db(fields=["a2a"])
 
@@ -582,9 +582,22 @@ def _refusal(incoming: Message, body: dict) -> Message:
 # --- push notifications -----------------------------------------------------------------------------------
 
 
-def _push_dict(config: TaskPushNotificationConfig, task_id: str) -> dict:
+_PUSH_FIELD = "configuration.taskPushNotificationConfig.url"
+
+
+def _push_dict(config: TaskPushNotificationConfig, task_id: str, caller, *, field: str = "url") -> dict:
+    """The push config as stored on the request row; InvalidParamsError naming `field` for a URL this node will
+    not call for `caller` (remotes.urlguard, issue 17: nothing is stored then)."""
+    from remotes.selectors import url_refusal
+
     if not config.url.startswith(("http://", "https://")):
-        raise InvalidParamsError(f"url: {config.url!r} is not an http(s) URL")
+        raise InvalidParamsError(f"{field}: {config.url!r} is not an http(s) URL")
+    refused = url_refusal(caller.identity, config.url)
+    if refused:
+        raise InvalidParamsError(
+            f"invalid: {field}: refused: {refused}",
+            data={"errors": [{"field": field, "message": f"refused: {refused}"}]},
+        )
     stored = MessageToDict(config)
     stored["id"] = config.id or uuid.uuid4().hex
     stored["taskId"] = task_id
@@ -600,7 +613,7 @@ def _push_create(params: TaskPushNotificationConfig, context: ServerCallContext)
     request = _request_of(_caller(context), params.task_id)
     if request is None:
         raise TaskNotFoundError(f"no task {params.task_id!r} of yours here")
-    config = _push_dict(params, request.request_id)
+    config = _push_dict(params, request.request_id, _caller(context))
     with transaction.atomic():
         row = CrossRepoRequest.objects.select_for_update().get(pk=request.pk)
         a2a = row.a2a or {"context_id": request.request_id, "push": []}

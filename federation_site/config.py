@@ -221,6 +221,9 @@ class RemoteRepoConfig(_Model):
     # How we call it: our REST endpoints, or A2A 1.0 (then `endpoint` is where its Agent Card is served:
     # <endpoint>/.well-known/agent-card.json; remotes/a2a_client.py).
     transport: Literal["rest", "a2a"] = "rest"
+    # Hosts a URL this remote hands us (a callback, a push config) may name when it is not on the origin of
+    # `endpoint`; empty: any host with only public addresses (remotes/urlguard.py).
+    allowed_hosts: list[NonEmptyStr] = []
 
 
 # --- incoming-request policies (global switches; per-remote permissions still apply) ------------------------

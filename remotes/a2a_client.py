@@ -33,6 +33,7 @@ from remotes.client import (
     RemoteUnreachable,
     Response,
 )
+from remotes.urlguard import UrlGuard
 
 CARD_PATH = "/.well-known/agent-card.json"
 A2A_VERSION = "1.0"
@@ -139,7 +140,14 @@ class A2AClient:
         self, method: str, params: dict, correlation_id: str | None, timeout: float | None
     ) -> tuple[Response, dict]:
         url = self._rpc_url()
-        rpc = RemoteClient(url, token=self._token, policy=self.policy, headers={"A2A-Version": A2A_VERSION})
+        # The card names this URL: it came from outside (issue 17), vouched for only on the declared endpoint's origin.
+        rpc = RemoteClient(
+            url,
+            token=self._token,
+            policy=self.policy,
+            headers={"A2A-Version": A2A_VERSION},
+            guard=UrlGuard.for_endpoints([self.base_url]),
+        )
         envelope = {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": params}
         response = rpc.post("", envelope, correlation_id=correlation_id, timeout=timeout)
         error = response.data.get("error")

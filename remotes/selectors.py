@@ -10,6 +10,34 @@ from django.utils import timezone
 from federation_site import node
 from remotes.breaker import breaker_summary
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
+from remotes.urlguard import UrlGuard, UrlRefused
+
+
+def url_guard(remote_identity: str | None) -> UrlGuard:
+    """The rules for a URL the remote `remote_identity` hands us (issue 17, remotes/urlguard.py): the origins of
+    its declared endpoints are vouched for, anything else must be https, public, and in its `allowed_hosts` when
+    the config lists some. An unknown caller (None, or not a remote) gets the public rules only."""
+    if not remote_identity:
+        return UrlGuard()
+    remote = RemoteRepo.objects.filter(url__iexact=remote_identity).first()
+    endpoints = [remote.rest_endpoint] if remote and remote.rest_endpoint else []
+    allowed: list[str] = []
+    cfg = node.config()
+    for declared in cfg.remote_repos if cfg else []:
+        if declared.url.lower() == remote_identity.lower():
+            allowed = list(declared.allowed_hosts)
+            if declared.endpoint:
+                endpoints.append(str(declared.endpoint))
+    return UrlGuard.for_endpoints(endpoints, allowed_hosts=allowed)
+
+
+def url_refusal(remote_identity: str | None, url: str) -> str | None:
+    """Why this node will not call `url` for `remote_identity` (the 400's message), or None when it may."""
+    try:
+        url_guard(remote_identity).check(url)
+    except UrlRefused as exc:
+        return str(exc)
+    return None
 
 
 def remotes_for_repo(repo: str, remotes: list[RemoteRepo] | None = None) -> list[RemoteRepo]:

@@ -197,6 +197,9 @@ class Receiver(ThreadingHTTPServer):
 
 def test_push_notifications_reach_the_clients_webhook_and_the_requester_can_cancel(api, agent_key):
     receiver = Receiver()
+    # A push URL on loopback is called only on the origin of the agent's declared endpoint (issue 17).
+    origin = receiver.url.removesuffix("/a2a-push")
+    assert api.cli("remote", "update", "github.com/org/agent-repo", "--endpoint", f"{origin}/api/v1").code == 0
     session = staff_session(api)
 
     async def scenario():
@@ -258,6 +261,22 @@ def test_a_push_url_that_is_not_http_is_refused_before_anything_is_recorded(api,
 
     asyncio.run(scenario())
     assert api.cli("request", "show", "bad-push-1").code != 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "https://127.0.0.1/x", "https://[::ffff:10.0.0.1]/x"],
+)
+def test_a_push_url_into_our_network_is_refused_naming_the_field(api, agent_key, url):
+    async def scenario():
+        async with a2a_client(api, agent_key) as client:
+            asked = data_message({"type": "mutate", "operation": "create_issue", "data": {"title": "X"}}, "ssrf-push")
+            asked.configuration.task_push_notification_config.url = url
+            with pytest.raises(REFUSED, match="taskPushNotificationConfig.url: refused"):
+                await send(client, asked)
+
+    asyncio.run(scenario())
+    assert api.cli("request", "show", "ssrf-push").code != 0
 
 
 # --- the outbound side: a remote reached over A2A -------------------------------------------------------------
