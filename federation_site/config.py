@@ -106,6 +106,15 @@ def _url_checker(*schemes: str):
     return check
 
 
+def _origin(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise _Problem(
+            f"expected an origin like 'https://app.example.com' (scheme, host, port: no path), got {show(value)}"
+        )
+    return value.rstrip("/")
+
+
 def _email(value: str) -> str:
     if not _EMAIL_RE.fullmatch(value):
         raise _Problem(f"expected an email address, got {show(value)}")
@@ -117,6 +126,7 @@ Identity = Annotated[str, AfterValidator(_identity)]
 HttpUrl = Annotated[str, AfterValidator(_url_checker("http", "https"))]
 WebSocketUrl = Annotated[str, AfterValidator(_url_checker("ws", "wss"))]
 Email = Annotated[str, AfterValidator(_email)]
+Origin = Annotated[str, AfterValidator(_origin)]
 
 
 def _condition(value: str) -> str:
@@ -385,6 +395,12 @@ class DiscoverySettings(_Model):
     sources: list[HttpUrl] = []  # REST bases of nodes whose directories `remote discover` reads
 
 
+class CorsSettings(_Model):
+    # Browser origins (`https://app.example.com`) whose scripts may call this node's API (/api/...); none by
+    # default (the seed's "CORS configuration for the API"; django-cors-headers, federation.apps).
+    allowed_origins: list[Origin] = []
+
+
 class FederationConfig(_Model):
     enabled: bool = False  # seed: federation is opt-in
     local_identity: LocalIdentity | None = None
@@ -398,6 +414,7 @@ class FederationConfig(_Model):
     git: GitSettings = Field(default_factory=GitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    cors: CorsSettings = Field(default_factory=CorsSettings)
 
     @field_validator("remote_repos")
     @classmethod
