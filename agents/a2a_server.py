@@ -37,6 +37,7 @@ from a2a.server.request_handlers import RequestHandler
 from a2a.types import (
     AgentCapabilities,
     AgentCard,
+    AgentExtension,
     AgentInterface,
     AgentProvider,
     AgentSkill,
@@ -145,7 +146,9 @@ def agent_card(base_url: str) -> AgentCard:
             AgentInterface(url=f"{base}{JSONRPC_PATH}", protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION),
             AgentInterface(url=f"{base}{REST_PATH}", protocol_binding="HTTP+JSON", protocol_version=PROTOCOL_VERSION),
         ],
-        capabilities=AgentCapabilities(streaming=True, push_notifications=True, extended_agent_card=False),
+        capabilities=AgentCapabilities(
+            streaming=True, push_notifications=True, extended_agent_card=False, extensions=_signature_extension()
+        ),
         security_schemes={
             "apiKey": SecurityScheme(
                 http_auth_security_scheme=HTTPAuthSecurityScheme(
@@ -164,6 +167,33 @@ def agent_card(base_url: str) -> AgentCard:
             for id_, name, text, examples in SKILLS
         ],
     )
+
+
+SIGNATURES_EXTENSION = "urn:sudocode-federation:http-message-signatures:v1"  # PROTOCOL.md, "Signatures"
+
+
+def _signature_extension() -> list[AgentExtension]:
+    """The card's word on signatures (issue 17): this node's public key, which signs its A2A messages (RFC 9421)."""
+    from google.protobuf.struct_pb2 import Struct
+
+    from federation_site import node
+
+    cfg = node.config()
+    public_key = cfg.local_identity.public_key if cfg and cfg.local_identity else None
+    if not public_key:
+        return []
+    from federation_site.keys import fingerprint
+
+    params = Struct()
+    params.update({"public_key": public_key, "key_id": fingerprint(public_key), "algorithm": "ed25519"})
+    return [
+        AgentExtension(
+            uri=SIGNATURES_EXTENSION,
+            description="This node signs its messages with HTTP Message Signatures (RFC 9421) under this Ed25519 key.",
+            required=False,
+            params=params,
+        )
+    ]
 
 
 def card_last_modified() -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.utils import timezone
@@ -21,6 +22,11 @@ def _summary(value: Any) -> Any:
     if len(text) <= _MAX_SUMMARY:
         return value
     return {"truncated": True, "size": len(text), "head": text[:_MAX_SUMMARY]}
+
+
+# The verified signature of the incoming message being handled (set by remotes.auth for the request; a context
+# variable, so each request or task sees its own). Incoming rows written while it is set keep it.
+received_signature: ContextVar[dict | None] = ContextVar("received_signature", default=None)
 
 
 def audit_record(
@@ -51,6 +57,7 @@ def audit_record(
         correlation_id=correlation_id[:128],
         timestamp=timezone.now(),
         duration_ms=None if duration_ms is None else int(round(duration_ms)),
+        signature=received_signature.get() if direction == "incoming" else None,
     )
     metrics.call_observe(
         operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms

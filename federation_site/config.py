@@ -166,10 +166,26 @@ class _Model(BaseModel):
 # --- node identity ------------------------------------------------------------------------------------------
 
 
+def _public_key(value: str) -> str:
+    from federation_site.keys import KeyError_, parse_public_key
+
+    try:
+        parse_public_key(value)
+    except KeyError_ as exc:
+        raise _Problem(str(exc)) from None
+    return value
+
+
+PublicKey = Annotated[str, AfterValidator(_public_key)]
+
+
 class LocalIdentity(_Model):
     url: Identity
     display_name: str | None = None
     description: str = ""
+    # This node's Ed25519 public key (federation_site/keys.py; the private key is in secrets.env), written by
+    # `init` or the first `serve`; shown in discover and the agent card.
+    public_key: PublicKey | None = None
 
 
 class Endpoints(_Model):
@@ -234,6 +250,10 @@ class RemoteRepoConfig(_Model):
     # Hosts a URL this remote hands us (a callback, a push config) may name when it is not on the origin of
     # `endpoint`; empty: any host with only public addresses (remotes/urlguard.py).
     allowed_hosts: list[NonEmptyStr] = []
+    # Its Ed25519 public key, pinned at `remote add` (from its discover answer, or given), and whether its
+    # messages must be signed with it (RFC 9421; remotes/signatures.py): unsigned or wrongly signed ones get 401.
+    public_key: PublicKey | None = None
+    require_signatures: bool = False
 
 
 # --- incoming-request policies (global switches; per-remote permissions still apply) ------------------------

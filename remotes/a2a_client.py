@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from federation_site.keys import NodeKey
 from protocol.messages import integral_numbers
 from remotes.client import (
     DEFAULT_POLICY,
@@ -69,10 +70,18 @@ def jsonrpc_url(card: dict) -> str | None:
 class A2AClient:
     """RemoteClient's interface over A2A 1.0 JSON-RPC (see the module docstring)."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, policy: HttpPolicy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        policy: HttpPolicy = DEFAULT_POLICY,
+        signer: NodeKey | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
         self._token = token
+        self._signer = signer  # signs each A2A message (RFC 9421, remotes.signatures)
 
     def __repr__(self) -> str:
         return f"A2AClient({self.base_url!r})"
@@ -147,6 +156,7 @@ class A2AClient:
             policy=self.policy,
             headers={"A2A-Version": A2A_VERSION},
             guard=UrlGuard.for_endpoints([self.base_url]),
+            signer=self._signer,
         )
         envelope = {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": params}
         response = rpc.post("", envelope, correlation_id=correlation_id, timeout=timeout)

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from federation_site.keys import NodeKey
+from remotes.signatures import sign_request
 from remotes.urlguard import GuardedAdapter, UrlGuard, UrlRefused
 
 logger = logging.getLogger(__name__)
@@ -220,9 +222,11 @@ class RemoteClient:
         sleep: Callable[[float], None] = time.sleep,
         headers: Mapping[str, str] | None = None,
         guard: UrlGuard | None = None,
+        signer: NodeKey | None = None,
     ) -> None:
         """`guard`: for a base URL that came from outside (a directory, an agent card), the rules it must pass
-        (remotes.urlguard); None for an endpoint an admin declared."""
+        (remotes.urlguard); None for an endpoint an admin declared. `signer`: this node's key, to sign every
+        request (RFC 9421, remotes.signatures; each attempt signed afresh)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"a remote's base URL must be an http(s) URL with a host, not {base_url!r}")
@@ -234,6 +238,7 @@ class RemoteClient:
         self._sleep = sleep
         self._headers = dict(headers or {})  # sent with every call (A2A-Version for the A2A transport)
         self._guard = guard
+        self._signer = signer
 
     @property
     def token(self) -> str | None:
@@ -318,10 +323,13 @@ class RemoteClient:
         for attempt in range(1, max_attempts + 1):
             retry_after = None
             try:
-                # Redirects are not followed: a remote must not be able to point us at another address.
-                response = session.request(
-                    method, url, params=params, data=body, headers=headers, timeout=timeouts, allow_redirects=False
+                prepared = session.prepare_request(
+                    requests.Request(method, url, params=params, data=body, headers=headers)
                 )
+                if self._signer is not None:
+                    sign_request(prepared, key_id=self._signer.key_id, private_key=self._signer.private_key, body=body)
+                # Redirects are not followed: a remote must not be able to point us at another address.
+                response = session.send(prepared, timeout=timeouts, allow_redirects=False)
             except UrlRefused as exc:  # at connect time: the name now resolves to an address we refuse
                 raise fail(RemoteRejected, f"refused: {exc}") from None
             except _TRANSIENT_EXCEPTIONS as exc:
@@ -394,12 +402,14 @@ def post_webhook(
     correlation_id: str | None = None,
     timeouts: tuple[float, float] = WEBHOOK_TIMEOUTS,
     guard: UrlGuard | None = None,
+    signer: NodeKey | None = None,
 ) -> int:
     """POST `body` (already serialized: it may be signed) to a webhook `url`, once: no retries here, the
     caller's delivery row is the retry. Returns the 2xx status (any body). RemoteRejected for a 4xx other than
     408/429 (`.status` tells 410 Gone from the rest) and for a URL `guard` refuses (remotes.urlguard: a `url`
     a remote handed us), RemoteUnreachable for what may pass (connection errors, timeouts, 408, 429, 5xx),
-    RemoteBadResponse for anything else (1xx, 3xx: redirects are not followed)."""
+    RemoteBadResponse for anything else (1xx, 3xx: redirects are not followed). `signer`: this node's key, to
+    sign the POST (RFC 9421, remotes.signatures)."""
     correlation_id = correlation_id or uuid.uuid4().hex
     parts = urlsplit(url)
 
@@ -417,7 +427,10 @@ def post_webhook(
         f"{parts.scheme}://{parts.netloc}", pool_maxsize=WEBHOOK_POOL_MAXSIZE, public_only=public_only
     )
     try:
-        response = session.post(url, data=body, headers=sent_headers, timeout=timeouts, allow_redirects=False)
+        prepared = session.prepare_request(requests.Request("POST", url, data=body, headers=sent_headers))
+        if signer is not None:
+            sign_request(prepared, key_id=signer.key_id, private_key=signer.private_key, body=body)
+        response = session.send(prepared, timeout=timeouts, allow_redirects=False)
     except UrlRefused as exc:
         raise fail(RemoteRejected, f"refused: {exc}") from None
     except _TRANSIENT_EXCEPTIONS as exc:

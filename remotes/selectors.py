@@ -170,3 +170,30 @@ def reference_summary(ref: CrossRepoReference, *, ttl: timedelta | None = None) 
 
 def references_of(*, local_uuid: str) -> list[CrossRepoReference]:
     return list(CrossRepoReference.objects.filter(local_uuid=local_uuid).select_related("remote_repo"))
+
+
+def plain_http_remotes() -> list[dict]:
+    """Remotes declared with a plain `http://` endpoint that is not on the loopback interface (issue 17): their
+    messages and keys cross the network unencrypted. [{"url", "endpoint", "message"}], by url."""
+    from urllib.parse import urlsplit
+
+    from remotes.urlguard import ip_literal
+
+    found = []
+    for remote in RemoteRepo.objects.exclude(rest_endpoint="").order_by("url"):
+        parts = urlsplit(remote.rest_endpoint)
+        host = (parts.hostname or "").lower()
+        literal = ip_literal(host) if host else None
+        on_loopback = (
+            host == "localhost" or host.endswith(".localhost") or (literal is not None and literal.is_loopback)
+        )
+        if parts.scheme == "http" and not on_loopback:
+            found.append(
+                {
+                    "url": remote.url,
+                    "endpoint": remote.rest_endpoint,
+                    "message": f"{remote.url} is declared with a plain http:// endpoint ({remote.rest_endpoint}) that "
+                    "is not on this machine: its messages and keys cross the network unencrypted; use https://",
+                }
+            )
+    return found

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from federation_site import node
 from federation_site.backoff import backoff
+from federation_site.keys import local_key
 from remotes.breaker import CircuitOpen
 from remotes.client import RemoteError, RemoteUnreachable, post_webhook
 from remotes.selectors import url_guard
@@ -216,7 +217,12 @@ def _send(row: Delivery) -> None:
         guard = url_guard(row.request.from_repo) if row.kind == Delivery.Kind.PUSH else None
         try:
             post_webhook(
-                row.target, body, headers={**headers, "Content-Type": "application/json"}, timeouts=(3, 10), guard=guard
+                row.target,
+                body,
+                headers={**headers, "Content-Type": "application/json"},
+                timeouts=(3, 10),
+                guard=guard,
+                signer=local_key(),
             )
         except RemoteUnreachable:
             raise  # transient: retried from the row

@@ -71,6 +71,11 @@ def init(args: argparse.Namespace) -> int:
             ),
         )
         done.append("wrote .sudocode/secrets.env (keep it out of git)")
+    from federation_site.keys import ensure_node_key
+
+    signing_key, made = ensure_node_key(lay.secrets_path, lay.config_path)
+    if made:
+        done.append(f"made this node's signing key (Ed25519, fingerprint {signing_key.key_id})")
 
     added = _ensure_gitignore(lay.gitignore_path)
     if added:
@@ -167,6 +172,8 @@ def status(args: argparse.Namespace) -> int:
         "worker": workers.worker_state(lay),
         "data_problems": [p.short for p in data_problems()],
         "ambiguous_references": _ambiguous_references(),
+        "signing_key": _signing_key(cfg),
+        "plain_http_remotes": _plain_http_remotes(),
     }
     if info["secrets_tracked_by_git"]:
         _warn_secrets_tracked()
@@ -198,7 +205,40 @@ def status(args: argparse.Namespace) -> int:
         w(f"Data:        cannot read {problem}\n")
     for ambiguous in info["ambiguous_references"]:
         w(f"References:  {ambiguous['references']} unresolved: {ambiguous['message']}\n")
+    if info["signing_key"]:
+        w(f"Signing key: {info['signing_key']} (Ed25519; remotes pin it at `remote add`)\n")
+    for plain in info["plain_http_remotes"]:
+        w(f"Warning:     {plain['message']}\n")
     return 0
+
+
+def key_rotate(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from remotes.services import node_key_rotate
+
+    done = node_key_rotate(actor=runtime.actor(lay))
+    print(f"New signing key {done['key_id']} (was {done['old_key_id']}), in .sudocode/secrets.env and the config")
+    for url in done["told"]:
+        print(f"  {url}: pinned the new key")
+    for failed in done["failed"]:
+        warn(
+            f"{failed['url']} was not told ({failed['error']}): on that node, pin it by hand with "
+            f"`sudocode-fed remote key <this node> --pin <the public key in local_identity.public_key>`"
+        )
+    return 1 if done["failed"] else 0
+
+
+def _signing_key(cfg) -> str | None:
+    from federation_site.keys import fingerprint
+
+    key = cfg.local_identity.public_key if cfg and cfg.local_identity else None
+    return fingerprint(key) if key else None
+
+
+def _plain_http_remotes() -> list[dict]:
+    from remotes.selectors import plain_http_remotes
+
+    return plain_http_remotes()
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -219,6 +259,12 @@ def serve(args: argparse.Namespace) -> int:
             "no DJANGO_SECRET_KEY in .sudocode/secrets.env (or the environment): run `sudocode-fed init` to create one"
         )
     node.config()  # a broken config stops the node here, with the file, key and reason
+    from federation_site.keys import ensure_node_key
+
+    # A node made before keys existed gets one on its first start (issue 17): it signs what it sends.
+    signing_key, made = ensure_node_key(lay.secrets_path, lay.config_path)
+    if made:
+        note(f"Made this node's signing key (Ed25519, fingerprint {signing_key.key_id})")
     if is_tracked_by_git(lay.root, lay.secrets_path):
         _warn_secrets_tracked()
     from daphne.cli import CommandLineInterface
