@@ -121,6 +121,12 @@ CORS_URLS_REGEX = r"^/api/"
 CORS_ALLOWED_ORIGINS: list[str] = []
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "x-correlation-id", "a2a-version"]
 CORS_EXPOSE_HEADERS = ["x-correlation-id", "retry-after"]
+# `serve --certfile --keyfile` (TLS): browsers are told to use HTTPS only, and cookies never travel in clear.
+SERVES_TLS = env.bool("SUDOCODE_FED_TLS", default=False)
+if SERVES_TLS:
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600  # sent on HTTPS answers only (SecurityMiddleware)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 TEMPLATES = [
     {

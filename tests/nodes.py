@@ -101,7 +101,8 @@ class Node:
     def write_config(self, data: dict) -> None:
         (self.repo / ".sudocode" / "federation.config.json").write_text(json.dumps(data, indent=2))
 
-    def start(self, timeout: float = 30) -> Node:
+    def start(self, timeout: float = 30, *, serve_args: tuple[str, ...] = ()) -> Node:
+        """`serve_args`: more options for `serve` (e.g. --certfile/--keyfile)."""
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -115,6 +116,7 @@ class Node:
                 "--access-log",
                 str(self.access_log),
                 *([] if self.worker else ["--no-worker"]),
+                *serve_args,
             ],
             env=cli_env(**self.env),
             stdout=subprocess.DEVNULL,

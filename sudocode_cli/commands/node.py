@@ -248,6 +248,9 @@ def serve(args: argparse.Namespace) -> int:
     # Before anything imports prometheus_client: daphne, the worker and beat each count into their own files
     # there, which /metrics adds up; emptied, so a scrape never adds the processes of an earlier run.
     metrics.multiprocess_prepare(RepoLayout(runtime.repo_root(args.repo)).metrics_dir)
+    tls = _tls_files(args)
+    if tls:
+        os.environ[TLS_ENV] = "1"  # read by the settings: HSTS and secure cookies (issue 17)
     lay = runtime.setup(args.repo, web=True)
     from django.conf import settings
 
@@ -269,7 +272,8 @@ def serve(args: argparse.Namespace) -> int:
         _warn_secrets_tracked()
     from daphne.cli import CommandLineInterface
 
-    base = f"http://{args.host}:{args.port}"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base = f"{'https' if tls else 'http'}://{host}:{args.port}"
     note(f"Serving {lay.root} at {base}/  (admin: {base}/admin/, API docs: {base}/api/docs/)")
     cfg = node.config()
     if cfg is not None and not cfg.endpoints.rest and args.host not in ("0.0.0.0", "::"):
@@ -288,7 +292,17 @@ def serve(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     from federation_site import workers
 
-    daphne_args = ["-b", args.host, "-p", str(args.port)]
+    if tls:
+        # Twisted's TLS endpoint: TLS 1.2 at least (its default minimum), and HTTP/2 offered by ALPN when h2 is
+        # installed (daphne's factory lists b"h2" then); WebSocket clients negotiate HTTP/1.1 and upgrade.
+        certfile, keyfile = tls
+        endpoint = ":".join(
+            [f"ssl:port={args.port}", f"interface={_escape(args.host)}"]
+            + [f"certKey={_escape(certfile)}", f"privateKey={_escape(keyfile)}"]
+        )
+        daphne_args = ["-e", endpoint]
+    else:
+        daphne_args = ["-b", args.host, "-p", str(args.port)]
     if args.a2a_conformance:
         settings.A2A_CONFORMANCE = True
         warn(
@@ -307,6 +321,31 @@ def serve(args: argparse.Namespace) -> int:
         if supervisor is not None:
             supervisor.stop()
     return 0
+
+
+TLS_ENV = "SUDOCODE_FED_TLS"
+
+
+def _tls_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(certfile, keyfile) as absolute paths for `serve --certfile --keyfile`, None without them; a usage
+    error when only one is given or a file cannot be read."""
+    certfile, keyfile = getattr(args, "certfile", None), getattr(args, "keyfile", None)
+    if not certfile and not keyfile:
+        return None
+    if not (certfile and keyfile):
+        raise UsageError("give both --certfile and --keyfile (the certificate chain and its private key, PEM)")
+    paths = []
+    for flag, name in (("--certfile", certfile), ("--keyfile", keyfile)):
+        path = Path(name).expanduser().absolute()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise UsageError(f"{flag}: {name} is not a readable file")
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+def _escape(value: str) -> str:
+    """A value inside a Twisted endpoint string, where ':' and '=' separate the parts."""
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
 def staff_add(args: argparse.Namespace) -> int:

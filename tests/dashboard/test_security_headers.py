@@ -41,7 +41,11 @@ def policy(response) -> dict[str, str]:
 @pytest.fixture
 def node(node_repo):
     config = default_config(url="github.com/org/api-service", display_name="API Service")
-    config["remote_repos"] = [{"url": "github.com/org/frontend", "trust_level": "verified"}]
+    config["remote_repos"] = [
+        {"url": "github.com/org/frontend", "trust_level": "verified", "endpoint": "http://127.0.0.1:9/api/v1"},
+        {"url": "github.com/org/billing", "trust_level": "verified", "endpoint": "http://billing.example.com/api/v1"},
+        {"url": "github.com/org/search", "trust_level": "verified", "endpoint": "https://search.example.com/api/v1"},
+    ]
     config["cors"] = {"allowed_origins": [APP]}
     write_config(node_repo / ".sudocode" / "federation.config.json", config)
     remote_services.remotes_reconcile(force=True)
@@ -158,3 +162,14 @@ def test_by_default_no_origin_is_allowed(node_repo):
     )
     response = Client().get("/api/v1/federation/info", HTTP_ORIGIN=APP)
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_the_remotes_page_and_status_warn_about_plain_http_off_this_machine(node, staff):
+    from remotes.selectors import plain_http_remotes
+
+    [plain] = plain_http_remotes()  # not the loopback one, not the https one
+    assert plain["url"] == "github.com/org/billing"
+    assert "plain http:// endpoint (http://billing.example.com/api/v1)" in plain["message"]
+    page = staff.get("/remotes/").content.decode()
+    assert "Remotes reached over plain http:// across the network" in page
+    assert plain["message"] in page.replace("&#x27;", "'")
