@@ -71,6 +71,7 @@ bench: install  ## benchmarks; print JSON figures (a few minutes; run on a quiet
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_security.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
