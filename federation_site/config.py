@@ -167,11 +167,11 @@ class _Model(BaseModel):
 
 
 def _public_key(value: str) -> str:
-    from federation_site.keys import KeyError_, parse_public_key
+    from federation_site.keys import KeyFormatError, parse_public_key
 
     try:
         parse_public_key(value)
-    except KeyError_ as exc:
+    except KeyFormatError as exc:
         raise _Problem(str(exc)) from None
     return value
 

@@ -24,7 +24,7 @@ SIGNING_KEY_ENV = "FEDERATION_SIGNING_KEY"
 _PREFIX = "ed25519:"
 
 
-class KeyError_(ValueError):
+class KeyFormatError(ValueError):
     """A key in a form this node cannot read; `str()` says which and why."""
 
 
@@ -42,14 +42,14 @@ def public_key_text(key: Ed25519PublicKey) -> str:
 
 @functools.lru_cache(maxsize=256)
 def parse_public_key(text: str) -> Ed25519PublicKey:
-    """The key `ed25519:<base64url>` names; KeyError_ when it is not one."""
+    """The key `ed25519:<base64url>` names; KeyFormatError when it is not one."""
     if not isinstance(text, str) or not text.startswith(_PREFIX):
-        raise KeyError_(f"expected 'ed25519:<base64url of 32 bytes>', got {str(text)[:60]!r}")
+        raise KeyFormatError(f"expected 'ed25519:<base64url of 32 bytes>', got {str(text)[:60]!r}")
     try:
         raw = _unb64(text[len(_PREFIX) :])
         return Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as exc:
-        raise KeyError_(f"not an Ed25519 public key: {exc}") from None
+        raise KeyFormatError(f"not an Ed25519 public key: {exc}") from None
 
 
 def fingerprint(public_key: str | Ed25519PublicKey) -> str:
@@ -70,7 +70,9 @@ def parse_private_key(text: str) -> Ed25519PrivateKey:
     try:
         return Ed25519PrivateKey.from_private_bytes(_unb64(text.strip()))
     except ValueError as exc:
-        raise KeyError_(f"{SIGNING_KEY_ENV} is not an Ed25519 private key (base64url of 32 bytes): {exc}") from None
+        raise KeyFormatError(
+            f"{SIGNING_KEY_ENV} is not an Ed25519 private key (base64url of 32 bytes): {exc}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -122,5 +124,5 @@ def local_key() -> NodeKey | None:
 
     try:
         return node_key(node.layout().secrets_path)
-    except (KeyError_, node.RepoNotFound):
+    except (KeyFormatError, node.RepoNotFound):
         return None
