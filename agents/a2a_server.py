@@ -37,6 +37,7 @@ from a2a.server.request_handlers import RequestHandler
 from a2a.types import (
     AgentCapabilities,
     AgentCard,
+    AgentExtension,
     AgentInterface,
     AgentProvider,
     AgentSkill,
@@ -146,7 +147,9 @@ def agent_card(base_url: str) -> AgentCard:
             AgentInterface(url=f"{base}{JSONRPC_PATH}", protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION),
             AgentInterface(url=f"{base}{REST_PATH}", protocol_binding="HTTP+JSON", protocol_version=PROTOCOL_VERSION),
         ],
-        capabilities=AgentCapabilities(streaming=True, push_notifications=True, extended_agent_card=False),
+        capabilities=AgentCapabilities(
+            streaming=True, push_notifications=True, extended_agent_card=False, extensions=_signature_extension()
+        ),
         security_schemes={
             "apiKey": SecurityScheme(
                 http_auth_security_scheme=HTTPAuthSecurityScheme(
@@ -165,6 +168,33 @@ def agent_card(base_url: str) -> AgentCard:
             for id_, name, text, examples in SKILLS
         ],
     )
+
+
+SIGNATURES_EXTENSION = "urn:sudocode-federation:http-message-signatures:v1"  # PROTOCOL.md, "Signatures"
+
+
+def _signature_extension() -> list[AgentExtension]:
+    """The card's word on signatures (issue 17): this node's public key, which signs its A2A messages (RFC 9421)."""
+    from google.protobuf.struct_pb2 import Struct
+
+    from federation_site import node
+
+    cfg = node.config()
+    public_key = cfg.local_identity.public_key if cfg and cfg.local_identity else None
+    if not public_key:
+        return []
+    from federation_site.keys import fingerprint
+
+    params = Struct()
+    params.update({"public_key": public_key, "key_id": fingerprint(public_key), "algorithm": "ed25519"})
+    return [
+        AgentExtension(
+            uri=SIGNATURES_EXTENSION,
+            description="This node signs its messages with HTTP Message Signatures (RFC 9421) under this Ed25519 key.",
+            required=False,
+            params=params,
+        )
+    ]
 
 
 def card_last_modified() -> float | None:
@@ -347,7 +377,7 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
             )
         body = {**body, "metadata": {"request_id": incoming_message.message_id, **metadata}}
         if params.configuration.HasField("task_push_notification_config"):  # refused before anything is recorded
-            _push_dict(params.configuration.task_push_notification_config, "")
+            _push_dict(params.configuration.task_push_notification_config, "", caller, field=_PUSH_FIELD)
     # The caller's X-Correlation-ID (or a new id), bound by federation_site.asgi for every line of this call.
     correlation_id = logs.current("correlation_id") or uuid.uuid4().hex
     logs.bind(request_id=(body.get("metadata") or {}).get("request_id") if kind in ("mutate", "delegate") else None)
@@ -382,14 +412,14 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
     response, status = answer if isinstance(answer, tuple) else (answer, 200)
     if kind in ("mutate", "delegate") and status == 200:
         request = _request_of(caller, response["request_id"])
-        _remember(request, incoming_message, params)
+        _remember(request, incoming_message, params, caller)
         return task_for(request, history_length=params.configuration.history_length or None)
     if status >= 400:
         return _refusal(incoming_message, response)
     return _agent_message(incoming_message, data=response)
 
 
-def _remember(request, message: Message, params: SendMessageRequest) -> None:
+def _remember(request, message: Message, params: SendMessageRequest, caller) -> None:
     """Keep the A2A parts of the task on its request row, once: the context, the message, a push config."""
     from requests_app.models import CrossRepoRequest
 
@@ -402,7 +432,7 @@ def _remember(request, message: Message, params: SendMessageRequest) -> None:
     }
     if params.configuration.HasField("task_push_notification_config"):
         config = params.configuration.task_push_notification_config
-        a2a["push"].append(_push_dict(config, request.request_id))
+        a2a["push"].append(_push_dict(config, request.request_id, caller, field=_PUSH_FIELD))
     CrossRepoRequest.objects.filter(pk=request.pk, a2a__isnull=True).update(a2a=a2a)
     request.refresh_from_db(fields=["a2a"])
 
@@ -585,9 +615,22 @@ def _refusal(incoming: Message, body: dict) -> Message:
 # --- push notifications -----------------------------------------------------------------------------------
 
 
-def _push_dict(config: TaskPushNotificationConfig, task_id: str) -> dict:
+_PUSH_FIELD = "configuration.taskPushNotificationConfig.url"
+
+
+def _push_dict(config: TaskPushNotificationConfig, task_id: str, caller, *, field: str = "url") -> dict:
+    """The push config as stored on the request row; InvalidParamsError naming `field` for a URL this node will
+    not call for `caller` (remotes.urlguard, issue 17: nothing is stored then)."""
+    from remotes.selectors import url_refusal
+
     if not config.url.startswith(("http://", "https://")):
-        raise InvalidParamsError(f"url: {config.url!r} is not an http(s) URL")
+        raise InvalidParamsError(f"{field}: {config.url!r} is not an http(s) URL")
+    refused = url_refusal(caller.identity, config.url)
+    if refused:
+        raise InvalidParamsError(
+            f"invalid: {field}: refused: {refused}",
+            data={"errors": [{"field": field, "message": f"refused: {refused}"}]},
+        )
     stored = MessageToDict(config)
     stored["id"] = config.id or uuid.uuid4().hex
     stored["taskId"] = task_id
@@ -603,7 +646,7 @@ def _push_create(params: TaskPushNotificationConfig, context: ServerCallContext)
     request = _request_of(_caller(context), params.task_id)
     if request is None:
         raise TaskNotFoundError(f"no task {params.task_id!r} of yours here")
-    config = _push_dict(params, request.request_id)
+    config = _push_dict(params, request.request_id, _caller(context))
     with transaction.atomic():
         row = CrossRepoRequest.objects.select_for_update().get(pk=request.pk)
         a2a = row.a2a or {"context_id": request.request_id, "push": []}

@@ -92,6 +92,8 @@ class A2AHttpApp:
                 context.state["authorization"] = request.headers.get("authorization")
                 context.state["base_url"] = str(request.base_url).rstrip("/")
                 context.state["client_address"] = request.client.host if request.client else ""
+                if "caller" in request.scope.get("state", {}):  # looked up by _signature_gate already
+                    context.state["caller"] = request.scope["state"]["caller"]
                 return context
 
         conformance = None
@@ -118,6 +120,10 @@ class A2AHttpApp:
         elif path.rstrip("/") == A2A_JSONRPC_PATH and scope["method"] == "POST" and not _is_json(scope):
             await _content_type_not_supported(scope, receive, send)
             return
+        if scope["method"] == "POST":
+            receive = await _signature_gate(scope, receive, send)
+            if receive is None:
+                return
         await self._app(scope, receive, send)
 
 
@@ -159,6 +165,53 @@ def _as_json(raw: bytes) -> Any:
         return json.loads(raw) if raw else None
     except ValueError:
         return raw.decode("utf-8", errors="replace")
+
+
+async def _signature_gate(scope: dict, receive: Any, send: Any) -> Any:
+    """The RFC 9421 check of an A2A message (issue 17, remotes.auth.signature_check), as the REST door does it:
+    a remote whose config requires signatures gets 401 for an unsigned or wrongly signed message; a verified
+    signature is kept with the audit rows of the call. Returns the `receive` that replays the body, or None when
+    the 401 was sent."""
+    from asgiref.sync import sync_to_async
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    from audit.services import received_signature
+    from remotes.auth import bearer_token, caller_for_token, signature_check
+    from remotes.signatures import SignatureProblem
+
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    request = Request(scope)
+    headers = dict(request.headers)
+
+    def check():
+        caller = caller_for_token(bearer_token(headers.get("authorization")))
+        # Looked up once: a JWT is good for one use, so the handler takes this caller (ContextBuilder).
+        scope.setdefault("state", {})["caller"] = caller
+        return signature_check(caller, method="POST", url=str(request.url), headers=headers, body=body)
+
+    try:
+        verified = await sync_to_async(check)()
+    except SignatureProblem as exc:
+        await JSONResponse({"error": "unauthorized", "detail": str(exc)}, status_code=401)(scope, receive, send)
+        return None
+    received_signature.set(verified.as_record() if verified else None)
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 # What a2a-sdk 1.3 leaves to its user (the conformance kit's MUST requirements, ../shared/tools/README.md):

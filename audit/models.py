@@ -35,6 +35,9 @@ class AuditLog(models.Model):
     error_message = models.TextField(blank=True, default="")
     timestamp = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The RFC 9421 signature an incoming message carried and that verified (issue 17): {key_id, created,
+    # signature_input, signature, content_digest}, so a node can show later exactly what another one asked.
+    signature = models.JSONField(null=True, blank=True)
 
     class Meta:
         db_table = "cross_repo_audit_log"

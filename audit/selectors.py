@@ -116,6 +116,7 @@ def audit_entry(e: AuditLog) -> dict:
         "error": e.error_message or None,
         "payload": e.payload,
         "result": e.result,
+        "signature": e.signature,  # the RFC 9421 signature an incoming message carried, when it verified
     }
 
 

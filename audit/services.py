@@ -17,6 +17,7 @@ import time
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ def _summary(value: Any) -> Any:
     if len(text) <= _MAX_SUMMARY:
         return value
     return {"truncated": True, "size": len(text), "head": text[:_MAX_SUMMARY]}
+
+
+# The verified signature of the incoming message being handled (set by remotes.auth for the request; a context
+# variable, so each request or task sees its own). Incoming rows written while it is set keep it.
+received_signature: ContextVar[dict | None] = ContextVar("received_signature", default=None)
 
 
 def audit_record(
@@ -220,6 +226,7 @@ def _row(
         correlation_id=correlation_id[:128],
         timestamp=timezone.now(),
         duration_ms=None if duration_ms is None else int(round(duration_ms)),
+        signature=received_signature.get() if direction == "incoming" else None,
     )
 
 

@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "metrics": ("bench_metrics.py", [], None),
     "audit": ("bench_audit.py", [], None),
     "overhead": ("bench_overhead.py", [], None),
+    "security": ("bench_security.py", [], None),
 }
 
 # The table (ours before the work, same machine) and its targets. Throughputs in req/s, times in ms.

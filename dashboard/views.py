@@ -26,7 +26,7 @@ from audit.selectors import SERIES_WINDOWS, audit_query
 from dashboard import live
 from events.selectors import head_seq
 from remotes.models import CrossRepoReference, RemoteRepo
-from remotes.selectors import entity_page_url, remote_summary, request_page_url, site_url
+from remotes.selectors import entity_page_url, plain_http_remotes, remote_summary, request_page_url, site_url
 from remotes.sync import entity_detail_with_cross_repo
 from requests_app import delegation
 from requests_app import delivery as request_delivery
@@ -402,7 +402,11 @@ def _cursor(subscription_id: str) -> int:
 def remote_list(request: HttpRequest) -> HttpResponse:
     remotes = [{**remote_summary(r), "site": site_url(r)} for r in RemoteRepo.objects.all()]
     unknown = CrossRepoReference.objects.filter(remote_repo__isnull=True).values_list("repo", flat=True).distinct()
-    return render(request, "dashboard/remotes.html", {"remotes": remotes, "unknown_repos": sorted(set(unknown))})
+    return render(
+        request,
+        "dashboard/remotes.html",
+        {"remotes": remotes, "unknown_repos": sorted(set(unknown)), "plain_http": plain_http_remotes()},
+    )
 
 
 # --- audit --------------------------------------------------------------------------------------------------------

@@ -188,6 +188,38 @@ class InfoApi(_FederationView):
         return _answer(request, None)
 
 
+class KeyRotationApi(_FederationView):
+    @extend_schema(
+        tags=["federation"],
+        summary="A remote announces its new signing key, signed with its old one (issue 17)",
+        request={"application/json": messages.json_schema_of(messages.KeyRotationMessage)},
+        responses={
+            200: OpenApiResponse(description='`{"type": "key_rotation_response", "status": "pinned", "key_id"}`'),
+            401: OpenApiResponse(description="no key pinned for the caller, or not signed with it"),
+            **_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        from remotes.services import remote_key_rotation_receive
+        from remotes.signatures import SignatureProblem
+
+        def call(caller: Caller, correlation_id: str) -> dict | tuple[dict, int]:
+            message = messages.parse_key_rotation(_read(request))
+            try:
+                return remote_key_rotation_receive(
+                    caller=caller,
+                    public_key=message.public_key,
+                    method=request.method,
+                    url=request.build_absolute_uri(),
+                    headers=request.headers,
+                    body=request.body,
+                )
+            except SignatureProblem as exc:
+                return {"error": "unauthorized", "detail": str(exc)}, 401
+
+        return _respond(request, call)
+
+
 class DirectoryApi(_FederationView):
     @extend_schema(
         tags=["federation"],

@@ -100,6 +100,7 @@ def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "")
                 git=endpoints.git if endpoints and endpoints.git else None,
             ),
         ),
+        public_key=cfg.local_identity.public_key if cfg and cfg.local_identity else None,
     )
     _audit(caller, "discover", status="success", started=started, correlation_id=correlation_id)
     return messages.dump(response)

@@ -7,6 +7,7 @@ from requests_app import apis as request_apis
 urlpatterns = [
     path("info", apis.InfoApi.as_view(), name="federation-info"),
     path("directory", apis.DirectoryApi.as_view(), name="federation-directory"),
+    path("key", apis.KeyRotationApi.as_view(), name="federation-key"),
     path("query", apis.QueryApi.as_view(), name="federation-query"),
     path("mutate", apis.MutateApi.as_view(), name="federation-mutate"),
     path("delegate", apis.DelegateApi.as_view(), name="federation-delegate"),

@@ -106,6 +106,15 @@ def _url_checker(*schemes: str):
     return check
 
 
+def _origin(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise _Problem(
+            f"expected an origin like 'https://app.example.com' (scheme, host, port: no path), got {show(value)}"
+        )
+    return value.rstrip("/")
+
+
 def _email(value: str) -> str:
     if not _EMAIL_RE.fullmatch(value):
         raise _Problem(f"expected an email address, got {show(value)}")
@@ -117,6 +126,7 @@ Identity = Annotated[str, AfterValidator(_identity)]
 HttpUrl = Annotated[str, AfterValidator(_url_checker("http", "https"))]
 WebSocketUrl = Annotated[str, AfterValidator(_url_checker("ws", "wss"))]
 Email = Annotated[str, AfterValidator(_email)]
+Origin = Annotated[str, AfterValidator(_origin)]
 
 
 def _condition(value: str) -> str:
@@ -156,10 +166,26 @@ class _Model(BaseModel):
 # --- node identity ------------------------------------------------------------------------------------------
 
 
+def _public_key(value: str) -> str:
+    from federation_site.keys import KeyFormatError, parse_public_key
+
+    try:
+        parse_public_key(value)
+    except KeyFormatError as exc:
+        raise _Problem(str(exc)) from None
+    return value
+
+
+PublicKey = Annotated[str, AfterValidator(_public_key)]
+
+
 class LocalIdentity(_Model):
     url: Identity
     display_name: str | None = None
     description: str = ""
+    # This node's Ed25519 public key (federation_site/keys.py; the private key is in secrets.env), written by
+    # `init` or the first `serve`; shown in discover and the agent card.
+    public_key: PublicKey | None = None
 
 
 class Endpoints(_Model):
@@ -221,6 +247,13 @@ class RemoteRepoConfig(_Model):
     # How we call it: our REST endpoints, or A2A 1.0 (then `endpoint` is where its Agent Card is served:
     # <endpoint>/.well-known/agent-card.json; remotes/a2a_client.py).
     transport: Literal["rest", "a2a"] = "rest"
+    # Hosts a URL this remote hands us (a callback, a push config) may name when it is not on the origin of
+    # `endpoint`; empty: any host with only public addresses (remotes/urlguard.py).
+    allowed_hosts: list[NonEmptyStr] = []
+    # Its Ed25519 public key, pinned at `remote add` (from its discover answer, or given), and whether its
+    # messages must be signed with it (RFC 9421; remotes/signatures.py): unsigned or wrongly signed ones get 401.
+    public_key: PublicKey | None = None
+    require_signatures: bool = False
 
 
 # --- incoming-request policies (global switches; per-remote permissions still apply) ------------------------
@@ -412,6 +445,12 @@ class DiscoverySettings(_Model):
     sources: list[HttpUrl] = []  # REST bases of nodes whose directories `remote discover` reads
 
 
+class CorsSettings(_Model):
+    # Browser origins (`https://app.example.com`) whose scripts may call this node's API (/api/...); none by
+    # default (the seed's "CORS configuration for the API"; django-cors-headers, federation.apps).
+    allowed_origins: list[Origin] = []
+
+
 class FederationConfig(_Model):
     enabled: bool = False  # seed: federation is opt-in
     local_identity: LocalIdentity | None = None
@@ -428,6 +467,7 @@ class FederationConfig(_Model):
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    cors: CorsSettings = Field(default_factory=CorsSettings)
 
     @field_validator("remote_repos")
     @classmethod

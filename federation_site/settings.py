@@ -74,6 +74,8 @@ if not CLI_PROFILE:
         "drf_spectacular",
         "drf_spectacular_sidecar",
         "channels",
+        "corsheaders",
+        "csp",
     ]
 
 MIDDLEWARE = [
@@ -81,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "federation_site.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -93,6 +97,39 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "federation_site.urls"
+
+# --- security headers and CORS (issue 17) ---------------------------------------------------------------------
+# Pages run only our own static files: no inline script, style attribute or event handler (json_script data
+# blocks are data, not script). The API docs add what Swagger UI needs (federation_site/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],  # fetches and the live pages' WebSocket, to this node only
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+X_FRAME_OPTIONS = "DENY"  # for browsers without frame-ancestors
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# CORS for the API only, and for no origin unless federation.config.json lists it (`cors.allowed_origins`, read
+# on each request by federation.apps' check_request_enabled receiver, so an edit applies without a restart).
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "x-correlation-id", "a2a-version"]
+CORS_EXPOSE_HEADERS = ["x-correlation-id", "retry-after"]
+# `serve --certfile --keyfile` (TLS): browsers are told to use HTTPS only, and cookies never travel in clear.
+SERVES_TLS = env.bool("SUDOCODE_FED_TLS", default=False)
+if SERVES_TLS:
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600  # sent on HTTPS answers only (SecurityMiddleware)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 TEMPLATES = [
     {

@@ -328,9 +328,29 @@ class Capabilities(_Wire):
     endpoints: CapabilityEndpoints = Field(default_factory=CapabilityEndpoints)
 
 
+PublicKey = Annotated[str, StringConstraints(max_length=100, pattern=r"^ed25519:[A-Za-z0-9_-]{43}$")]
+
+
 class DiscoverResponse(_Response):
     type: Literal["discover_response"] = "discover_response"
     capabilities: Capabilities
+    public_key: PublicKey | None = Field(
+        None,
+        description="The responder's Ed25519 public key (`ed25519:<base64url>`): its messages are signed with it "
+        "(RFC 9421), and `remote add` pins it.",
+    )
+
+
+class KeyRotationMessage(_Request):
+    """POST /api/v1/federation/key: the sender's new public key, announced in a message signed with its old one
+    (the key the receiver pinned); the receiver pins the new key."""
+
+    type: Literal["key_rotation"] = "key_rotation"
+    public_key: PublicKey = Field(description="The sender's new Ed25519 public key, `ed25519:<base64url>`.")
+
+
+def parse_key_rotation(data: object) -> KeyRotationMessage:
+    return _validate(KeyRotationMessage, data)
 
 
 class QueryMetadata(_Wire):

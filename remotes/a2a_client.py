@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from federation_site import logs
+from federation_site.keys import NodeKey
 from protocol.messages import integral_numbers
 from remotes.client import (
     DEFAULT_POLICY,
@@ -34,6 +35,7 @@ from remotes.client import (
     RemoteUnreachable,
     Response,
 )
+from remotes.urlguard import UrlGuard
 
 CARD_PATH = "/.well-known/agent-card.json"
 A2A_VERSION = "1.0"
@@ -70,12 +72,19 @@ class A2AClient:
     """RemoteClient's interface over A2A 1.0 JSON-RPC (see the module docstring)."""
 
     def __init__(
-        self, base_url: str, *, token: str | None = None, policy: HttpPolicy = DEFAULT_POLICY, remote: str = ""
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        policy: HttpPolicy = DEFAULT_POLICY,
+        signer: NodeKey | None = None,
+        remote: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
         self._token = token
         self.remote = remote  # the remote's identity, for the log context (as RemoteClient's)
+        self._signer = signer  # signs each A2A message (RFC 9421, remotes.signatures)
 
     def __repr__(self) -> str:
         return f"A2AClient({self.base_url!r})"
@@ -144,7 +153,16 @@ class A2AClient:
     ) -> tuple[Response, dict]:
         url = self._rpc_url()
         headers = {"A2A-Version": A2A_VERSION}
-        rpc = RemoteClient(url, token=self._token, policy=self.policy, headers=headers, remote=self.remote)
+        # The card names this URL: it came from outside (issue 17), vouched for only on the declared endpoint's origin.
+        rpc = RemoteClient(
+            url,
+            token=self._token,
+            policy=self.policy,
+            headers=headers,
+            guard=UrlGuard.for_endpoints([self.base_url]),
+            signer=self._signer,
+            remote=self.remote,
+        )
         envelope = {"jsonrpc": "2.0", "id": uuid.uuid4().hex, "method": method, "params": params}
         # `serve --debug-a2a`: both messages in full (secrets redacted), under the call's correlation id.
         debug = logs.a2a_debug_enabled()

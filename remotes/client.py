@@ -34,6 +34,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from federation_site import logs
+from federation_site.keys import NodeKey
+from remotes.signatures import sign_request
+from remotes.urlguard import GuardedAdapter, UrlGuard, UrlRefused
 
 logger = logging.getLogger(__name__)
 
@@ -106,24 +109,28 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _new_session(pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
+def _new_session(pool_maxsize: int = POOL_MAXSIZE, *, public_only: bool = False) -> requests.Session:
     session = requests.Session()
     # No proxies, netrc credentials or CA bundles from the environment: what leaves this node is decided here.
     session.trust_env = False
     # The protocol is stateless (bearer tokens); a cookie set by one call must not ride along on the next.
     session.cookies.set_policy(_NoCookies())
     # Retries are ours (with backoff and Retry-After); urllib3 must not retry underneath us.
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
+    # A URL that is only public (not vouched for) is connected to through GuardedAdapter, which checks the
+    # address it connects to (urlguard): DNS cannot switch it to an internal one after the check.
+    adapter_class = GuardedAdapter if public_only else HTTPAdapter
+    adapter = adapter_class(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def _session_for(base_url: str, *, pool_maxsize: int = POOL_MAXSIZE) -> requests.Session:
+def _session_for(base_url: str, *, pool_maxsize: int = POOL_MAXSIZE, public_only: bool = False) -> requests.Session:
+    key = f"public-only {base_url}" if public_only else base_url
     with _sessions_lock:
-        session = _sessions.get(base_url)
+        session = _sessions.get(key)
         if session is None:
-            session = _sessions[base_url] = _new_session(pool_maxsize)
+            session = _sessions[key] = _new_session(pool_maxsize, public_only=public_only)
         return session
 
 
@@ -216,7 +223,12 @@ class RemoteClient:
         sleep: Callable[[float], None] = time.sleep,
         headers: Mapping[str, str] | None = None,
         remote: str = "",
+        guard: UrlGuard | None = None,
+        signer: NodeKey | None = None,
     ) -> None:
+        """`guard`: for a base URL that came from outside (a directory, an agent card), the rules it must pass
+        (remotes.urlguard); None for an endpoint an admin declared. `signer`: this node's key, to sign every
+        request (RFC 9421, remotes.signatures; each attempt signed afresh)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"a remote's base URL must be an http(s) URL with a host, not {base_url!r}")
@@ -228,6 +240,8 @@ class RemoteClient:
         self._sleep = sleep
         self._headers = dict(headers or {})  # sent with every call (A2A-Version for the A2A transport)
         self.remote = remote  # the remote's identity, for the log context of each call (federation_site/logs.py)
+        self._guard = guard
+        self._signer = signer
 
     @property
     def token(self) -> str | None:
@@ -319,20 +333,31 @@ class RemoteClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         timeouts = self._timeouts(timeout)
-        session = _session_for(self.base_url)
         max_attempts = 1 + max(0, self.policy.retries)
         started = time.monotonic()
+        attempt = 0
 
         def fail(cls: type[RemoteError], message: str, **extra: Any) -> RemoteError:
             return cls(f"{method} {url}: {message}", url=url, correlation_id=correlation_id, attempts=attempt, **extra)
 
+        try:
+            public_only = self._guard is not None and not self._guard.check(url)
+        except UrlRefused as exc:
+            raise fail(RemoteRejected, f"refused: {exc}") from None
+        session = _session_for(self.base_url, public_only=public_only)
+
         for attempt in range(1, max_attempts + 1):
             retry_after = None
             try:
-                # Redirects are not followed: a remote must not be able to point us at another address.
-                response = session.request(
-                    method, url, params=params, data=body, headers=headers, timeout=timeouts, allow_redirects=False
+                prepared = session.prepare_request(
+                    requests.Request(method, url, params=params, data=body, headers=headers)
                 )
+                if self._signer is not None:
+                    sign_request(prepared, key_id=self._signer.key_id, private_key=self._signer.private_key, body=body)
+                # Redirects are not followed: a remote must not be able to point us at another address.
+                response = session.send(prepared, timeout=timeouts, allow_redirects=False)
+            except UrlRefused as exc:  # at connect time: the name now resolves to an address we refuse
+                raise fail(RemoteRejected, f"refused: {exc}") from None
             except _TRANSIENT_EXCEPTIONS as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 if attempt == max_attempts:
@@ -402,11 +427,15 @@ def post_webhook(
     headers: Mapping[str, str],
     correlation_id: str | None = None,
     timeouts: tuple[float, float] = WEBHOOK_TIMEOUTS,
+    guard: UrlGuard | None = None,
+    signer: NodeKey | None = None,
 ) -> int:
     """POST `body` (already serialized: it may be signed) to a webhook `url`, once: no retries here, the
     caller's delivery row is the retry. Returns the 2xx status (any body). RemoteRejected for a 4xx other than
-    408/429 (`.status` tells 410 Gone from the rest), RemoteUnreachable for what may pass (connection errors,
-    timeouts, 408, 429, 5xx), RemoteBadResponse for anything else (1xx, 3xx: redirects are not followed)."""
+    408/429 (`.status` tells 410 Gone from the rest) and for a URL `guard` refuses (remotes.urlguard: a `url`
+    a remote handed us), RemoteUnreachable for what may pass (connection errors, timeouts, 408, 429, 5xx),
+    RemoteBadResponse for anything else (1xx, 3xx: redirects are not followed). `signer`: this node's key, to
+    sign the POST (RFC 9421, remotes.signatures)."""
     correlation_id = correlation_id or uuid.uuid4().hex
     parts = urlsplit(url)
 
@@ -415,10 +444,21 @@ def post_webhook(
 
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise fail(RemoteRejected, "not an http(s) URL with a host")
-    sent_headers = {"User-Agent": user_agent(), "X-Correlation-ID": correlation_id, **headers}
-    session = _session_for(f"{parts.scheme}://{parts.netloc}", pool_maxsize=WEBHOOK_POOL_MAXSIZE)
     try:
-        response = session.post(url, data=body, headers=sent_headers, timeout=timeouts, allow_redirects=False)
+        public_only = guard is not None and not guard.check(url)
+    except UrlRefused as exc:
+        raise fail(RemoteRejected, f"refused: {exc}") from None
+    sent_headers = {"User-Agent": user_agent(), "X-Correlation-ID": correlation_id, **headers}
+    session = _session_for(
+        f"{parts.scheme}://{parts.netloc}", pool_maxsize=WEBHOOK_POOL_MAXSIZE, public_only=public_only
+    )
+    try:
+        prepared = session.prepare_request(requests.Request("POST", url, data=body, headers=sent_headers))
+        if signer is not None:
+            sign_request(prepared, key_id=signer.key_id, private_key=signer.private_key, body=body)
+        response = session.send(prepared, timeout=timeouts, allow_redirects=False)
+    except UrlRefused as exc:
+        raise fail(RemoteRejected, f"refused: {exc}") from None
     except _TRANSIENT_EXCEPTIONS as exc:
         raise fail(RemoteUnreachable, f"{type(exc).__name__}: {exc}") from exc
     except requests.RequestException as exc:

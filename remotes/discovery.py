@@ -11,13 +11,16 @@ remotes.services.remote_add.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 from federation_site import identity, node
 from remotes.client import HttpPolicy, RemoteClient, RemoteError
 from remotes.models import RemoteRepo
 from remotes.policy import Caller, PermissionDenied
+from remotes.urlguard import UrlGuard
 
 TRUST_RANK = {"untrusted": 0, "verified": 1, "trusted": 2}
 DISCOVER_WORKERS = 16
@@ -88,8 +91,14 @@ def remotes_discover(
             if url and url.lower() != own and fnmatch.fnmatchcase(url.lower(), pattern.lower()):
                 matches.setdefault(url.lower(), entry)
     found = list(matches.values())
+    # An endpoint a directory hands us is a URL from outside (issue 17): vouched for when it is on the origin of
+    # one of our remotes or on a directory's own host (an admin named that directory), else public https only.
+    guard = UrlGuard.for_endpoints(
+        [r.rest_endpoint for r in RemoteRepo.objects.exclude(rest_endpoint="")],
+        vouched_hosts=[urlsplit(url).hostname or "" for url in urls],
+    )
     with ThreadPoolExecutor(max_workers=max(1, min(DISCOVER_WORKERS, len(found)))) as pool:
-        answers = list(pool.map(_discover_one, found))
+        answers = list(pool.map(functools.partial(_discover_one, guard=guard), found))
     for item in answers:
         item["known"] = item["url"].lower() in known
         item["added"] = False
@@ -123,14 +132,14 @@ def _read_directory(url: str) -> tuple[str | None, list[dict]]:
     return None, [e for e in entries if isinstance(e, dict)]
 
 
-def _discover_one(entry: dict) -> dict[str, Any]:
+def _discover_one(entry: dict, *, guard: UrlGuard) -> dict[str, Any]:
     item = {"url": str(entry["url"]), "display_name": entry.get("display_name") or str(entry["url"]).rsplit("/")[-1],
             "endpoint": entry.get("endpoint"), "reachable": False, "operations": None, "error": None}  # fmt: skip
     try:
         if not item["endpoint"]:
             item["error"] = "the directory gives no endpoint"
             return item
-        answer = RemoteClient(str(item["endpoint"]), policy=ONE_TRY).get("/federation/info").data
+        answer = RemoteClient(str(item["endpoint"]), policy=ONE_TRY, guard=guard).get("/federation/info").data
         item["reachable"] = True
         item["operations"] = (answer.get("capabilities") or {}).get("operations")
     except (RemoteError, ValueError) as exc:

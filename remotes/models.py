@@ -157,3 +157,17 @@ class QuotaUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.window_start:%Y-%m-%d %H:%M}: {self.amount}"
+
+
+class UsedTokenId(models.Model):
+    """The `jti` of every short-lived JWT a remote presented (remotes.auth, issue 17), kept until the token
+    expires, so none is accepted twice."""
+
+    jti = models.CharField(primary_key=True, max_length=200)  # "<issuer> <jti>": ids are unique per issuer
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "used_token_ids"
+
+    def __str__(self) -> str:
+        return self.jti

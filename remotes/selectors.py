@@ -11,6 +11,34 @@ from django.utils import timezone
 from federation_site import node
 from remotes.breaker import breaker_summary
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
+from remotes.urlguard import UrlGuard, UrlRefused
+
+
+def url_guard(remote_identity: str | None) -> UrlGuard:
+    """The rules for a URL the remote `remote_identity` hands us (issue 17, remotes/urlguard.py): the origins of
+    its declared endpoints are vouched for, anything else must be https, public, and in its `allowed_hosts` when
+    the config lists some. An unknown caller (None, or not a remote) gets the public rules only."""
+    if not remote_identity:
+        return UrlGuard()
+    remote = RemoteRepo.objects.filter(url__iexact=remote_identity).first()
+    endpoints = [remote.rest_endpoint] if remote and remote.rest_endpoint else []
+    allowed: list[str] = []
+    cfg = node.config()
+    for declared in cfg.remote_repos if cfg else []:
+        if declared.url.lower() == remote_identity.lower():
+            allowed = list(declared.allowed_hosts)
+            if declared.endpoint:
+                endpoints.append(str(declared.endpoint))
+    return UrlGuard.for_endpoints(endpoints, allowed_hosts=allowed)
+
+
+def url_refusal(remote_identity: str | None, url: str) -> str | None:
+    """Why this node will not call `url` for `remote_identity` (the 400's message), or None when it may."""
+    try:
+        url_guard(remote_identity).check(url)
+    except UrlRefused as exc:
+        return str(exc)
+    return None
 
 
 def remotes_for_repo(repo: str, remotes: list[RemoteRepo] | None = None) -> list[RemoteRepo]:
@@ -163,3 +191,30 @@ def reference_summary(ref: CrossRepoReference, *, ttl: timedelta | None = None) 
 
 def references_of(*, local_uuid: str) -> list[CrossRepoReference]:
     return list(CrossRepoReference.objects.filter(local_uuid=local_uuid).select_related("remote_repo"))
+
+
+def plain_http_remotes() -> list[dict]:
+    """Remotes declared with a plain `http://` endpoint that is not on the loopback interface (issue 17): their
+    messages and keys cross the network unencrypted. [{"url", "endpoint", "message"}], by url."""
+    from urllib.parse import urlsplit
+
+    from remotes.urlguard import ip_literal
+
+    found = []
+    for remote in RemoteRepo.objects.exclude(rest_endpoint="").order_by("url"):
+        parts = urlsplit(remote.rest_endpoint)
+        host = (parts.hostname or "").lower()
+        literal = ip_literal(host) if host else None
+        on_loopback = (
+            host == "localhost" or host.endswith(".localhost") or (literal is not None and literal.is_loopback)
+        )
+        if parts.scheme == "http" and not on_loopback:
+            found.append(
+                {
+                    "url": remote.url,
+                    "endpoint": remote.rest_endpoint,
+                    "message": f"{remote.url} is declared with a plain http:// endpoint ({remote.rest_endpoint}) that "
+                    "is not on this machine: its messages and keys cross the network unencrypted; use https://",
+                }
+            )
+    return found

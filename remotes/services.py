@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -18,6 +18,7 @@ from django.utils import timezone
 from federation_site import identity, node
 from federation_site.secrets import set_secret, token_env_name
 from remotes.models import ConfigStamp, CrossRepoReference, RelationshipType, RemoteRepo, TrustLevel
+from remotes.policy import Caller, PermissionDenied
 from tracker.models import ContentRef, Entity
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ def remote_add(
     auto_sync: bool | None = None,
     sync_interval_minutes: int | None = None,
     permissions: dict | None = None,
+    public_key: str | None = None,
+    require_signatures: bool = False,
 ) -> tuple[RemoteRepo, str]:
     """Declare a remote in the config, give it an API key (returned once, stored hashed), store the token we
     present to it, and run discovery when it answers. Returns the remote and its new API key.
@@ -96,7 +99,11 @@ def remote_add(
     the seed's remote_repos: untrusted, no auto_sync, a 60-minute interval, the url's last part as the name.
 
     `transport`: "rest" (our endpoints) or "a2a" (A2A 1.0 through the Agent Card at `endpoint`). A remote added
-    for REST whose endpoint has no /federation/info (404) but serves an A2A Agent Card becomes an A2A remote."""
+    for REST whose endpoint has no /federation/info (404) but serves an A2A Agent Card becomes an A2A remote.
+
+    `public_key` (`ed25519:<base64url>`): its signing key, pinned (a ValidationError on `public_key` when it is
+    not one); left out, the key its discover answer names is pinned (trust on first use, as SSH does: the CLI
+    shows its fingerprint for the admin to compare). `require_signatures`: refuse its unsigned messages (401)."""
     url = url.strip().rstrip("/")
     _check_trust(trust_level)
     data = _config_data()
@@ -128,6 +135,10 @@ def remote_add(
     _set_sync(entry, auto_sync, sync_interval_minutes)
     if permissions is not None:
         entry["permissions"] = permissions
+    if public_key:
+        entry["public_key"] = public_key
+    if require_signatures:
+        entry["require_signatures"] = True
     data.setdefault("remote_repos", []).append(entry)
     _write_config_data(data, entry=entry)
     remote = RemoteRepo.objects.get(url=url)
@@ -140,18 +151,35 @@ def remote_add(
         from remotes.sync import remote_discover
 
         try:
-            remote_discover(remote=remote)
+            remote_discover(remote=remote, pin_key=not public_key)
         except RemoteError as exc:
             if transport == "rest" and getattr(exc, "status", None) == 404 and _speaks_a2a(remote.rest_endpoint):
                 _set_transport(url, "a2a")
                 try:
-                    remote_discover(remote=remote)
+                    remote_discover(remote=remote, pin_key=not public_key)
                 except RemoteError as again:
                     logger.info("discovery of %s over A2A failed: %s", url, again)
             else:
                 logger.info("discovery of %s failed: %s", url, exc)
     remote.refresh_from_db()
     return remote, api_key
+
+
+def remote_pin_key(*, url: str, public_key: str | None, require_signatures: bool | None = None) -> None:
+    """Pin `public_key` (`ed25519:<base64url>`, None: unpin) for the remote `url` in the config, and set
+    `require_signatures` when given. ValidationError on `public_key` for a key the config refuses, on `url` for a
+    remote not declared."""
+    data = _config_data()
+    entry = _find(data, url)
+    if entry is None:
+        raise ValidationError({"url": f"{url} is not declared in federation.config.json"})
+    if public_key:
+        entry["public_key"] = public_key
+    else:
+        entry.pop("public_key", None)
+    if require_signatures is not None:
+        entry["require_signatures"] = require_signatures
+    _write_config_data(data, entry=entry)
 
 
 def _speaks_a2a(endpoint: str) -> bool:
@@ -377,3 +405,75 @@ def references_rebuild(*, entities: Iterable[Entity] | None = None, actor: str =
 
 
 _REL_TYPES = frozenset(RelationshipType.values)
+
+
+# --- signing keys (issue 17) ------------------------------------------------------------------------------------
+
+
+def remote_key_rotation_receive(
+    *, caller: Caller, public_key: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+) -> dict:
+    """A remote announces its new public key in a message signed with its old one (the key pinned here): pin the
+    new key. Returns the key_rotation_response {"type", "status": "pinned", "key_id"}. PermissionDenied for an
+    anonymous caller; SignatureProblem (a 401) when no key is pinned for it or the message is not signed with it.
+    Source: issue 17, "key rotation is a signed announcement with the old key"."""
+    from audit.services import audit_record, received_signature
+    from federation_site.keys import fingerprint, parse_public_key
+    from remotes.signatures import SignatureProblem, verify_request
+
+    if caller.remote is None:
+        raise PermissionDenied("an anonymous caller has no key to rotate: present your API key")
+    cfg = node.config()
+    declared, _ = cfg.remote_index(caller.identity) if cfg else (None, None)
+    pinned = declared.public_key if declared else None
+    if not pinned:
+        raise SignatureProblem(f"no key is pinned for {caller} here: a new one cannot be announced, only pinned by us")
+    verified = verify_request(
+        method=method, url=url, headers=headers, body=body, public_keys={fingerprint(pinned): parse_public_key(pinned)}
+    )
+    received_signature.set(verified.as_record())
+    remote_pin_key(url=caller.identity, public_key=public_key)
+    audit_record(
+        operation="key_rotation",
+        direction="incoming",
+        local_repo=identity.local_url(),
+        remote_repo=caller.identity,
+        status="success",
+        payload={"old_key_id": fingerprint(pinned), "new_key_id": fingerprint(public_key)},
+    )
+    return {"type": "key_rotation_response", "status": "pinned", "key_id": fingerprint(public_key)}
+
+
+def node_key_rotate(*, actor: str) -> dict:
+    """Make this node a new signing key: announce it to every remote with an endpoint, signed with the old key,
+    then keep it (secrets.env, local_identity.public_key). Returns {"key_id": new fingerprint, "old_key_id",
+    "told": [remote urls that pinned it], "failed": [{"url", "error"}]}: a remote that failed must be told by
+    hand (`sudocode-fed remote key <us> --pin <new key>` on that node)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from federation_site.keys import SIGNING_KEY_ENV, NodeKey, ensure_node_key, private_key_text
+    from remotes.client import RemoteError
+    from remotes.sync import audited_call, client_for
+
+    lay = node.layout()
+    old, _ = ensure_node_key(lay.secrets_path, lay.config_path)
+    new = NodeKey(Ed25519PrivateKey.generate())
+    message = {"type": "key_rotation", "from": identity.local_url(), "public_key": new.public_key}
+    told, failed = [], []
+    for remote in RemoteRepo.objects.exclude(rest_endpoint="").order_by("url"):
+        try:
+            audited_call(
+                remote,
+                "key_rotation",
+                lambda remote=remote: client_for(remote, "key_rotation").post(
+                    "/federation/key", {**message, "to": remote.url}
+                ),
+                payload={"old_key_id": old.key_id, "new_key_id": new.key_id},
+            )
+            told.append(remote.url)
+        except (RemoteError, ValueError) as exc:
+            failed.append({"url": remote.url, "error": str(exc)})
+    set_secret(lay.secrets_path, SIGNING_KEY_ENV, private_key_text(new.private_key))
+    ensure_node_key(lay.secrets_path, lay.config_path)  # the config's public key follows the secret
+    logger.info("%s rotated this node's signing key %s -> %s", actor, old.key_id, new.key_id)
+    return {"key_id": new.key_id, "old_key_id": old.key_id, "told": told, "failed": failed}

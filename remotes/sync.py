@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from federation_site import identity, metrics, node
+from federation_site.keys import local_key
 from federation_site.secrets import get_secret, token_env_name
 from remotes.a2a_client import A2AClient
 from remotes.breaker import breaker_admit, breaker_record, breaker_resting, counts_as_failure
@@ -43,9 +44,10 @@ def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None =
     )
     token = get_secret(node.layout().secrets_path, token_env_name(remote.url))
     declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
+    signer = local_key()  # every call to a remote is signed with this node's key (issue 17)
     if declared is not None and declared.transport == "a2a":
-        return A2AClient(remote.rest_endpoint, token=token, policy=policy, remote=remote.url)
-    return RemoteClient(remote.rest_endpoint, token=token, policy=policy, remote=remote.url)
+        return A2AClient(remote.rest_endpoint, token=token, policy=policy, signer=signer, remote=remote.url)
+    return RemoteClient(remote.rest_endpoint, token=token, policy=policy, signer=signer, remote=remote.url)
 
 
 def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, request_id: str = ""):
@@ -104,9 +106,18 @@ def _mark(remote: RemoteRepo, *, ok: bool, error: str = "") -> None:
         setattr(remote, k, v)
 
 
-def remote_discover(*, remote: RemoteRepo) -> dict:
-    """Ask `remote` what it can do (GET /federation/info) and keep its capabilities and endpoints."""
+def remote_discover(*, remote: RemoteRepo, pin_key: bool = False) -> dict:
+    """Ask `remote` what it can do (GET /federation/info) and keep its capabilities and endpoints. `pin_key`:
+    also pin the public key the answer names, when the config pins none yet (`remote add`)."""
     response = audited_call(remote, "discover", lambda: client_for(remote, "discover").get("/federation/info"))
+    announced = response.data.get("public_key")
+    if pin_key and isinstance(announced, str) and announced:
+        from remotes.services import remote_pin_key
+
+        cfg = node.config()
+        declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
+        if declared is not None and not declared.public_key:
+            remote_pin_key(url=remote.url, public_key=announced)
     capabilities = response.data.get("capabilities") or {}
     endpoints = capabilities.get("endpoints") or {}
     RemoteRepo.objects.filter(url=remote.url).update(

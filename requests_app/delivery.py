@@ -20,8 +20,10 @@ from django.utils import timezone
 
 from federation_site import node
 from federation_site.backoff import backoff
+from federation_site.keys import local_key
 from remotes.breaker import CircuitOpen
 from remotes.client import RemoteError, RemoteUnreachable, post_webhook
+from remotes.selectors import url_guard
 from requests_app import signals
 from requests_app.models import CrossRepoRequest, Delivery
 from requests_app.selectors import response_for
@@ -210,8 +212,18 @@ def _send(row: Delivery) -> None:
     elif row.kind in (Delivery.Kind.WEBHOOK, Delivery.Kind.PUSH):
         payload, headers = (row.body["payload"], row.body["headers"]) if row.kind == "push" else (row.body, {})
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        # A push config's URL came from the requester (checked when it was given, again here: issue 17); a
+        # notification webhook's is our own config's.
+        guard = url_guard(row.request.from_repo) if row.kind == Delivery.Kind.PUSH else None
         try:
-            post_webhook(row.target, body, headers={**headers, "Content-Type": "application/json"}, timeouts=(3, 10))
+            post_webhook(
+                row.target,
+                body,
+                headers={**headers, "Content-Type": "application/json"},
+                timeouts=(3, 10),
+                guard=guard,
+                signer=local_key(),
+            )
         except RemoteUnreachable:
             raise  # transient: retried from the row
         except RemoteError as exc:  # a 4xx (but 408/429), a redirect, a bad address: trying again will not help

@@ -51,6 +51,8 @@ class CrossRepoWebhookApi(APIView):
         if refused is not None:
             answer, status = refused
         else:
-            answer, status = inbox.webhook_receive(headers=dict(request.headers), body=request.body)
+            answer, status = inbox.webhook_receive(
+                headers=dict(request.headers), body=request.body, url=request.build_absolute_uri()
+            )
         retry_after = answer.get("retry_after")
         return Response(answer, status=status, headers={"Retry-After": str(retry_after)} if retry_after else None)

@@ -43,11 +43,14 @@ from events.models import Event
 from events.selectors import event_matches, event_message, events_after, head_seq
 from federation_site import identity, node
 from federation_site.backoff import backoff
+from federation_site.keys import NodeKey, local_key
 from protocol import messages
 from remotes.breaker import CircuitOpen, breaker_admit, breaker_record, counts_as_failure
 from remotes.client import RemoteError, RemoteUnreachable, post_webhook
 from remotes.models import RemoteRepo
 from remotes.policy import PermissionDenied
+from remotes.selectors import url_guard
+from remotes.urlguard import UrlGuard
 from subscriptions import signals, signing
 from subscriptions.models import DeliveryStatus, Direction, Subscription, SubscriptionStatus
 from subscriptions.policy import subscribe_fields
@@ -232,6 +235,8 @@ class _Outgoing:
     url: str
     body: bytes
     headers: dict[str, str]
+    guard: UrlGuard | None = None  # the subscriber's rules for URLs it hands us (issue 17)
+    signer: NodeKey | None = None  # this node's key: the POST is signed (RFC 9421) besides its HMAC
 
 
 class _Stream:
@@ -253,6 +258,8 @@ class _Stream:
         self.remote: RemoteRepo | None = None
         self._admitted = False
         self._answered = False
+        self.guard: UrlGuard | None = None
+        self.signer: NodeKey | None = None
 
     @classmethod
     def open(cls, subscription_id: str, now: datetime | None) -> _Stream | None:
@@ -261,6 +268,9 @@ class _Stream:
         if claim is None:
             return None
         stream = cls(claim, Subscription.objects.get(pk=subscription_id), now)
+        # Checked at subscribe time, and again here: the config (its endpoint, allowed_hosts) may have changed.
+        stream.guard = url_guard(stream.row.from_repo)
+        stream.signer = local_key()
         try:
             from subscriptions.incoming import subscriber_caller
 
@@ -377,13 +387,17 @@ class _Stream:
         token = (row.callback_auth or {}).get("token")
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return _Outgoing(event=event, url=row.callback_url, body=body, headers=headers)
+        return _Outgoing(
+            event=event, url=row.callback_url, body=body, headers=headers, guard=self.guard, signer=self.signer
+        )
 
 
 def _send(outgoing: _Outgoing) -> RemoteError | None:
     """The POST (in a pool thread): None when the receiver took it, else what went wrong."""
     try:
-        post_webhook(outgoing.url, outgoing.body, headers=outgoing.headers)
+        post_webhook(
+            outgoing.url, outgoing.body, headers=outgoing.headers, guard=outgoing.guard, signer=outgoing.signer
+        )
     except RemoteError as exc:
         return exc
     except Exception as exc:  # a bug here must not cost the other streams their run; it shows on the row

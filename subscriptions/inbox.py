@@ -33,9 +33,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit.services import received_signature
 from protocol import messages
-from remotes.auth import bearer_token
+from remotes.auth import bearer_token, signature_check
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
+from remotes.policy import ANONYMOUS, Caller
+from remotes.signatures import SignatureProblem
 from subscriptions import signing
 from subscriptions.models import Direction, ReceivedEvent, Subscription, SubscriptionStatus
 
@@ -91,9 +94,10 @@ def _same_repo(a: str | None, b: str | None) -> bool:
     return (a or "").strip().rstrip("/").lower() == (b or "").strip().rstrip("/").lower()
 
 
-def webhook_receive(*, headers: Mapping[str, str], body: bytes) -> Answer:
+def webhook_receive(*, headers: Mapping[str, str], body: bytes, url: str = "") -> Answer:
     """One webhook delivery: (answer body, HTTP status). `headers` as received (any case); `body` the raw
-    bytes the signature covers. See the module's docstring for what is checked and every answer."""
+    bytes the signature covers; `url` the absolute URL it was POSTed to (what an RFC 9421 signature covers).
+    See the module's docstring for what is checked and every answer."""
     h = {k.lower(): v for k, v in headers.items()}
     if len(body) > MAX_BODY_BYTES:
         return too_large(len(body))
@@ -117,6 +121,15 @@ def webhook_receive(*, headers: Mapping[str, str], body: bytes) -> Answer:
         signed_at = signing.verify(row.secret, h.get(signing.SIGNATURE_HEADER.lower()), body)
     except signing.SignatureError as exc:
         return _error(401, "unauthorized", str(exc))
+    # The watched node's own signature (issue 17), when it is one of our remotes with a pinned key.
+    watched = RemoteRepo.objects.filter(url=row.to_repo).first()
+    try:
+        verified = signature_check(
+            Caller(watched) if watched else ANONYMOUS, method="POST", url=url, headers=headers, body=body
+        )
+    except SignatureProblem as exc:
+        return _error(401, "unauthorized", str(exc))
+    received_signature.set(verified.as_record() if verified else None)
     if row.status == SubscriptionStatus.CANCELLED:
         return _error(410, "gone", f"subscription {subscription_id} was cancelled by this node: stop sending")
 

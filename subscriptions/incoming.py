@@ -22,6 +22,7 @@ from protocol import messages
 from remotes import policy as remote_policy
 from remotes.models import RemoteRepo
 from remotes.policy import Caller, PermissionDenied
+from remotes.selectors import url_refusal
 from subscriptions import signing
 from subscriptions.models import DeliveryStatus, Direction, Subscription, SubscriptionStatus
 from subscriptions.policy import subscribe_fields, subscriptions_max
@@ -107,6 +108,9 @@ def subscription_receive(
         if message.callback is None:
             raise messages.MessageError.at("callback", "missing (required over REST: where to POST the events)")
         watch_fields(caller=caller, watch=message.watch)
+        refused = url_refusal(caller.identity, str(message.callback.url))
+        if refused:  # issue 17: nothing is stored, nothing is called
+            raise messages.MessageError.at("callback.url", f"refused: {refused}")
         head = head_seq()
         if message.since is not None and message.since > head:
             raise messages.MessageError.at("since", f"{message.since} is after this node's last event ({head})")

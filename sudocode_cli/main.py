@@ -192,7 +192,23 @@ def _remote_commands(commands) -> None:
     add.add_argument("--name", help="display name (default: the last part of the url)")
     add.add_argument("--token", help="the API key that remote gave us (stored in secrets.env)")
     add.add_argument("--no-discover", action="store_true", help="do not contact it now")
+    add.add_argument(
+        "--public-key", metavar="KEY", help="pin its signing key (ed25519:...; default: its discover answer's)"
+    )
+    add.add_argument("--require-signatures", action="store_true", help="refuse its unsigned messages (401)")
     _command(add, "remotes:add")
+
+    key = sub.add_parser(
+        "key",
+        help="show, pin or unpin a remote's signing key; require its messages signed",
+        description="Without options: the pinned key and its fingerprint (compare it with the fingerprint "
+        "`sudocode-fed status` shows on that node). Written to federation.config.json.",
+    )
+    key.add_argument("url", help="the remote")
+    key.add_argument("--pin", metavar="KEY", help="pin this key (ed25519:<base64url>)")
+    key.add_argument("--unpin", action="store_true", help="forget the pinned key")
+    key.add_argument("--require-signatures", choices=("on", "off"), help="refuse its unsigned messages (401)")
+    _command(key, "remotes:key")
 
     listing = sub.add_parser("list", help="list remotes")
     _format(listing, ("table", "json", "url"))
@@ -619,7 +635,17 @@ def build_parser() -> argparse.ArgumentParser:
     # Logs (README "Operating a node"): JSON lines on stderr by default, for the worker and beat too.
     serve.add_argument("--log-format", choices=("json", "text"), help="log lines (default: json)")
     serve.add_argument("--debug-a2a", action="store_true", help="log every A2A message in and out (redacted)")
+    serve.add_argument("--certfile", metavar="PEM", help="serve HTTPS (TLS 1.2+, HTTP/2) with this certificate chain")
+    serve.add_argument("--keyfile", metavar="PEM", help="the certificate's private key (with --certfile)")
     _command(serve, "node:serve")
+
+    signing = commands.add_parser("key", help="this node's signing key (Ed25519; remotes pin it)")
+    signing.set_defaults(_group=signing)
+    signing_sub = signing.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    rotate = signing_sub.add_parser(
+        "rotate", help="make a new key and announce it to every remote, signed with the old one"
+    )
+    _command(rotate, "node:key_rotate")
 
     staff = commands.add_parser("staff", help="people who may log in to the dashboard")
     staff.set_defaults(_group=staff)

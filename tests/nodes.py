@@ -103,7 +103,8 @@ class Node:
     def write_config(self, data: dict) -> None:
         (self.repo / ".sudocode" / "federation.config.json").write_text(json.dumps(data, indent=2))
 
-    def start(self, timeout: float = 30) -> Node:
+    def start(self, timeout: float = 30, *, serve_args: tuple[str, ...] = ()) -> Node:
+        """`serve_args`: more options for `serve` (e.g. --certfile/--keyfile)."""
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -119,6 +120,7 @@ class Node:
                 *([] if self.worker else ["--no-worker"]),
                 "--workers",
                 str(self.workers),
+                *serve_args,
             ],
             env=cli_env(**self.env),
             stdout=subprocess.DEVNULL,

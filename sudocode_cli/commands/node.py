@@ -72,6 +72,11 @@ def init(args: argparse.Namespace) -> int:
             ),
         )
         done.append("wrote .sudocode/secrets.env (keep it out of git)")
+    from federation_site.keys import ensure_node_key
+
+    signing_key, made = ensure_node_key(lay.secrets_path, lay.config_path)
+    if made:
+        done.append(f"made this node's signing key (Ed25519, fingerprint {signing_key.key_id})")
 
     added = _ensure_gitignore(lay.gitignore_path)
     if added:
@@ -162,6 +167,8 @@ def status(args: argparse.Namespace) -> int:
         "worker": workers.worker_state(lay),
         "data_problems": [p.short for p in data_problems()],
         "ambiguous_references": _ambiguous_references(),
+        "signing_key": _signing_key(cfg),
+        "plain_http_remotes": _plain_http_remotes(),
     }
     if info["secrets_tracked_by_git"]:
         _warn_secrets_tracked()
@@ -193,7 +200,40 @@ def status(args: argparse.Namespace) -> int:
         w(f"Data:        cannot read {problem}\n")
     for ambiguous in info["ambiguous_references"]:
         w(f"References:  {ambiguous['references']} unresolved: {ambiguous['message']}\n")
+    if info["signing_key"]:
+        w(f"Signing key: {info['signing_key']} (Ed25519; remotes pin it at `remote add`)\n")
+    for plain in info["plain_http_remotes"]:
+        w(f"Warning:     {plain['message']}\n")
     return 0
+
+
+def key_rotate(args: argparse.Namespace) -> int:
+    lay = runtime.setup(args.repo)
+    from remotes.services import node_key_rotate
+
+    done = node_key_rotate(actor=runtime.actor(lay))
+    print(f"New signing key {done['key_id']} (was {done['old_key_id']}), in .sudocode/secrets.env and the config")
+    for url in done["told"]:
+        print(f"  {url}: pinned the new key")
+    for failed in done["failed"]:
+        warn(
+            f"{failed['url']} was not told ({failed['error']}): on that node, pin it by hand with "
+            f"`sudocode-fed remote key <this node> --pin <the public key in local_identity.public_key>`"
+        )
+    return 1 if done["failed"] else 0
+
+
+def _signing_key(cfg) -> str | None:
+    from federation_site.keys import fingerprint
+
+    key = cfg.local_identity.public_key if cfg and cfg.local_identity else None
+    return fingerprint(key) if key else None
+
+
+def _plain_http_remotes() -> list[dict]:
+    from remotes.selectors import plain_http_remotes
+
+    return plain_http_remotes()
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -208,6 +248,9 @@ def serve(args: argparse.Namespace) -> int:
     # Before anything imports prometheus_client: daphne, the worker and beat each count into their own files
     # there, which /metrics adds up; emptied, so a scrape never adds the processes of an earlier run.
     metrics.multiprocess_prepare(RepoLayout(runtime.repo_root(args.repo)).metrics_dir)
+    tls = _tls_files(args)
+    if tls:
+        os.environ[TLS_ENV] = "1"  # read by the settings: HSTS and secure cookies (issue 17)
     lay = runtime.setup(args.repo, web=True)
     from django.conf import settings
 
@@ -219,11 +262,18 @@ def serve(args: argparse.Namespace) -> int:
             "no DJANGO_SECRET_KEY in .sudocode/secrets.env (or the environment): run `sudocode-fed init` to create one"
         )
     node.config()  # a broken config stops the node here, with the file, key and reason
+    from federation_site.keys import ensure_node_key
+
+    # A node made before keys existed gets one on its first start (issue 17): it signs what it sends.
+    signing_key, made = ensure_node_key(lay.secrets_path, lay.config_path)
+    if made:
+        note(f"Made this node's signing key (Ed25519, fingerprint {signing_key.key_id})")
     if is_tracked_by_git(lay.root, lay.secrets_path):
         _warn_secrets_tracked()
     from daphne.cli import CommandLineInterface
 
-    base = f"http://{args.host}:{args.port}"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base = f"{'https' if tls else 'http'}://{host}:{args.port}"
     note(f"Serving {lay.root} at {base}/  (admin: {base}/admin/, API docs: {base}/api/docs/)")
     cfg = node.config()
     if cfg is not None and not cfg.endpoints.rest and args.host not in ("0.0.0.0", "::"):
@@ -242,7 +292,17 @@ def serve(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     from federation_site import workers
 
-    daphne_args = ["-b", args.host, "-p", str(args.port)]
+    if tls:
+        # Twisted's TLS endpoint: TLS 1.2 at least (its default minimum), and HTTP/2 offered by ALPN when h2 is
+        # installed (daphne's factory lists b"h2" then); WebSocket clients negotiate HTTP/1.1 and upgrade.
+        certfile, keyfile = tls
+        endpoint = ":".join(
+            [f"ssl:port={args.port}", f"interface={_escape(args.host)}"]
+            + [f"certKey={_escape(certfile)}", f"privateKey={_escape(keyfile)}"]
+        )
+        daphne_args = ["-e", endpoint]
+    else:
+        daphne_args = ["-b", args.host, "-p", str(args.port)]
     if args.a2a_conformance:
         settings.A2A_CONFORMANCE = True
         os.environ["FEDERATION_A2A_CONFORMANCE"] = "1"  # for the web processes of --workers too
@@ -259,6 +319,12 @@ def serve(args: argparse.Namespace) -> int:
 
     os.environ[BATCH_READS_ENV] = "1"  # web processes audit reads in batches (audit.services)
     processes = args.workers or os.cpu_count() or 1
+    if tls and processes > 1:
+        # The web processes of --workers share a plain listening socket (daphne --fd); TLS is Twisted's own
+        # endpoint, which listens by itself: one web process serves HTTPS.
+        if args.workers:
+            warn(f"--certfile: one web process serves HTTPS (--workers {args.workers} applies to plain HTTP only)")
+        processes = 1
     if processes > 1:
         return _serve_processes(args, lay.root, processes, daphne_args[4:])
     supervisor = None if args.no_worker else workers.Supervisor(lay.root).start()
@@ -306,6 +372,31 @@ def _bound(host: str, port: int):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
+
+
+TLS_ENV = "SUDOCODE_FED_TLS"
+
+
+def _tls_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(certfile, keyfile) as absolute paths for `serve --certfile --keyfile`, None without them; a usage
+    error when only one is given or a file cannot be read."""
+    certfile, keyfile = getattr(args, "certfile", None), getattr(args, "keyfile", None)
+    if not certfile and not keyfile:
+        return None
+    if not (certfile and keyfile):
+        raise UsageError("give both --certfile and --keyfile (the certificate chain and its private key, PEM)")
+    paths = []
+    for flag, name in (("--certfile", certfile), ("--keyfile", keyfile)):
+        path = Path(name).expanduser().absolute()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise UsageError(f"{flag}: {name} is not a readable file")
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+def _escape(value: str) -> str:
+    """A value inside a Twisted endpoint string, where ':' and '=' separate the parts."""
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
 def staff_add(args: argparse.Namespace) -> int:

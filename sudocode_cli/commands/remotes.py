@@ -30,8 +30,11 @@ def add(args: argparse.Namespace) -> int:
         token=args.token,
         discover=not args.no_discover,
         transport=args.transport,
+        public_key=args.public_key,
+        require_signatures=args.require_signatures,
     )
     print(f"Added remote {remote.url} ({remote.trust_level}), written to .sudocode/federation.config.json")
+    _print_key(remote.url)
     if remote.rest_endpoint:
         state = {"synced": "reachable", "unknown": "not contacted yet"}.get(
             remote.sync_status, f"{remote.sync_status}: {remote.last_error}"
@@ -187,6 +190,42 @@ def update(args: argparse.Namespace) -> int:
     for field in ("trust_level", "rest_endpoint", "display_name"):
         if before[field] != after[field]:
             print(f"  {field.replace('_', ' ').capitalize()}: {before[field] or '(none)'} -> {after[field]}")
+    return 0
+
+
+def _print_key(url: str) -> None:
+    from federation_site import node
+    from federation_site.keys import fingerprint
+
+    cfg = node.config()
+    declared, _ = cfg.remote_index(url) if cfg else (None, None)
+    if declared is None or not declared.public_key:
+        print("  Signing key: none pinned (`sudocode-fed remote key URL --pin ed25519:...`)")
+        return
+    required = "required" if declared.require_signatures else "checked when present"
+    print(f"  Signing key: {fingerprint(declared.public_key)} (signatures {required})")
+    print("    Compare it with the fingerprint `sudocode-fed status` shows on that node.")
+
+
+def key(args: argparse.Namespace) -> int:
+    if args.pin and args.unpin:
+        raise UsageError("give --pin KEY or --unpin, not both")
+    runtime.setup(args.repo)
+    from remotes import services
+
+    remote = _remote(args.url)
+    if args.pin or args.unpin or args.require_signatures:
+        from federation_site import node
+
+        cfg = node.config()
+        declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
+        pinned = args.pin or (None if args.unpin else (declared.public_key if declared else None))
+        required = None if args.require_signatures is None else args.require_signatures == "on"
+        services.remote_pin_key(url=remote.url, public_key=pinned, require_signatures=required)
+        print(f"Updated remote {remote.url} in .sudocode/federation.config.json")
+    else:
+        print(f"Remote {remote.url}")
+    _print_key(remote.url)
     return 0
 
 

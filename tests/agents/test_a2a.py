@@ -96,7 +96,12 @@ def test_the_card_says_what_is_true(api):
     assert card.status_code == 200 and card.headers["content-type"].startswith("application/json")
     body = card.json()
     assert {i["protocolBinding"] for i in body["supportedInterfaces"]} == set(BINDINGS)
-    assert body["capabilities"] == {"streaming": True, "pushNotifications": True, "extendedAgentCard": False}
+    capabilities = body["capabilities"]
+    [signatures] = capabilities.pop("extensions")  # issue 17: the key that signs this node's messages
+    assert capabilities == {"streaming": True, "pushNotifications": True, "extendedAgentCard": False}
+    assert signatures["uri"] == "urn:sudocode-federation:http-message-signatures:v1"
+    assert signatures["params"]["public_key"] == api.config()["local_identity"]["public_key"]
+    assert signatures["params"]["key_id"].startswith("SHA256:")
     assert {s["id"] for s in body["skills"]} == {"discover", "query", "request-changes", "subscribe", "delegate"}
     assert body["securitySchemes"]["apiKey"]["httpAuthSecurityScheme"]["scheme"] == "bearer"
     again = httpx.get(f"{api.base}/.well-known/agent-card.json", headers={"If-None-Match": card.headers["etag"]})
@@ -180,7 +185,9 @@ class Receiver(ThreadingHTTPServer):
         class Handler(BaseHTTPRequestHandler):
             def do_POST(handler):  # noqa: N805
                 length = int(handler.headers.get("Content-Length") or 0)
-                self.received.append((dict(handler.headers), json.loads(handler.rfile.read(length))))
+                body = json.loads(handler.rfile.read(length))
+                if handler.path == "/a2a-push":  # the node's callbacks come here too (it is the declared origin)
+                    self.received.append((dict(handler.headers), body))
                 handler.send_response(204)
                 handler.end_headers()
 
@@ -197,6 +204,9 @@ class Receiver(ThreadingHTTPServer):
 
 def test_push_notifications_reach_the_clients_webhook_and_the_requester_can_cancel(api, agent_key):
     receiver = Receiver()
+    # A push URL on loopback is called only on the origin of the agent's declared endpoint (issue 17).
+    origin = receiver.url.removesuffix("/a2a-push")
+    assert api.cli("remote", "update", "github.com/org/agent-repo", "--endpoint", f"{origin}/api/v1").code == 0
     session = staff_session(api)
 
     async def scenario():
@@ -260,6 +270,22 @@ def test_a_push_url_that_is_not_http_is_refused_before_anything_is_recorded(api,
     assert api.cli("request", "show", "bad-push-1").code != 0
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "https://127.0.0.1/x", "https://[::ffff:10.0.0.1]/x"],
+)
+def test_a_push_url_into_our_network_is_refused_naming_the_field(api, agent_key, url):
+    async def scenario():
+        async with a2a_client(api, agent_key) as client:
+            asked = data_message({"type": "mutate", "operation": "create_issue", "data": {"title": "X"}}, "ssrf-push")
+            asked.configuration.task_push_notification_config.url = url
+            with pytest.raises(REFUSED, match="taskPushNotificationConfig.url: refused"):
+                await send(client, asked)
+
+    asyncio.run(scenario())
+    assert api.cli("request", "show", "ssrf-push").code != 0
+
+
 # --- the outbound side: a remote reached over A2A -------------------------------------------------------------
 
 
@@ -295,3 +321,47 @@ def test_a_remote_that_serves_an_agent_card_is_called_over_a2a_by_the_cli(api, t
         assert api.requests_to("/a2a") >= 3
     finally:
         frontend.stop()
+
+
+def test_a_remote_that_must_sign_gets_401_on_the_a2a_door_for_an_unsigned_message(api, agent_key):
+    """Issue 17: the A2A door checks RFC 9421 signatures as the REST door does."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from federation_site.keys import NodeKey
+    from remotes.signatures import sign_request
+
+    key = NodeKey(Ed25519PrivateKey.generate())
+    repo = "github.com/org/agent-repo"
+    assert api.cli("remote", "key", repo, "--pin", key.public_key, "--require-signatures", "on").code == 0
+    envelope = {
+        "jsonrpc": "2.0",
+        "id": "1",
+        "method": "SendMessage",
+        "params": {
+            "message": {
+                "messageId": "signed-query-1",
+                "role": "ROLE_USER",
+                "parts": [{"data": {"type": "query", "query": {"entity": "issue"}}}],
+            }
+        },
+    }
+    body = json.dumps(envelope).encode()
+    headers = {"Authorization": f"Bearer {agent_key}", "Content-Type": "application/json", "A2A-Version": "1.0"}
+    try:
+        with httpx.Client(timeout=30) as http:
+            unsigned = http.post(f"{api.base}/a2a", content=body, headers={**headers, "X-Correlation-ID": "u-1"})
+            assert unsigned.status_code == 401
+            assert "must sign its messages" in unsigned.json()["detail"]
+            request = http.build_request(
+                "POST", f"{api.base}/a2a", content=body, headers={**headers, "X-Correlation-ID": "s-1"}
+            )
+            sign_request(request, key_id=key.key_id, private_key=key.private_key, body=body)
+            signed = http.send(request)
+            assert signed.status_code == 200, signed.text
+            assert "result" in signed.json(), signed.json()
+            request.headers["X-Correlation-ID"] = "s-2"  # a covered header changed after signing
+            assert http.send(request).status_code == 401
+    finally:
+        assert api.cli("remote", "key", repo, "--unpin", "--require-signatures", "off").code == 0
+    [row] = api.cli_json("audit", "list", "--remote", repo, "--operation", "query", "--limit", "1")
+    assert row["signature"]["key_id"] == key.key_id  # the signed query's audit row keeps its signature

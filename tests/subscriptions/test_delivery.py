@@ -105,6 +105,9 @@ def no_wake(monkeypatch):
 
 
 def subscribe(node, url: str, *, remote: str = FRONTEND, sid: str = "sub-front", labels=("frontend-blocking",)):
+    # The hook is on loopback: its origin must be the remote's declared endpoint (issue 17's URL guard).
+    endpoint = url.split("/webhooks/")[0]
+    remote_services.remote_update(remote=RemoteRepo.objects.get(url=remote), endpoint=endpoint)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {node.keys[remote]}")
     message = {
@@ -283,7 +286,7 @@ def test_a_cancelled_subscription_gets_nothing_more(node, hook):
 
 def test_a_subscriber_that_always_fails_does_not_hold_up_another(node, hook, other_hook, no_wake):
     subscribe(node, hook.url, sid="sub-broken")
-    subscribe(node, other_hook.url, sid="sub-healthy")
+    subscribe(node, other_hook.url, remote=MOBILE, sid="sub-healthy")  # another remote: another endpoint
     for n in range(3):
         blocking_issue(f"Issue {n}")
     hook.status = 500
@@ -299,7 +302,7 @@ def test_a_subscriber_that_always_fails_does_not_hold_up_another(node, hook, oth
 
 def test_a_slow_subscriber_does_not_hold_up_another(node, hook, other_hook, no_wake):
     subscribe(node, hook.url, sid="sub-slow")
-    subscribe(node, other_hook.url, sid="sub-fast")
+    subscribe(node, other_hook.url, remote=MOBILE, sid="sub-fast")
     for n in range(3):
         blocking_issue(f"Issue {n}")
     hook.hold = True  # answers only when released

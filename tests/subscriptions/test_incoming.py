@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SUBSCRIBE = "/api/v1/federation/subscribe"
 EVENTS = "/api/v1/federation/events"
-HOOK = "http://127.0.0.1:9/api/v1/webhooks/cross-repo"  # nothing listens: these tests never deliver
+ENDPOINT = "http://127.0.0.1:9/api/v1"
+HOOK = f"{ENDPOINT}/webhooks/cross-repo"  # nothing listens: these tests never deliver
 
 TRUSTED = "github.com/org/frontend"
 VERIFIED = "github.com/org/partner"
@@ -41,6 +42,8 @@ def node(node_repo, monkeypatch):
         {"url": LIMITED, "trust_level": "verified", "permissions": {"subscribe": {"max_subscriptions": 2}}},
         {"url": MUTED, "trust_level": "trusted", "permissions": {"subscribe": {"allowed": False}}},
     ]
+    for remote in config["remote_repos"]:  # HOOK's origin is vouched for: the remotes' declared endpoint
+        remote["endpoint"] = ENDPOINT
     write_config(node_repo / ".sudocode" / "federation.config.json", config)
     remote_services.remotes_reconcile(force=True)
     keys = {url: remote_services.remote_rotate_key(remote=RemoteRepo.objects.get(url=url)) for url in _urls(config)}
