@@ -195,3 +195,11 @@ def link(a: Node, b: Node, *, trust: str = "verified") -> str:
     stored = b.cli("remote", "set-token", a.identity, back)
     assert stored.code == 0, stored.err
     return key
+
+
+def node_cookie(jar, name: str) -> str:
+    """The value of a node's `csrftoken` or `sessionid` cookie in a requests cookie jar: each node names its
+    cookies `<name>_<hash of its repository>` (federation_site.settings), so nodes on one host keep apart."""
+    found = [c.value for c in jar if c.name.startswith(f"{name}_")]
+    assert len(found) == 1, f"expected one {name}_* cookie, found {[c.name for c in jar]}"
+    return found[0]
