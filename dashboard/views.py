@@ -2,7 +2,8 @@
 subscriptions, remotes and the audit log. Each view reads through a selector or calls one service, and renders a
 template of templates/dashboard/. Pages that change live subscribe over the WebSocket (`dashboard.live`).
 
-Staff only, but for the issue and spec pages and the remotes list.
+Staff only (dashboard.access): the issue and spec pages too, unless federation.config.json says
+`web.public_read`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.views.decorators.http import require_POST
 from audit.models import AuditLog
 from audit.selectors import audit_query
 from dashboard import live
+from dashboard.access import content_readable
 from events.selectors import head_seq
 from remotes.models import CrossRepoReference, RemoteRepo
 from remotes.selectors import remote_summary
@@ -31,6 +33,7 @@ from requests_app import delivery as request_delivery
 from requests_app import services as request_services
 from requests_app.models import CrossRepoRequest, Delivery, Direction, RequestStatus
 from subscriptions import delivery as subscription_delivery
+from subscriptions import outgoing as subscription_outgoing
 from subscriptions.models import DeliveryStatus, Subscription
 from subscriptions.models import Direction as SubscriptionDirection
 from subscriptions.selectors import watch_text
@@ -41,7 +44,9 @@ from tracker.sync import DataDamaged
 # --- issues and specs ---------------------------------------------------------------------------------------------
 
 
+@content_readable
 def home(request: HttpRequest) -> HttpResponse:
+    since = head_seq()
     status = [s for s in request.GET.getlist("status") if s in IssueStatus.values]
     show_archived = request.GET.get("archived") == "1"
     archived = None if show_archived else False
@@ -63,6 +68,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "q": request.GET.get("q", ""),
             "everywhere": everywhere,
             "elsewhere": elsewhere,
+            # Every issue and spec event: one created, closed or whose remote blocker moved changes the list.
+            "live": live.page_config(entity_type=live.ENTITIES, since=since) if request.user.is_staff else None,
         },
     )
 
@@ -87,6 +94,7 @@ def _search_elsewhere(text: str) -> dict | None:
     return {"results": rows, "remotes": answer["remotes"]}
 
 
+@content_readable
 def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
     since = head_seq()  # before the page's data: a change made while it renders is replayed to the live script
     try:
@@ -110,6 +118,7 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
     )
 
 
+@staff_member_required
 def graph_page(request: HttpRequest) -> HttpResponse:
     """The dependency graph, drawn in the browser (static/js/graph.js with the vendored cytoscape.js) from
     /api/v1/graph; `?root=ID&depth=N&cross_repo=1` are handed to it as they are (the API checks them)."""
@@ -177,7 +186,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
             "decided": decided,
             "outgoing": outgoing,
             "dead": dead,
-            "live": live.page_config(entity_type="request", since=since),
+            "live": live.page_config(entity_type=live.REQUESTS, since=since),
         },
     )
 
@@ -250,6 +259,7 @@ def delivery_redeliver(request: HttpRequest, delivery_id: int) -> HttpResponse:
 
 @staff_member_required
 def subscription_list(request: HttpRequest) -> HttpResponse:
+    since = head_seq()
     rows = Subscription.objects.defer("secret")
     incoming = list(rows.filter(direction=SubscriptionDirection.INCOMING).order_by("from_repo", "-created_at"))
     outgoing = list(rows.filter(direction=SubscriptionDirection.OUTGOING).order_by("to_repo", "-created_at"))
@@ -265,6 +275,8 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
             "outgoing": outgoing,
             "dead": sum(row.delivery_status == DeliveryStatus.DEAD for row in incoming),
             "head_seq": head,
+            "retryable": subscription_outgoing.RETRYABLE,
+            "live": live.page_config(entity_type=live.SUBSCRIPTIONS, since=since, also=(live.REMOTES,)),
         },
     )
 
@@ -281,6 +293,20 @@ def subscription_redeliver(request: HttpRequest, subscription_id: str) -> HttpRe
     return redirect("dashboard:subscriptions")
 
 
+@staff_member_required
+@require_POST
+def subscription_retry(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    try:
+        row = subscription_outgoing.subscription_retry(subscription_id=subscription_id)
+    except Subscription.DoesNotExist:
+        raise Http404(f"no outgoing subscription {subscription_id!r}") from None
+    if row.delivery_status in subscription_outgoing.RETRYABLE:
+        messages.success(request, f"{subscription_id}: subscribing again to {row.to_repo} now.")
+    else:
+        messages.warning(request, f"{subscription_id} is {row.delivery_status}; nothing to retry.")
+    return redirect("dashboard:subscriptions")
+
+
 def _cursor(subscription_id: str) -> int:
     return Subscription.objects.filter(pk=subscription_id).values_list("cursor_seq", flat=True).first() or 0
 
@@ -288,10 +314,20 @@ def _cursor(subscription_id: str) -> int:
 # --- remotes ------------------------------------------------------------------------------------------------------
 
 
+@staff_member_required
 def remote_list(request: HttpRequest) -> HttpResponse:
+    since = head_seq()
     remotes = [remote_summary(r) for r in RemoteRepo.objects.all()]
     unknown = CrossRepoReference.objects.filter(remote_repo__isnull=True).values_list("repo", flat=True).distinct()
-    return render(request, "dashboard/remotes.html", {"remotes": remotes, "unknown_repos": sorted(set(unknown))})
+    return render(
+        request,
+        "dashboard/remotes.html",
+        {
+            "remotes": remotes,
+            "unknown_repos": sorted(set(unknown)),
+            "live": live.page_config(entity_type=live.REMOTES, since=since),
+        },
+    )
 
 
 # --- audit --------------------------------------------------------------------------------------------------------

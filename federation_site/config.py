@@ -382,6 +382,14 @@ class DiscoverySettings(_Model):
     sources: list[HttpUrl] = []  # REST bases of nodes whose directories `remote discover` reads
 
 
+class WebSettings(_Model):
+    """The dashboard's pages (issue 14). Pages that reveal the federation's configuration (remotes,
+    subscriptions, approvals, audit, the graph) always need a staff login; the issue and spec pages too,
+    unless `public_read` is true."""
+
+    public_read: bool = False
+
+
 class FederationConfig(_Model):
     enabled: bool = False  # seed: federation is opt-in
     local_identity: LocalIdentity | None = None
@@ -395,6 +403,7 @@ class FederationConfig(_Model):
     git: GitSettings = Field(default_factory=GitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("remote_repos")
     @classmethod

@@ -142,3 +142,20 @@ def reference_summary(ref: CrossRepoReference, *, ttl: timedelta | None = None) 
 
 def references_of(*, local_uuid: str) -> list[CrossRepoReference]:
     return list(CrossRepoReference.objects.filter(local_uuid=local_uuid).select_related("remote_repo"))
+
+
+def remotes_fingerprint() -> str:
+    """What the /remotes/ page shows of every remote, in one string that changes when the page would: the
+    live page's WebSocket polls it (subscriptions.consumers), as remotes write no events."""
+    rows = RemoteRepo.objects.order_by("url").values_list(
+        "url",
+        "display_name",
+        "trust_level",
+        "rest_endpoint",
+        "sync_status",
+        "last_synced_at",
+        "last_error",
+        "breaker_state",
+        "breaker_failures",
+    )
+    return repr(list(rows))

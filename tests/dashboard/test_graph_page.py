@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from federation_site.config import default_config, write_config
@@ -57,7 +58,7 @@ def test_a_bad_parameter_is_a_400_naming_it(node, params, field):
 
 
 def test_the_page_loads_the_vendored_library_from_static_and_it_is_served(node):
-    page = Client().get("/graph/", {"root": "i-abcd", "depth": "2"})
+    page = staff_client().get("/graph/", {"root": "i-abcd", "depth": "2"})
     assert page.status_code == 200
     html = page.content.decode()
     scripts = re.findall(r'<script src="([^"]+)"', html)
@@ -73,5 +74,11 @@ def test_the_page_loads_the_vendored_library_from_static_and_it_is_served(node):
 
 def test_the_issue_page_links_to_the_graph_centred_on_it(node):
     issue = services.issue_create(title="Checkout", actor="ana")
-    page = Client().get(f"/issues/{issue.sudocode_id}").content.decode()
+    page = staff_client().get(f"/issues/{issue.sudocode_id}").content.decode()
     assert f'href="/graph/?root={issue.sudocode_id}&amp;depth=3"' in page
+
+
+def staff_client() -> Client:
+    browser = Client()
+    browser.force_login(User.objects.get_or_create(username="ops", defaults={"is_staff": True})[0])
+    return browser

@@ -469,6 +469,10 @@ def test_the_issue_page_and_the_queue_carry_the_live_script_and_regions_for_staf
     assert 'data-live="queue"' in queue and "/static/js/live.js" in queue
     assert _live_config(queue)["watch"] == {"entity_type": "request"}
 
+    assert Client().get(f"/issues/{issue.sudocode_id}").status_code == 302  # to the login: web.public_read is off
+    config_path = configured / ".sudocode" / "federation.config.json"
+    data = json.loads(config_path.read_text())
+    write_config(config_path, {**data, "web": {"public_read": True}})
     anonymous = Client().get(f"/issues/{issue.sudocode_id}").content.decode()
     assert 'data-live="entity"' in anonymous and "live.js" not in anonymous  # only staff may open the socket
 

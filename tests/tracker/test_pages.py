@@ -21,7 +21,10 @@ EVIL = "<script>alert(1)</script>"
 
 @pytest.fixture
 def client() -> Client:
-    return Client(raise_request_exception=False)
+    """A maintainer's browser: the pages are staff only unless web.public_read (tests/dashboard/test_access.py)."""
+    browser = Client(raise_request_exception=False)
+    browser.force_login(User.objects.create_user("reader", password="pw", is_staff=True))
+    return browser
 
 
 @pytest.fixture
