@@ -68,6 +68,12 @@ class Node:
     def api(self) -> str:
         return f"{self.base}/api/v1"
 
+    def cookie_name(self, name: str) -> str:
+        """This node's name for its `sessionid` or `csrftoken` cookie (federation_site.settings)."""
+        import hashlib
+
+        return f"{name}_{hashlib.sha256(str(self.repo.resolve()).encode()).hexdigest()[:10]}"
+
     def cli(self, *args: str) -> CliResult:
         return run_cli("--repo", str(self.repo), *args, env=cli_env(**self.env))
 
