@@ -34,7 +34,10 @@ test: install lint  ## the whole suite on SQLite and, at the same time, on Postg
 
 # Two workers, each taking whole modules (--dist loadscope), so a module's shared nodes start once.
 PYTEST_WORKERS ?= 2
+# The browser tests (tests/browser) need Debian's chromium: without it they are skipped (a failure in CI).
 test-sqlite: install
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$FEDERATION_CHROMIUM" ] || \
+		echo "== the browser tests will be SKIPPED: no chromium (sudo apt-get install -y chromium)"
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 # Runs when PostgreSQL answers on 127.0.0.1:5432; says so when it skips. FEDERATION_REQUIRE_SERVICES=1 (CI)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -67,8 +68,19 @@ class _Metrics:
         )
 
 
+_made_once = threading.Lock()
+
+
 @cache
 def _metrics() -> _Metrics:
+    # functools.cache may call this twice when two request threads arrive together, and a second _Metrics would
+    # register the same series again (prometheus_client raises "Duplicated timeseries"): one thread makes them.
+    with _made_once:
+        return _made()
+
+
+@cache
+def _made() -> _Metrics:
     return _Metrics()
 
 

@@ -2,7 +2,9 @@
 that imports the apps above it; the layers contract lets it (pyproject.toml, [tool.importlinter])."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from dashboard.apis import LivenessApi, ReadinessApi
@@ -19,5 +21,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("health", LivenessApi.as_view(), name="health"),
     path("health/ready", ReadinessApi.as_view(), name="health-ready"),
+    # Browsers ask for /favicon.ico on pages that do not name one (the admin's, say).
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("", include("dashboard.urls")),
 ]
