@@ -32,8 +32,8 @@ def nodes(tmp_path_factory):
         assert api.cli("issue", "create", "Profile endpoint", "--id", REMOTE_ID).code == 0
         assert frontend.cli("issue", "create", "Avatar storage", "--id", LOCAL_BLOCKER).code == 0
         made = frontend.cli(
-            "issue", "create", "Profile page", "--id", LOCAL_ID, "--status", "blocked",
-            "-d", f"Blocked by: [[{LOCAL_BLOCKER}]] and [[{REF}]]",
+            "issue", "create", "Profile page", "--id", LOCAL_ID, "--depends-on", LOCAL_BLOCKER,
+            "-d", f"Blocked by: [[{REF}]]",
         )  # fmt: skip
         assert made.code == 0, made.err
         eventually(lambda: subscribed(frontend), what="frontend's subscription to api-service confirmed", timeout=30)
