@@ -34,11 +34,11 @@ def test_the_endpoint_answers_the_graph_with_root_and_depth(node):
     a = services.issue_create(title="A", actor="ana")
     b = services.issue_create(title="B", actor="ana", relationships=[("depends-on", a.sudocode_id)])
     services.issue_create(title="C", actor="ana", relationships=[("depends-on", b.sudocode_id)])
-    whole = Client().get("/api/v1/graph")
+    whole = staff_client().get("/api/v1/graph")
     assert whole.status_code == 200
     assert {n["title"] for n in whole.json()["nodes"]} == {"A", "B", "C"}
     assert len(whole.json()["edges"]) == 2 and whole.json()["cycles"] == []
-    near = Client().get("/api/v1/graph", {"root": a.sudocode_id, "depth": 1}).json()
+    near = staff_client().get("/api/v1/graph", {"root": a.sudocode_id, "depth": 1}).json()
     assert near["root"] == f"org/frontend#{a.sudocode_id}" and {n["title"] for n in near["nodes"]} == {"A", "B"}
 
 
@@ -52,7 +52,7 @@ def test_the_endpoint_answers_the_graph_with_root_and_depth(node):
     ],
 )
 def test_a_bad_parameter_is_a_400_naming_it(node, params, field):
-    response = Client().get("/api/v1/graph", params)
+    response = staff_client().get("/api/v1/graph", params)
     assert response.status_code == 400
     assert list(response.json()) == [field]
 
