@@ -107,6 +107,11 @@ class Node:
     def write_config(self, data: dict) -> None:
         (self.repo / ".sudocode" / "federation.config.json").write_text(json.dumps(data, indent=2))
 
+    def make_public(self) -> Node:
+        """`web.public_read`: its issue and spec pages readable without a login (a test reading them so)."""
+        self.write_config({**self.config(), "web": {"public_read": True}})
+        return self
+
     def start(self, timeout: float = 30) -> Node:
         self.proc = subprocess.Popen(
             [
