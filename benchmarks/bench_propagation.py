@@ -7,8 +7,10 @@ subscribes to it by itself. A writer process (a separate Python process, like th
 changes issue-084 `--changes` times, `--interval` seconds apart, through the tracker's services. Every change is
 an event in api-service's outbox (its `created_at` is taken inside the transaction, just before the commit);
 frontend keeps each event it applies (`received_at`, in the transaction that updates the cached reference); a
-WebSocket client connected to api-service notes when each event arrives. Latency = arrival - created_at, all on
-this machine's clock.
+WebSocket client connected to api-service notes when each event arrives; so does frontend's issue-100 page (a
+staff session's socket subscribed as static/js/live.js does), hearing each change as a `reference_updated` event
+of issue-100 (issue 14: a page follows its remote blockers). Latency = arrival - created_at, all on this
+machine's clock.
 
 Profiles: `embedded` (the default: filesystem broker, in-memory channel layer, SQLite) and `redis` (Celery broker
 and channel layer on Redis at 127.0.0.1:6379; still SQLite). The fan-out scenario adds 100 subscriptions (one
@@ -185,6 +187,70 @@ class WsClient(threading.Thread):
         self.join(5)
 
 
+class PageClient(threading.Thread):
+    """frontend's issue-100 page as a maintainer's browser has it: the staff session's socket, subscribed to the
+    page's own watches (its live-config). Notes when each revision of the remote blocker's title arrives."""
+
+    def __init__(self, node: Node):
+        super().__init__(daemon=True)
+        from tests.requests_app.test_use_case_1 import PASSWORD, STAFF, staff_session
+
+        node.create_staff(STAFF, PASSWORD)
+        self.node = node
+        self.session = staff_session(node)
+        self.arrivals: dict[int, float] = {}  # revision -> arrival
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.error = ""
+
+    def run(self) -> None:
+        import re
+
+        from websockets.sync.client import connect
+
+        page = self.session.get(f"{self.node.base}/issues/issue-100", timeout=30).text
+        config = json.loads(
+            re.search(r'<script id="live-config" type="application/json">(.*?)</script>', page, re.S)[1]
+        )
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.session.cookies)
+        url = f"ws://127.0.0.1:{self.node.port}/api/v1/ws"
+        try:
+            with connect(url, origin=self.node.base, additional_headers={"Cookie": cookie}) as conn:
+                for i, watch in enumerate(config["watches"]):
+                    conn.send(json.dumps({"type": "subscribe", "subscription_id": f"page-{i}", "watch": watch}))
+                    if json.loads(conn.recv(10)).get("type") != "subscribed":
+                        self.error = "the page's subscribe failed"
+                        return
+                self.ready.set()
+                while not self.stopping.is_set():
+                    try:
+                        raw = conn.recv(0.5)
+                    except TimeoutError:
+                        continue
+                    now = time.time()
+                    event = json.loads(raw).get("event") or {}
+                    for change in (
+                        (event.get("changes") or {}).values() if event.get("type") == "reference_updated" else []
+                    ):
+                        title = ((change.get("to") or {}).get("cached") or {}).get("title") or ""
+                        if "(rev " in title:
+                            self.arrivals.setdefault(int(title.rsplit("(rev ", 1)[1].rstrip(")")), now)
+        except Exception as exc:
+            self.error = str(exc)
+        finally:
+            self.ready.set()
+
+    def open(self) -> None:
+        self.start()
+        self.ready.wait(30)
+        if self.error or not self.ready.is_set():
+            raise SystemExit(self.error or "the page's socket did not subscribe")
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.join(5)
+
+
 # --- the fan-out receiver -------------------------------------------------------------------------------------
 
 
@@ -258,6 +324,8 @@ def propagation(
         try:
             ws = WsClient(api, key)
             ws.open()
+            page = PageClient(front)
+            page.open()
             start_seq = head_seq(api)
             progress(f"{profile}: {changes} changes to issue-084, {interval * 1000:.0f} ms apart")
             started = time.monotonic()
@@ -271,6 +339,10 @@ def propagation(
                 lambda: len(set(received_of(front)) & set(events)) >= len(events), "frontend applying every event", 300
             )
             wait(lambda: len(set(ws.arrivals) & set(events)) >= len(events), "the WebSocket client hearing every event")
+            wait(lambda: len(page.arrivals) >= len(events), "frontend's issue page hearing every change")
+            by_revision = [created for _seq, created in sorted(events.values())]  # revision n is the nth event
+            page_ms = [(page.arrivals[n] - by_revision[n]) * 1000 for n in page.arrivals if n < len(by_revision)]
+            page.close()
             received = received_of(front)
             webhook_ms = [(received[e] - created) * 1000 for e, (_seq, created) in events.items() if e in received]
             ws_ms = [(ws.arrivals[e] - created) * 1000 for e, (_seq, created) in events.items() if e in ws.arrivals]
@@ -280,6 +352,7 @@ def propagation(
                 "writer_seconds": round(write_s, 1),
                 "to_cached_reference_by_webhook": summary(webhook_ms),
                 "to_websocket_client": summary(ws_ms),
+                "to_frontend_issue_page": summary(page_ms),
             }
             if fanout_rounds:
                 result["fanout_100_subscribers"] = fanout(api, front, key, fanout_rounds)

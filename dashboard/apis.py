@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard import health
+from dashboard.access import PublicReadOrStaff, StaffOnly
 from remotes.graph import MAX_DEPTH, GraphError, dependency_graph
 from remotes.sync import entity_detail_with_cross_repo
 from tracker.filters import EntityFilter
@@ -64,6 +65,7 @@ class EntityDetailSerializer(EntitySummarySerializer):
 
 class _EntityList(generics.ListAPIView):
     kind: str
+    permission_classes = [PublicReadOrStaff]  # as the pages: staff, or anyone with web.public_read
     serializer_class = EntitySummarySerializer
     filterset_class = EntityFilter
 
@@ -73,6 +75,7 @@ class _EntityList(generics.ListAPIView):
 
 class _EntityDetail(generics.RetrieveAPIView):
     kind: str
+    permission_classes = [PublicReadOrStaff]
     serializer_class = EntityDetailSerializer
 
     def get_object(self):
@@ -110,7 +113,10 @@ class GraphQuerySerializer(serializers.Serializer):
 
 class GraphApi(APIView):
     """GET /api/v1/graph: the dependency graph (`remotes.graph.dependency_graph`), the shape `deps graph --format
-    json` prints and the /graph/ page draws. A bad parameter is a 400 naming it."""
+    json` prints and the /graph/ page draws. A bad parameter is a 400 naming it. Staff only, as /graph/: it
+    shows the remotes and what they answered."""
+
+    permission_classes = [StaffOnly]
 
     @extend_schema(
         tags=["issues"],

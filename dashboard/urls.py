@@ -18,6 +18,7 @@ urlpatterns = [
     path("approvals/<str:request_id>/reject", views.request_reject, name="request-reject"),
     path("subscriptions/", views.subscription_list, name="subscriptions"),
     path("subscriptions/<str:subscription_id>/redeliver", views.subscription_redeliver, name="subscription-redeliver"),
+    path("subscriptions/<str:subscription_id>/retry", views.subscription_retry, name="subscription-retry"),
     path("remotes/", views.remote_list, name="remotes"),
     path("graph/", views.graph_page, name="graph"),
     path("audit/", views.audit_page, name="audit"),

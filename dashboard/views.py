@@ -3,7 +3,8 @@ subscriptions, remotes, the audit log and the metrics page. Each view reads thro
 service, and renders a template of templates/dashboard/. Pages that change live subscribe over the WebSocket
 (`dashboard.live`).
 
-Staff only, but for the issue and spec pages and the remotes list.
+Staff only (dashboard.access): the issue and spec pages too, unless federation.config.json says
+`web.public_read`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from alerts.selectors import alerts_recent
 from audit.models import AuditLog
 from audit.selectors import SERIES_WINDOWS, audit_query
 from dashboard import live
+from dashboard.access import content_readable
 from events.selectors import head_seq
 from remotes.models import CrossRepoReference, RemoteRepo
 from remotes.selectors import entity_page_url, plain_http_remotes, remote_summary, request_page_url, site_url
@@ -34,6 +36,7 @@ from requests_app import selectors as request_selectors
 from requests_app import services as request_services
 from requests_app.models import CrossRepoRequest, Delivery, Direction, RequestStatus
 from subscriptions import delivery as subscription_delivery
+from subscriptions import outgoing as subscription_outgoing
 from subscriptions.models import DeliveryStatus, Subscription
 from subscriptions.models import Direction as SubscriptionDirection
 from subscriptions.selectors import watch_text
@@ -89,8 +92,10 @@ def _lists_context(filters: dict) -> dict:
     }
 
 
+@content_readable
 def home(request: HttpRequest) -> HttpResponse:
     """Issues (paginated, `?page=N`) and the first page of specs (all of them at /specs/), with one filter form."""
+    since = head_seq()
     filters = _entity_filters(request)
     return render(
         request,
@@ -100,20 +105,30 @@ def home(request: HttpRequest) -> HttpResponse:
             "specs": _page(request, _specs(filters), param="specs_page"),
             "show": ("issues", "specs"),
             **_lists_context(filters),
+            "live": _lists_live(request, since),
         },
     )
 
 
+def _lists_live(request: HttpRequest, since: int) -> dict | None:
+    # Every issue and spec event: one created, closed or whose remote blocker moved changes the list.
+    return live.page_config(entity_type=live.ENTITIES, since=since) if request.user.is_staff else None
+
+
+@content_readable
 def issue_list(request: HttpRequest) -> HttpResponse:
+    since = head_seq()
     filters = _entity_filters(request)
     context = {"issues": _page(request, _issues(filters)), "show": ("issues",), **_lists_context(filters)}
-    return render(request, "dashboard/home.html", context)
+    return render(request, "dashboard/home.html", {**context, "live": _lists_live(request, since)})
 
 
+@content_readable
 def spec_list(request: HttpRequest) -> HttpResponse:
+    since = head_seq()
     filters = _entity_filters(request)
     context = {"specs": _page(request, _specs(filters)), "show": ("specs",), **_lists_context(filters)}
-    return render(request, "dashboard/home.html", context)
+    return render(request, "dashboard/home.html", {**context, "live": _lists_live(request, since)})
 
 
 def _search_elsewhere(text: str) -> dict | None:
@@ -135,6 +150,7 @@ def _search_elsewhere(text: str) -> dict | None:
     return {"results": rows, "remotes": answer["remotes"]}
 
 
+@content_readable
 def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
     since = head_seq()  # before the page's data: a change made while it renders is replayed to the live script
     try:
@@ -172,6 +188,7 @@ def entity_page(request: HttpRequest, kind: str, ref: str) -> HttpResponse:
     )
 
 
+@staff_member_required
 def graph_page(request: HttpRequest) -> HttpResponse:
     """The dependency graph, drawn in the browser (static/js/graph.js with the vendored cytoscape.js) from
     /api/v1/graph; `?root=ID&depth=N&cross_repo=1` are handed to it as they are (the API checks them)."""
@@ -274,7 +291,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
             "outgoing": outgoing,
             "outgoing_rows": [_request_row(r, trust, remotes) for r in outgoing],
             "dead": dead,
-            "live": live.page_config(entity_type="request", since=since),
+            "live": live.page_config(entity_type=live.REQUESTS, since=since),
         },
     )
 
@@ -351,6 +368,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     """Both sides' subscriptions, each paginated (`?page=N` watching us, `?out_page=N` we watch), filtered by
     `?remote=` (part of the other repository's identity) and `?delivery=` (a delivery status)."""
     chosen = {"remote": request.GET.get("remote", "").strip(), "delivery": request.GET.get("delivery", "").strip()}
+    since = head_seq()
     rows = Subscription.objects.defer("secret")
     if chosen["delivery"] in DeliveryStatus.values:
         rows = rows.filter(delivery_status=chosen["delivery"])
@@ -376,6 +394,8 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
                 direction=SubscriptionDirection.INCOMING, delivery_status=DeliveryStatus.DEAD
             ).count(),
             "head_seq": head,
+            "retryable": subscription_outgoing.RETRYABLE,
+            "live": live.page_config(entity_type=live.SUBSCRIPTIONS, since=since, also=(live.REMOTES,)),
         },
     )
 
@@ -392,6 +412,20 @@ def subscription_redeliver(request: HttpRequest, subscription_id: str) -> HttpRe
     return redirect("dashboard:subscriptions")
 
 
+@staff_member_required
+@require_POST
+def subscription_retry(request: HttpRequest, subscription_id: str) -> HttpResponse:
+    try:
+        row = subscription_outgoing.subscription_retry(subscription_id=subscription_id)
+    except Subscription.DoesNotExist:
+        raise Http404(f"no outgoing subscription {subscription_id!r}") from None
+    if row.delivery_status in subscription_outgoing.RETRYABLE:
+        messages.success(request, f"{subscription_id}: subscribing again to {row.to_repo} now.")
+    else:
+        messages.warning(request, f"{subscription_id} is {row.delivery_status}; nothing to retry.")
+    return redirect("dashboard:subscriptions")
+
+
 def _cursor(subscription_id: str) -> int:
     return Subscription.objects.filter(pk=subscription_id).values_list("cursor_seq", flat=True).first() or 0
 
@@ -399,13 +433,20 @@ def _cursor(subscription_id: str) -> int:
 # --- remotes ------------------------------------------------------------------------------------------------------
 
 
+@staff_member_required
 def remote_list(request: HttpRequest) -> HttpResponse:
+    since = head_seq()
     remotes = [{**remote_summary(r), "site": site_url(r)} for r in RemoteRepo.objects.all()]
     unknown = CrossRepoReference.objects.filter(remote_repo__isnull=True).values_list("repo", flat=True).distinct()
     return render(
         request,
         "dashboard/remotes.html",
-        {"remotes": remotes, "unknown_repos": sorted(set(unknown)), "plain_http": plain_http_remotes()},
+        {
+            "remotes": remotes,
+            "unknown_repos": sorted(set(unknown)),
+            "plain_http": plain_http_remotes(),
+            "live": live.page_config(entity_type=live.REMOTES, since=since),
+        },
     )
 
 

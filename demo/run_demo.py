@@ -104,15 +104,17 @@ def key_from(output: str) -> str:
 
 
 def link(asker: Path, asker_id: str, asker_url: str, answerer: Path, answerer_id: str, answerer_url: str) -> None:
-    """`answerer` declares `asker` (verified) and issues it a key; `asker` declares `answerer` with that key."""
+    """`answerer` declares `asker` (verified) and issues it a key; `asker` declares `answerer` (verified too: an
+    untrusted remote may not subscribe, and the answerer subscribes to what it is asked about) with that key."""
     added = run(
         [FED, "remote", "add", asker_id, "--trust", "verified", "--endpoint", f"{asker_url}/api/v1", "--no-discover"],
         cwd=answerer,
     )
     added_back = run(
-        [FED, "remote", "add", answerer_id, "--endpoint", f"{answerer_url}/api/v1", "--token", key_from(added)],
+        [FED, "remote", "add", answerer_id, "--trust", "verified", "--endpoint", f"{answerer_url}/api/v1",
+         "--token", key_from(added)],
         cwd=asker,
-    )
+    )  # fmt: skip
     run([FED, "remote", "set-token", asker_id, key_from(added_back)], cwd=answerer, show=False)
 
 

@@ -451,6 +451,14 @@ class CorsSettings(_Model):
     allowed_origins: list[Origin] = []
 
 
+class WebSettings(_Model):
+    """The dashboard's pages (issue 14). Pages that reveal the federation's configuration (remotes,
+    subscriptions, approvals, audit, the graph) always need a staff login; the issue and spec pages too,
+    unless `public_read` is true."""
+
+    public_read: bool = False
+
+
 class FederationConfig(_Model):
     enabled: bool = False  # seed: federation is opt-in
     local_identity: LocalIdentity | None = None
@@ -468,6 +476,7 @@ class FederationConfig(_Model):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("remote_repos")
     @classmethod

@@ -7,6 +7,7 @@ Read once, from three places: the environment (DATABASE_URL, DEBUG, ...), the re
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets as _random
 from pathlib import Path
@@ -42,6 +43,13 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Cookies are per host, not per port: nodes on one host (the demo's :8000 and :8001) would share `sessionid`
+# and `csrftoken` and log each other out. Each node's cookies carry a short hash of its repository's path
+# (stable across restarts and ports); SESSION_COOKIE_NAME / CSRF_COOKIE_NAME in the environment override them.
+_COOKIE_SUFFIX = hashlib.sha256(str(SUDOCODE_REPO or BASE_DIR).encode()).hexdigest()[:10]
+SESSION_COOKIE_NAME = env.str("SESSION_COOKIE_NAME", default=f"sessionid_{_COOKIE_SUFFIX}")
+CSRF_COOKIE_NAME = env.str("CSRF_COOKIE_NAME", default=f"csrftoken_{_COOKIE_SUFFIX}")
 
 # The CLI runs a lighter profile: no web stack is loaded for `issue list`, so it starts fast.
 # The apps left out own no tables, so both profiles share one schema.

@@ -218,3 +218,20 @@ def plain_http_remotes() -> list[dict]:
                 }
             )
     return found
+
+
+def remotes_fingerprint() -> str:
+    """What the /remotes/ page shows of every remote, in one string that changes when the page would: the
+    live page's WebSocket polls it (subscriptions.consumers), as remotes write no events."""
+    rows = RemoteRepo.objects.order_by("url").values_list(
+        "url",
+        "display_name",
+        "trust_level",
+        "rest_endpoint",
+        "sync_status",
+        "last_synced_at",
+        "last_error",
+        "breaker_state",
+        "breaker_failures",
+    )
+    return repr(list(rows))

@@ -294,6 +294,7 @@ def remotes_reconcile(*, force: bool = False) -> None:
     cfg = node.config()
     declared = {r.url: r for r in (cfg.remote_repos if cfg else [])}
     now = timezone.now()
+    changed: list[str] = []
     with transaction.atomic():
         existing = {r.url: r for r in RemoteRepo.objects.all()}
         for url, rc in declared.items():
@@ -308,13 +309,20 @@ def remotes_reconcile(*, force: bool = False) -> None:
             row = existing.get(url)
             if row is None:
                 RemoteRepo.objects.create(url=url, added_at=now, added_by="federation.config.json", **fields)
+                changed.append(url)
             elif any(getattr(row, k) != v for k, v in fields.items()):
                 RemoteRepo.objects.filter(url=url).update(**fields)
+                changed.append(url)
         gone = [url for url in existing if url not in declared]
+        changed += gone
         if gone:
             RemoteRepo.objects.filter(url__in=gone).delete()
         ConfigStamp.objects.update_or_create(pk=1, defaults={"size": stamp[0], "mtime_ns": stamp[1]})
     _reconciled[str(path)] = stamp
+    if declared:
+        from remotes.signals import remotes_changed
+
+        remotes_changed.send(sender=RemoteRepo, urls=sorted(declared))
 
 
 # --- cross-repo references ---------------------------------------------------------------------------------
@@ -477,3 +485,43 @@ def node_key_rotate(*, actor: str) -> dict:
     ensure_node_key(lay.secrets_path, lay.config_path)  # the config's public key follows the secret
     logger.info("%s rotated this node's signing key %s -> %s", actor, old.key_id, new.key_id)
     return {"key_id": new.key_id, "old_key_id": old.key_id, "told": told, "failed": failed}
+
+
+# --- telling the live pages -------------------------------------------------------------------------------
+
+REFERENCE_EVENT = "reference_updated"
+
+
+def reference_state(ref: CrossRepoReference) -> dict[str, Any]:
+    """What a live page shows of a cached reference: its cached data and how the last fetch went."""
+    return {"cached": ref.cached_data, "fetch_status": ref.fetch_status}
+
+
+def references_announce(*, changes: dict[str, dict[str, dict[str, Any]]]) -> int:
+    """One `reference_updated` event (local scope: this node's staff, the live pages) per local entity whose
+    cached cross-repo references changed, so a page showing the entity follows its remote blockers (issue 14).
+    `changes`: {local uuid: {canonical ref: {"from": reference_state before, "to": after}}}. Joins the caller's
+    transaction (or opens one). Returns how many events were written."""
+    from events.services import record_local
+
+    changes = {uuid_: refs for uuid_, refs in changes.items() if refs}
+    if not changes:
+        return 0
+    holders = {e.uuid: e for e in Entity.objects.filter(uuid__in=list(changes)).only("uuid", "kind", "sudocode_id")}
+    written = 0
+    with transaction.atomic():
+        for local_uuid, refs in changes.items():
+            entity = holders.get(local_uuid)
+            if entity is None:
+                continue
+            state = {"id": entity.sudocode_id, "uuid": entity.uuid, "kind": entity.kind}
+            record_local(
+                type=REFERENCE_EVENT,
+                kind=entity.kind,
+                uuid_=entity.uuid,
+                id_=entity.sudocode_id,
+                changes={f"cross_repo.{ref}": change for ref, change in refs.items()},
+                state=state,
+            )
+            written += 1
+    return written

@@ -20,7 +20,13 @@ from remotes.a2a_client import A2AClient
 from remotes.breaker import breaker_admit, breaker_record, breaker_resting, counts_as_failure
 from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected, RemoteUnreachable
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo, SyncStatus
-from remotes.services import BATCH, kind_of_id, references_rebuild
+from remotes.services import (
+    BATCH,
+    kind_of_id,
+    reference_state,
+    references_announce,
+    references_rebuild,
+)
 from tracker.models import Entity
 
 logger = logging.getLogger(__name__)
@@ -287,6 +293,7 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
     refreshed = 0
     # Local issues whose remote blocker's status we now see differently: their own status may have to follow.
     status_changed: set[str] = set()
+    announced: dict[str, dict[str, dict]] = defaultdict(dict)  # what the live pages hear (references_announce)
     for (_url, kind), group in due.items():
         remote = group[0].remote_repo
         if not force and _resting(remote, now):
@@ -305,6 +312,10 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
             CrossRepoReference.objects.filter(pk__in=[r.pk for r in group]).update(
                 fetch_status=FetchStatus.FAILED, fetch_error=str(exc)[:2000]
             )
+            for ref in group:  # the cached data stays; the page shows it stale now
+                if ref.fetch_status != FetchStatus.FAILED:
+                    after = {"cached": ref.cached_data, "fetch_status": FetchStatus.FAILED}
+                    announced[ref.local_uuid][ref.canonical_ref] = {"from": reference_state(ref), "to": after}
             continue
         for ref in group:
             item = found.get(ref.remote_id) or (found.get(ref.remote_uuid) if ref.remote_uuid else None)
@@ -312,6 +323,7 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
                 (item or {}).get("status")
             ):
                 status_changed.add(ref.local_uuid)
+            before = reference_state(ref)
             if item is None:
                 CrossRepoReference.objects.filter(pk=ref.pk).update(
                     fetch_status=FetchStatus.FAILED,
@@ -319,8 +331,14 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
                     cached_data=None,
                     fetch_error=f"{ref.remote_id} not found in {remote.url}",
                 )
+                if before != {"cached": None, "fetch_status": FetchStatus.FAILED}:
+                    after = {"cached": None, "fetch_status": FetchStatus.FAILED}
+                    announced[ref.local_uuid][ref.canonical_ref] = {"from": before, "to": after}
                 continue
             cached = {k: item.get(k) for k in ("title", "status", "priority", "updated_at") if k in item}
+            if before != {"cached": cached, "fetch_status": FetchStatus.SUCCESS}:
+                after = {"cached": cached, "fetch_status": FetchStatus.SUCCESS}
+                announced[ref.local_uuid][ref.canonical_ref] = {"from": before, "to": after}
             CrossRepoReference.objects.filter(pk=ref.pk).update(
                 cached_data=cached,
                 remote_uuid=str(item.get("uuid") or ref.remote_uuid),
@@ -329,6 +347,7 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
                 fetch_error="",
             )
             refreshed += 1
+    references_announce(changes=announced)
     if status_changed:
         from remotes.blocking import blocked_status_reconcile
 

@@ -10,6 +10,7 @@ class SubscriptionsConfig(AppConfig):
         # The hooks of the layers below (and of our own services, for our tasks). Receivers import what they
         # need when called: a CLI command must not pay for Celery or the wire format at start-up.
         from events.signals import events_committed
+        from remotes.signals import remotes_changed
         from subscriptions import signals
         from tracker.signals import references_changed
 
@@ -18,6 +19,13 @@ class SubscriptionsConfig(AppConfig):
         signals.webhooks_due.connect(_queue_fan_out, dispatch_uid="subscriptions.queue_fan_out")
         signals.auto_subscriptions_due.connect(_queue_sync, dispatch_uid="subscriptions.queue_sync")
         signals.push_due.connect(_queue_push, dispatch_uid="subscriptions.queue_push")
+        remotes_changed.connect(_retry_failed, dispatch_uid="subscriptions.retry_failed")
+
+
+def _retry_failed(sender, urls: list[str], **kwargs) -> None:
+    from subscriptions.outgoing import subscriptions_retry_failed
+
+    subscriptions_retry_failed(remote_urls=urls)
 
 
 def _follow_references(sender, **kwargs) -> None:

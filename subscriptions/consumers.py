@@ -44,9 +44,27 @@ logger = logging.getLogger(__name__)
 CLOSE_FORBIDDEN = 4403  # the caller may not subscribe: an `error` message says why, then the socket closes
 BATCH = 500  # events read from the outbox at a time
 STAFF_MAX_WATCHES = 100
-# entity_type values beyond the wire's issue|spec: "*" is both; "request" is the local request events (staff).
+# entity_type values beyond the wire's issue|spec, for this node's staff only: "*" is both; "request" is the
+# local request events (the live approval queue); "subscription" and "remote" watch those tables, which write
+# no events: the per-process watcher compares a fingerprint of them (ROWS) and a change is a `changed` message.
 ANY_ENTITY = "*"
 REQUEST_EVENTS = "request"
+STAFF_EVENTS = (REQUEST_EVENTS, "subscription", "remote")
+
+
+def _subscriptions_fingerprint() -> str:
+    from subscriptions.selectors import subscriptions_fingerprint
+
+    return subscriptions_fingerprint()
+
+
+def _remotes_fingerprint() -> str:
+    from remotes.selectors import remotes_fingerprint
+
+    return remotes_fingerprint()
+
+
+ROWS = {"subscription": _subscriptions_fingerprint, "remote": _remotes_fingerprint}
 
 
 @dataclass(frozen=True)
@@ -118,11 +136,11 @@ def parse_subscribe(data: dict[str, Any], *, reader: Reader) -> tuple[str, dict[
         raise messages.MessageError.at("callback", "not used on a WebSocket: events come down this socket")
     watch = data.get("watch")
     entity_type = watch.get("entity_type") if isinstance(watch, dict) else None
-    if entity_type == REQUEST_EVENTS and not reader.staff:
+    if entity_type in STAFF_EVENTS and not reader.staff:
         raise messages.MessageError.at(
-            "watch.entity_type", "request events are for this node's staff (expected issue, spec or *)"
+            "watch.entity_type", f"{entity_type} events are for this node's staff (expected issue, spec or *)"
         )
-    wide = entity_type in (ANY_ENTITY, REQUEST_EVENTS)
+    wide = entity_type == ANY_ENTITY or entity_type in STAFF_EVENTS
     if wide:  # validate the filters as the wire knows them, then put the wider type back
         data = {**data, "watch": {**watch, "entity_type": "issue"}}
     message = messages.parse_subscribe(data)
@@ -238,6 +256,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.known_head = max(self.known_head, head)
         # Subscribing again with the same id replaces that watch (and its cursor), as over REST.
         self.watches[subscription_id] = WatchState(watch=watch, cursor=head if since is None else since)
+        if watch["entity_type"] in ROWS:
+            await _watcher().watch_rows(self.channel_name, watch["entity_type"])
         await self.send_json({"type": "subscribed", "subscription_id": subscription_id, "head_seq": head})
         await self._drain()
 
@@ -255,6 +275,14 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong", "head_seq": self.known_head})
 
     _HANDLERS = {"subscribe": _subscribe, "unsubscribe": _unsubscribe, "ping": _ping}
+
+    async def rows_changed(self, message: dict[str, Any]) -> None:
+        """From the watcher: the rows of message["kind"] (subscriptions, remotes) changed."""
+        if self.reader is None:
+            return
+        for subscription_id, state in self.watches.items():
+            if state.watch.get("entity_type") == message.get("kind"):
+                await self.send_json({"type": "changed", "subscription_id": subscription_id, "kind": message["kind"]})
 
     async def events_wake(self, message: dict[str, Any]) -> None:
         """From the channel layer: events up to message["seq"] are committed."""
@@ -281,11 +309,14 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
 class Watcher:
     """Looks at the outbox's head every WEBSOCKET_POLL_SECONDS while this process has consumers, and wakes them
-    (through the channel layer, channel by channel) when it moved."""
+    (through the channel layer, channel by channel) when it moved; and at the fingerprint of each table of ROWS
+    some consumer watches, telling those consumers when it changed."""
 
     def __init__(self) -> None:
         self.channels: set[str] = set()
         self.task: asyncio.Task | None = None
+        self.rows: dict[str, set[str]] = {}  # kind of ROWS -> channels watching it
+        self.fingerprints: dict[str, str] = {}
 
     def add(self, channel_name: str) -> None:
         self.channels.add(channel_name)
@@ -295,6 +326,26 @@ class Watcher:
 
     def discard(self, channel_name: str) -> None:
         self.channels.discard(channel_name)
+        for channels in self.rows.values():
+            channels.discard(channel_name)
+
+    async def watch_rows(self, channel_name: str, kind: str) -> None:
+        if kind not in self.fingerprints:  # the state the page was (about) rendered from
+            self.fingerprints[kind] = await database_sync_to_async(ROWS[kind])()
+        self.rows.setdefault(kind, set()).add(channel_name)
+
+    async def _rows(self, layer) -> None:
+        for kind, channels in self.rows.items():
+            if not channels:
+                self.fingerprints.pop(kind, None)
+                continue
+            now = await database_sync_to_async(ROWS[kind])()
+            if now == self.fingerprints.get(kind):
+                continue
+            self.fingerprints[kind] = now
+            for name in list(channels):
+                with contextlib.suppress(ChannelFull):
+                    await layer.send(name, {"type": "rows.changed", "kind": kind})
 
     async def _run(self, interval: float) -> None:
         layer = get_channel_layer()
@@ -303,6 +354,7 @@ class Watcher:
             await asyncio.sleep(interval)
             try:
                 head = await database_sync_to_async(head_seq)()
+                await self._rows(layer)
             except Exception as exc:  # a database that is briefly away must not end the watching
                 logger.warning("WebSocket watcher could not read the outbox head: %s", exc)
                 continue

@@ -38,6 +38,7 @@ from protocol import messages
 from remotes.auth import bearer_token, signature_check
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
 from remotes.policy import ANONYMOUS, Caller
+from remotes.services import reference_state, references_announce
 from remotes.signatures import SignatureProblem
 from subscriptions import signing
 from subscriptions.models import Direction, ReceivedEvent, Subscription, SubscriptionStatus
@@ -254,7 +255,9 @@ def _update_references(sub: Subscription, event: messages.EventBody, *, now) -> 
         remote_entity_type__in=[entity.kind, ""],
     )
     touched = set()
+    announced: dict[str, dict[str, dict[str, Any]]] = {}
     for ref in refs:
+        before = reference_state(ref)
         cached = dict(ref.cached_data or {})
         for key in ("title", "status", "priority", "updated_at"):
             value = getattr(entity, key)
@@ -271,6 +274,10 @@ def _update_references(sub: Subscription, event: messages.EventBody, *, now) -> 
             fields = {"fetch_status": FetchStatus.SUCCESS, "fetch_error": "", "remote_uuid": entity.uuid}
         CrossRepoReference.objects.filter(pk=ref.pk).update(cached_data=cached, last_fetched_at=now, **fields)
         touched.add(ref.local_uuid)
+        after = {"cached": cached, "fetch_status": fields["fetch_status"]}
+        if after != before:
+            announced.setdefault(ref.local_uuid, {})[ref.canonical_ref] = {"from": before, "to": after}
+    references_announce(changes=announced)  # inside _apply's transaction: the page hears it with the change
     return touched
 
 

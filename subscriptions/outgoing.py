@@ -214,10 +214,15 @@ def subscription_cancel(*, subscription_id: str) -> Subscription:
     return row
 
 
+RETRYABLE = (DeliveryStatus.DEAD, DeliveryStatus.RETRYING, DeliveryStatus.PENDING)
+
+
 def subscription_retry(*, subscription_id: str) -> Subscription:
-    """Push a dead (or waiting) outgoing row again now: after the remote raised our trust level, say."""
+    """Push a dead (or waiting) outgoing row again now: after the remote raised our trust level, say (the
+    "Retry now" button of /subscriptions/, `subscription retry`). DoesNotExist for an unknown id; a confirmed
+    row is left as it is."""
     row = Subscription.objects.get(pk=subscription_id, direction=Direction.OUTGOING)
-    if row.delivery_status in (DeliveryStatus.DEAD, DeliveryStatus.RETRYING, DeliveryStatus.PENDING):
+    if row.delivery_status in RETRYABLE:
         Subscription.objects.filter(pk=row.pk).exclude(delivery_status=DeliveryStatus.SENDING).update(
             **_due(timezone.now())
         )
@@ -226,11 +231,39 @@ def subscription_retry(*, subscription_id: str) -> Subscription:
     return row
 
 
+def subscriptions_retry_failed(*, remote_urls: list[str] | None = None) -> list[str]:
+    """Every outgoing row (to `remote_urls`, or to any remote) that failed or waits for its next try is due
+    now: what a change of federation.config.json (a trust level, permissions, an endpoint) triggers through
+    remotes.signals.remotes_changed, and `subscription retry --all`. Returns the ids made due."""
+    rows = Subscription.objects.filter(direction=Direction.OUTGOING, delivery_status__in=RETRYABLE)
+    if remote_urls is not None:
+        rows = rows.filter(to_repo__in=remote_urls)
+    ids = list(rows.values_list("subscription_id", flat=True))
+    if not ids:
+        return []
+    Subscription.objects.filter(pk__in=ids).exclude(delivery_status=DeliveryStatus.SENDING).update(
+        **_due(timezone.now())
+    )
+    for subscription_id in ids:
+        transaction.on_commit(lambda subscription_id=subscription_id: queue_push(subscription_id))
+    logger.info("outgoing subscriptions retried now: %s", ids)
+    return ids
+
+
 # --- telling the remote ------------------------------------------------------------------------------------
 
 
 class _Permanent(Exception):
     pass
+
+
+class _Refused(Exception):
+    """The remote refused us (403: not trusted enough; 404: it takes no subscriptions) - its maintainers may
+    change that at any time, and nothing tells us when: retried with backoff (capped at 30 minutes), and at
+    once when our config changes or someone presses "Retry now"."""
+
+
+REFUSALS_RETRIED = (403, 404)
 
 
 def _message(
@@ -261,7 +294,8 @@ def _check_message(message: dict) -> None:
 def subscription_push(*, subscription_id: str) -> str:
     """Tell the remote about one outgoing row if it is due: subscribe (idempotent under our id) or, for a
     cancelled row, DELETE. Only the run that claims the row calls out. Returns what happened: "confirmed",
-    "cancelled", "retrying", "paused" (the remote's circuit breaker is open), "dead" or "not due"."""
+    "cancelled", "retrying", "refused" (403/404: retried with backoff), "paused" (the remote's circuit breaker
+    is open), "dead" or "not due"."""
     from remotes.breaker import CircuitOpen
 
     now = timezone.now()
@@ -289,6 +323,13 @@ def subscription_push(*, subscription_id: str) -> str:
         _finish(row, DeliveryStatus.DEAD, error=str(exc))
         logger.warning("subscription %s to %s: %s", row.subscription_id, row.to_repo, exc)
         return "dead"
+    except _Refused as exc:
+        retry_at = timezone.now() + backoff(row.attempts)
+        _finish(row, DeliveryStatus.RETRYING, error=str(exc), next_attempt_at=retry_at)
+        logger.info(
+            "subscription %s refused by %s (attempt %d): %s", row.subscription_id, row.to_repo, row.attempts, exc
+        )
+        return "refused"
     except CircuitOpen as exc:  # nothing was sent: wait for the probe time, the attempt not counted
         _finish(row, DeliveryStatus.RETRYING, error=str(exc), next_attempt_at=exc.retry_at, uncount=True)
         return "paused"
@@ -346,6 +387,8 @@ def _push_subscribe(row: Subscription, remote: RemoteRepo | None) -> str:
             },
         )
     except RemoteRejected as exc:  # 403 (not trusted enough), 400, 404 (no subscriptions there), 409
+        if exc.status in REFUSALS_RETRIED:
+            raise _Refused(str(exc)) from exc
         raise _Permanent(str(exc)) from exc
     try:
         answer = messages.parse_response(response.data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Max
 
 from subscriptions.models import Direction, Subscription
 
@@ -55,3 +55,11 @@ def subscription_gauges() -> dict[tuple[str, str, str], int]:
     """What /metrics shows of subscriptions, read now: `{(direction, status, delivery_status): n}`."""
     rows = Subscription.objects.values_list("direction", "status", "delivery_status").annotate(n=Count("pk")).order_by()
     return {(direction, status, delivery): n for direction, status, delivery, n in rows}
+
+
+def subscriptions_fingerprint() -> str:
+    """A string that changes whenever a subscription row does (every write sets `updated_at`) or one is
+    added or removed: the live /subscriptions/ page's WebSocket polls it (subscriptions.consumers), as a
+    delivery's progress writes no event."""
+    found = Subscription.objects.aggregate(n=Count("pk"), last=Max("updated_at"))
+    return f"{found['n']}|{found['last']}"

@@ -576,6 +576,15 @@ def _subscription_commands(commands) -> None:
     )
     redeliver.add_argument("subscription_id")
     _command(redeliver, "subscriptions:redeliver")
+    retry = sub.add_parser(
+        "retry",
+        help="subscribe again now: an outgoing subscription that failed or waits for its next try",
+        description="An outgoing subscription the remote refused (e.g. 403: it did not trust us) or could not be "
+        "reached is retried with backoff by itself; this tries now (after the remote raised our trust level).",
+    )
+    retry.add_argument("subscription_id", nargs="?", help="the outgoing subscription (see `subscriptions list`)")
+    retry.add_argument("--all", action="store_true", help="every outgoing subscription that failed or waits")
+    _command(retry, "subscriptions:retry")
 
 
 def build_parser() -> argparse.ArgumentParser:

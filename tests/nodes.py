@@ -70,6 +70,12 @@ class Node:
     def api(self) -> str:
         return f"{self.base}/api/v1"
 
+    def cookie_name(self, name: str) -> str:
+        """This node's name for its `sessionid` or `csrftoken` cookie (federation_site.settings)."""
+        import hashlib
+
+        return f"{name}_{hashlib.sha256(str(self.repo.resolve()).encode()).hexdigest()[:10]}"
+
     def cli(self, *args: str) -> CliResult:
         return run_cli("--repo", str(self.repo), *args, env=cli_env(**self.env))
 
@@ -102,6 +108,11 @@ class Node:
 
     def write_config(self, data: dict) -> None:
         (self.repo / ".sudocode" / "federation.config.json").write_text(json.dumps(data, indent=2))
+
+    def make_public(self) -> Node:
+        """`web.public_read`: its issue and spec pages readable without a login (a test reading them so)."""
+        self.write_config({**self.config(), "web": {"public_read": True}})
+        return self
 
     def start(self, timeout: float = 30, *, serve_args: tuple[str, ...] = ()) -> Node:
         """`serve_args`: more options for `serve` (e.g. --certfile/--keyfile)."""
@@ -201,3 +212,11 @@ def link(a: Node, b: Node, *, trust: str = "verified") -> str:
     stored = b.cli("remote", "set-token", a.identity, back)
     assert stored.code == 0, stored.err
     return key
+
+
+def node_cookie(jar, name: str) -> str:
+    """The value of a node's `csrftoken` or `sessionid` cookie in a requests cookie jar: each node names its
+    cookies `<name>_<hash of its repository>` (federation_site.settings), so nodes on one host keep apart."""
+    found = [c.value for c in jar if c.name.startswith(f"{name}_")]
+    assert len(found) == 1, f"expected one {name}_* cookie, found {[c.name for c in jar]}"
+    return found[0]

@@ -1,4 +1,4 @@
-"""`subscriptions list` and `subscription redeliver`: thin callers of the subscriptions app."""
+"""`subscriptions list`, `subscription redeliver` and `subscription retry`: thin callers of the subscriptions app."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from sudocode_cli import runtime
-from sudocode_cli.errors import CliError
+from sudocode_cli.errors import CliError, UsageError
 from sudocode_cli.output import print_json, print_table
 
 
@@ -54,5 +54,30 @@ def redeliver(args: argparse.Namespace) -> int:
     if not delivery.redeliver(row.subscription_id):
         raise CliError(f"{row.subscription_id} is not dead (its delivery is {row.delivery_status}); nothing to do")
     print(f"→ {row.subscription_id}: delivering again from event #{row.cursor_seq} to {row.callback_url}")
+    print("→ The worker of `sudocode-fed serve` sends it")
+    return 0
+
+
+def retry(args: argparse.Namespace) -> int:
+    if bool(args.subscription_id) == bool(args.all):
+        raise UsageError("give one outgoing subscription id, or --all (see `sudocode-fed subscriptions list`)")
+    runtime.setup(args.repo)
+    from subscriptions import outgoing
+    from subscriptions.models import Subscription
+
+    if args.all:
+        ids = outgoing.subscriptions_retry_failed()
+        print(f"→ {len(ids)} outgoing subscription(s) due now{': ' + ', '.join(ids) if ids else ''}")
+    else:
+        try:
+            row = outgoing.subscription_retry(subscription_id=args.subscription_id)
+        except Subscription.DoesNotExist:
+            raise Subscription.DoesNotExist(
+                f"no outgoing subscription {args.subscription_id!r}: see `sudocode-fed subscriptions list "
+                "--direction outgoing`"
+            ) from None
+        if row.delivery_status not in outgoing.RETRYABLE:
+            raise CliError(f"{row.subscription_id} is {row.delivery_status}: nothing to retry")
+        print(f"→ {row.subscription_id}: subscribing again to {row.to_repo} now")
     print("→ The worker of `sudocode-fed serve` sends it")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 30) -> Non
 def served(git_repo):
     assert run_cli("--repo", str(git_repo), "init").code == 0
     assert run_cli("--repo", str(git_repo), "issue", "create", "Served issue", "--id", "issue-1").code == 0
+    config_path = git_repo / ".sudocode" / "federation.config.json"  # pages and API readable without a login
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "web": {"public_read": True}}))
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sudocode_cli.main", "--repo", str(git_repo), "serve", "--port", str(port)],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from federation_site.config import default_config, write_config
@@ -33,11 +34,11 @@ def test_the_endpoint_answers_the_graph_with_root_and_depth(node):
     a = services.issue_create(title="A", actor="ana")
     b = services.issue_create(title="B", actor="ana", relationships=[("depends-on", a.sudocode_id)])
     services.issue_create(title="C", actor="ana", relationships=[("depends-on", b.sudocode_id)])
-    whole = Client().get("/api/v1/graph")
+    whole = staff_client().get("/api/v1/graph")
     assert whole.status_code == 200
     assert {n["title"] for n in whole.json()["nodes"]} == {"A", "B", "C"}
     assert len(whole.json()["edges"]) == 2 and whole.json()["cycles"] == []
-    near = Client().get("/api/v1/graph", {"root": a.sudocode_id, "depth": 1}).json()
+    near = staff_client().get("/api/v1/graph", {"root": a.sudocode_id, "depth": 1}).json()
     assert near["root"] == f"org/frontend#{a.sudocode_id}" and {n["title"] for n in near["nodes"]} == {"A", "B"}
 
 
@@ -51,13 +52,13 @@ def test_the_endpoint_answers_the_graph_with_root_and_depth(node):
     ],
 )
 def test_a_bad_parameter_is_a_400_naming_it(node, params, field):
-    response = Client().get("/api/v1/graph", params)
+    response = staff_client().get("/api/v1/graph", params)
     assert response.status_code == 400
     assert list(response.json()) == [field]
 
 
 def test_the_page_loads_the_vendored_library_from_static_and_it_is_served(node):
-    page = Client().get("/graph/", {"root": "i-abcd", "depth": "2"})
+    page = staff_client().get("/graph/", {"root": "i-abcd", "depth": "2"})
     assert page.status_code == 200
     html = page.content.decode()
     scripts = re.findall(r'<script src="([^"]+)"', html)
@@ -73,5 +74,11 @@ def test_the_page_loads_the_vendored_library_from_static_and_it_is_served(node):
 
 def test_the_issue_page_links_to_the_graph_centred_on_it(node):
     issue = services.issue_create(title="Checkout", actor="ana")
-    page = Client().get(f"/issues/{issue.sudocode_id}").content.decode()
+    page = staff_client().get(f"/issues/{issue.sudocode_id}").content.decode()
     assert f'href="/graph/?root={issue.sudocode_id}&amp;depth=3"' in page
+
+
+def staff_client() -> Client:
+    browser = Client()
+    browser.force_login(User.objects.get_or_create(username="ops", defaults={"is_staff": True})[0])
+    return browser

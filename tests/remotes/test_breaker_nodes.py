@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.nodes import Node, eventually, link
+from tests.nodes import Node, eventually, link, node_cookie
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,11 @@ def staff_session(node: Node) -> requests.Session:
     session.get(f"{node.base}/admin/login/", timeout=10)
     session.post(
         f"{node.base}/admin/login/",
-        data={"username": STAFF, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        data={
+            "username": STAFF,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"),
+        },
         timeout=10,
     )
     return session

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.nodes import Node, link
-from tests.requests_app.test_use_case_1 import start_together, stop_together
+from tests.requests_app.test_use_case_1 import PASSWORD, STAFF, staff_session, start_together, stop_together
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,7 @@ def nodes(tmp_path_factory):
     frontend, api, database = (Node(root, name, worker=False) for name in ("frontend", "api-service", "database"))
     try:
         start_together(frontend, api, database)
+        frontend.create_staff(STAFF, PASSWORD)  # /api/v1/graph is staff only (it shows the remotes)
         link(frontend, api, trust="verified")  # api-service and database show frontend their relationships
         link(frontend, database, trust="verified")
         assert frontend.cli("remote", "trust", database.identity, "trusted").code == 0  # another trust domain
@@ -89,18 +90,23 @@ def test_without_cross_repo_the_remote_nodes_are_leaves_and_no_call_leaves_the_n
 def test_the_page_endpoint_serves_the_same_graph_and_caches_the_remote_answers(nodes):
     frontend, api, database, refs = nodes["frontend"], nodes["api"], nodes["database"], nodes["refs"]
     url = f"{frontend.api}/graph"
-    first = requests.get(url, params={"cross_repo": "1", "root": refs["schema"], "depth": 2}, timeout=30)
+    first = requests.get(
+        url, params={"cross_repo": "1", "root": refs["schema"], "depth": 2}, auth=(STAFF, PASSWORD), timeout=30
+    )
     assert first.status_code == 200, first.text
     asked = (api.requests_to(QUERY), database.requests_to(QUERY))
-    again = requests.get(url, params={"cross_repo": "1", "root": refs["schema"], "depth": 2}, timeout=30).json()
+    again = requests.get(
+        url, params={"cross_repo": "1", "root": refs["schema"], "depth": 2}, auth=(STAFF, PASSWORD), timeout=30
+    ).json()
     assert (api.requests_to(QUERY), database.requests_to(QUERY)) == asked  # served from the cache
     assert again["root"] == refs["schema"] and len(again["cycles"]) == 1
     assert {n["ref"] for n in again["nodes"]} == {refs["checkout"], refs["billing"], refs["schema"]}
     assert sum(r["cached"] for r in again["remotes"]) >= 2
-    page = requests.get(f"{frontend.base}/graph/", params={"root": refs["checkout"]}, timeout=30)
+    page = staff_session(frontend).get(f"{frontend.base}/graph/", params={"root": refs["checkout"]}, timeout=30)
     assert page.status_code == 200 and "vendor/cytoscape/cytoscape.min.js" in page.text
     library = requests.get(f"{frontend.base}/static/vendor/cytoscape/cytoscape.min.js", timeout=30)
     assert library.status_code == 200 and len(library.content) > 100_000
-    bad = requests.get(url, params={"depth": "99"}, timeout=30)
+    assert requests.get(url, params={"depth": "1"}, timeout=30).status_code == 403  # anonymous
+    bad = requests.get(url, params={"depth": "99"}, auth=(STAFF, PASSWORD), timeout=30)
     assert bad.status_code == 400 and list(bad.json()) == ["depth"]
     assert json.loads(frontend.cli("deps", "graph", "--format", "json").out)["repo"] == "org/frontend"

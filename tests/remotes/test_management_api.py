@@ -7,6 +7,7 @@ import base64
 import json
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -39,14 +40,14 @@ def staff(configured):
     """A maintainer logged in to the admin: a session, and the CSRF token every write must carry."""
     User.objects.create_user("maintainer", "m@example.com", "pw", is_staff=True)
     client = Client(enforce_csrf_checks=True)
-    token = client.get("/admin/login/").cookies["csrftoken"].value
+    token = client.get("/admin/login/").cookies[settings.CSRF_COOKIE_NAME].value
     client.post("/admin/login/", {"username": "maintainer", "password": "pw", "csrfmiddlewaretoken": token})
     return client
 
 
 def send(client: Client, method: str, path: str, body: object = None, **headers):
     """A JSON call with the session's CSRF token."""
-    token = client.cookies["csrftoken"].value if "csrftoken" in client.cookies else ""
+    token = client.cookies[settings.CSRF_COOKIE_NAME].value if settings.CSRF_COOKIE_NAME in client.cookies else ""
     call = getattr(client, method)
     if body is None:
         return call(path, HTTP_X_CSRFTOKEN=token, **headers)

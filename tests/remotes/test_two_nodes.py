@@ -54,7 +54,7 @@ def start_together(*nodes: Node) -> None:
 def pair(tmp_path_factory):
     root = tmp_path_factory.mktemp("two-nodes")
     beta = Node(root, "beta", dataset=DATASET, worker=False)
-    alpha = Node(root, "alpha", worker=False)
+    alpha = Node(root, "alpha", worker=False).make_public()  # the tests read its issue pages anonymously
     try:
         start_together(beta, alpha)
         yield Pair(alpha, beta, link(alpha, beta, trust="verified"))
@@ -372,7 +372,7 @@ def test_a_reference_the_remote_does_not_have_is_not_asked_for_again_within_the_
 def fragile(tmp_path):
     """A pair of small nodes whose remote (`delta`) a test may stop: kept apart from the shared pair."""
     delta = Node(tmp_path, "delta", worker=False)
-    gamma = Node(tmp_path, "gamma", worker=False)
+    gamma = Node(tmp_path, "gamma", worker=False).make_public()
     made = delta.cli("issue", "create", "Remote work", "--id", "issue-7", "--status", "in_progress")
     assert made.code == 0, made.err
     try:

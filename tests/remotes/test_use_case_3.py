@@ -25,7 +25,7 @@ def fill(service: Node, unrelated: bool) -> None:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     root = tmp_path_factory.mktemp("query-all")
-    hub = Node(root, "platform", worker=False)
+    hub = Node(root, "platform", worker=False).make_public()  # its home page is read anonymously
     services = [Node(root, name, worker=False) for name in ("auth-service", "billing-service", "api-gateway")]
     with ThreadPoolExecutor(len(services)) as pool:  # before they serve: the CLI needs no server
         list(pool.map(fill, services, [True, False, False]))

@@ -24,8 +24,8 @@ class Nodes:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     root = tmp_path_factory.mktemp("use-case-2")
-    framework = Node(root, "framework")
-    plugin = Node(root, "auth-plugin", org="community")
+    framework = Node(root, "framework").make_public()  # the tests read their spec pages anonymously
+    plugin = Node(root, "auth-plugin", org="community").make_public()
     storage = Node(root, "storage-plugin", org="community", worker=False)
     config = storage.config()
     config["a2a_policies"]["delegate"]["auto_accept"] = "from_verified_repo"  # the storage plugin takes any task

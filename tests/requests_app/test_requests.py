@@ -7,6 +7,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
@@ -181,13 +182,13 @@ def staff():
     User.objects.create_user("maintainer", "m@example.com", "pw", is_staff=True)
     client = Client(enforce_csrf_checks=True)
     page = client.get("/admin/login/")
-    token = page.cookies["csrftoken"].value
+    token = page.cookies[settings.CSRF_COOKIE_NAME].value
     client.post("/admin/login/", {"username": "maintainer", "password": "pw", "csrfmiddlewaretoken": token})
     return client
 
 
 def csrf(client: Client) -> str:
-    return client.cookies["csrftoken"].value
+    return client.cookies[settings.CSRF_COOKIE_NAME].value
 
 
 def test_a_maintainer_approves_in_the_dashboard_and_the_issue_is_created_once(node, staff):

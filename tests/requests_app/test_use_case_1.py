@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import git
-from tests.nodes import Node, link
+from tests.nodes import Node, link, node_cookie
 from tests.nodes import eventually as _eventually
 
 pytestmark = pytest.mark.slow
@@ -90,10 +90,16 @@ def staff_session(node: Node) -> requests.Session:
     assert session.get(f"{node.base}/admin/login/", timeout=10).status_code == 200
     login = session.post(
         f"{node.base}/admin/login/",
-        data={"username": STAFF, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        data={
+            "username": STAFF,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"),
+        },
         timeout=10,
     )
-    assert login.status_code == 200 and "sessionid" in session.cookies, "the maintainer could not log in"
+    assert login.status_code == 200 and any(c.name.startswith("sessionid_") for c in session.cookies), (
+        "the maintainer could not log in"
+    )
     return session
 
 
@@ -101,7 +107,7 @@ def decide(session: requests.Session, node: Node, request_id: str, action: str, 
     """Click the dashboard's approve or reject button."""
     return session.post(
         f"{node.base}/approvals/{request_id}/{action}",
-        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], **fields},
+        data={"csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"), **fields},
         allow_redirects=False,
         timeout=30,
     )

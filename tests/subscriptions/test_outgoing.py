@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from remotes import services as remote_services
 from remotes.models import CrossRepoReference, RemoteRepo
 from subscriptions import outgoing
 from subscriptions.models import Subscription
@@ -171,19 +172,38 @@ def test_a_remote_that_is_not_listening_at_all_is_retried(node, fake):
     assert "Connection" in row.last_error or "refused" in row.last_error.lower()
 
 
-def test_a_refusal_is_dead_with_its_reason_and_not_retried(node, fake):
+def test_a_refusal_is_retried_with_backoff_and_shows_its_reason(node, fake):
     fake.fail_with = 403
     services.issue_create(title="Page", actor="ana", remote_relationships=[BLOCKER])
     [row] = auto_rows()
-    assert row.delivery_status == "dead" and "403" in row.last_error and "refused by the fake" in row.last_error
+    # Not dead: the remote's maintainers may trust us tomorrow, and nothing would tell us (issue 14).
+    assert row.delivery_status == "retrying" and "403" in row.last_error and "refused by the fake" in row.last_error
+    assert row.attempts == 1 and row.next_attempt_at > timezone.now()
+    assert outgoing.subscription_push(subscription_id=row.subscription_id) == "not due"  # waits its backoff
     make_past(row)
-    assert outgoing.due() == []
-    assert outgoing.subscription_push(subscription_id=row.subscription_id) == "not due"
-    # A new reason to subscribe (another id watched) tries again.
-    fake.fail_with = None
-    services.issue_create(title="Other", actor="ana", content="[[org/api-service#issue-099]]")
+    assert outgoing.due() == [row.subscription_id]
+    assert outgoing.subscription_push(subscription_id=row.subscription_id) == "refused"
     row.refresh_from_db()
-    assert row.delivery_status == "confirmed"
+    assert row.attempts == 2
+    fake.fail_with = None  # the remote now trusts us: the next step of the backoff succeeds
+    make_past(row)
+    assert outgoing.push_due() == {"confirmed": 1}
+    row.refresh_from_db()
+    assert row.delivery_status == "confirmed" and row.last_error == "" and row.attempts == 0
+
+
+def test_a_change_of_our_config_retries_failed_subscriptions_at_once(node, fake):
+    fake.fail_with = 403
+    services.issue_create(title="Page", actor="ana", remote_relationships=[BLOCKER])
+    [row] = auto_rows()
+    assert row.delivery_status == "retrying" and row.next_attempt_at > timezone.now()
+    fake.fail_with = None
+    # The admin (or `remote trust`, the management API, an edit of the file) changes the remote's trust level:
+    # remotes_reconcile applies it and remotes.signals.remotes_changed makes the failed rows due now, and
+    # queues their push (run at once here: the test settings' tasks are eager).
+    remote_services.remote_update(remote=node.remote, trust_level="trusted")
+    row.refresh_from_db()
+    assert row.delivery_status == "confirmed" and row.attempts == 0 and len(fake.subscribes) == 1
 
 
 def test_without_a_declared_endpoint_the_row_says_what_to_do(node_repo, fake, monkeypatch):
@@ -232,13 +252,25 @@ def test_the_cli_subscribes(node, fake):
     assert bad.code == 2 and "--filters" in bad.err
 
 
-def test_a_dead_subscription_can_be_retried_by_hand(node, fake):
+def test_a_failed_subscription_can_be_retried_by_hand_and_by_the_cli(node, fake):
     fake.fail_with = 403
     services.issue_create(title="Page", actor="ana", remote_relationships=[BLOCKER])
     [row] = auto_rows()
-    assert row.delivery_status == "dead"
+    assert row.delivery_status == "retrying"
     fake.fail_with = None  # the remote now trusts us
-    assert outgoing.subscription_retry(subscription_id=row.subscription_id).delivery_status == "confirmed"
+    outgoing.subscription_retry(subscription_id=row.subscription_id)
+    row.refresh_from_db()
+    assert row.delivery_status == "confirmed"
+
+
+def test_the_cli_retries_now_or_says_what_to_give_it(node_repo):
+    # The CLI works on the node's own database (not this test's): nothing failed there yet.
+    repo = ["--repo", str(node_repo)]
+    nothing = run_cli(*repo, "subscription", "retry", "--all", env=cli_env())
+    assert nothing.code == 0 and "0 outgoing subscription(s) due now" in nothing.out, nothing.err
+    assert run_cli(*repo, "subscription", "retry", env=cli_env()).code == 2  # an id or --all
+    unknown = run_cli(*repo, "subscription", "retry", "sub-nope", env=cli_env())
+    assert unknown.code == 1 and "subscriptions list --direction outgoing" in unknown.err
 
 
 def test_a_node_that_starts_subscribes_again_so_the_remote_delivers_at_once(node_repo, fake, monkeypatch):

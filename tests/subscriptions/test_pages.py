@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
@@ -48,7 +49,7 @@ def subscriptions(node_repo, monkeypatch):
 def staff():
     User.objects.create_user("maintainer", "m@example.com", "pw", is_staff=True, is_superuser=True)
     client = Client(enforce_csrf_checks=True)
-    token = client.get("/admin/login/").cookies["csrftoken"].value
+    token = client.get("/admin/login/").cookies[settings.CSRF_COOKIE_NAME].value
     client.post("/admin/login/", {"username": "maintainer", "password": "pw", "csrfmiddlewaretoken": token})
     return client
 
@@ -70,7 +71,7 @@ def test_the_dashboard_shows_both_directions_and_never_a_secret(subscriptions, s
 
 def test_redeliver_needs_csrf_and_revives_a_dead_stream(subscriptions, staff):
     assert staff.post("/subscriptions/sub-dead/redeliver").status_code == 403
-    token = staff.cookies["csrftoken"].value
+    token = staff.cookies[settings.CSRF_COOKIE_NAME].value
     response = staff.post("/subscriptions/sub-dead/redeliver", {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     row = Subscription.objects.get(pk="sub-dead")

@@ -13,6 +13,7 @@ import requests
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
@@ -23,6 +24,7 @@ from federation_site.config import default_config, write_config
 from remotes import services as remotes
 from requests_app.models import CrossRepoRequest, Direction
 from requests_app.states import APPROVED, request_event, transition
+from tests.nodes import node_cookie
 from tracker import services as tracker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -378,7 +380,7 @@ def staff_cookie(configured) -> bytes:
     User.objects.create_user("ops", password="a long enough password", is_staff=True)
     browser = Client()
     assert browser.login(username="ops", password="a long enough password")
-    return f"sessionid={browser.cookies['sessionid'].value}".encode()
+    return f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
 
 def _incoming_request(request_id: str) -> CrossRepoRequest:
@@ -467,6 +469,10 @@ def test_the_issue_page_and_the_queue_carry_the_live_script_and_regions_for_staf
     assert 'data-live="queue"' in queue and "/static/js/live.js" in queue
     assert _live_config(queue)["watch"] == {"entity_type": "request"}
 
+    assert Client().get(f"/issues/{issue.sudocode_id}").status_code == 302  # to the login: web.public_read is off
+    config_path = configured / ".sudocode" / "federation.config.json"
+    data = json.loads(config_path.read_text())
+    write_config(config_path, {**data, "web": {"public_read": True}})
     anonymous = Client().get(f"/issues/{issue.sudocode_id}").content.decode()
     assert 'data-live="entity"' in anonymous and "live.js" not in anonymous  # only staff may open the socket
 
@@ -577,12 +583,12 @@ def test_a_staff_session_on_the_running_node_hears_a_request_arrive_for_the_live
     logged_in = browser.post(
         f"{api_node.base}/admin/login/?next=/approvals/",
         data={"username": "ops", "password": "a long enough password", "next": "/approvals/"},
-        headers={"X-CSRFToken": browser.cookies["csrftoken"], "Referer": f"{api_node.base}/admin/login/"},
+        headers={"X-CSRFToken": node_cookie(browser.cookies, "csrftoken"), "Referer": f"{api_node.base}/admin/login/"},
         timeout=10,
     )
     assert 'data-live="queue"' in logged_in.text
     key = _remote_key(api_node, "frontend", "verified")
-    cookie = f"sessionid={browser.cookies['sessionid']}"
+    cookie = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
     with connect(_ws_url(api_node), origin=api_node.base, additional_headers={"Cookie": cookie}) as ws:
         ws.send(json.dumps({"type": "subscribe", "watch": {"entity_type": "request"}, "since": _live_since(logged_in)}))
         assert _receive(ws)["type"] == "subscribed"

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from tests.conftest import copy_corpus
@@ -20,8 +21,11 @@ DETAIL_KEYS = {"record", "content", "relationships", "incoming_relationships", "
 
 @pytest.fixture
 def api() -> APIClient:
-    # A 500 must show up as a response the test can assert on, not as the exception behind it.
-    return APIClient(raise_request_exception=False)
+    # A 500 must show up as a response the test can assert on, not as the exception behind it. A maintainer:
+    # the API over issues and specs is staff only unless web.public_read (tests/dashboard/test_access.py).
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(User.objects.create_user("reader", password="pw", is_staff=True))
+    return client
 
 
 @pytest.fixture

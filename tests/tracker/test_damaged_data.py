@@ -26,6 +26,7 @@ def nodes(tmp_path_factory):
     frontend = Node(root, "frontend", worker=False)
     for title in ("First", "Second", "Third"):
         assert api.cli("issue", "create", title).code == 0
+    api.write_config({**api.config(), "web": {"public_read": True}})  # its pages readable without a login
     api.start()
     key = link(frontend, api, trust="verified")
     try:

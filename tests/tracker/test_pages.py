@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 
@@ -20,7 +21,10 @@ EVIL = "<script>alert(1)</script>"
 
 @pytest.fixture
 def client() -> Client:
-    return Client(raise_request_exception=False)
+    """A maintainer's browser: the pages are staff only unless web.public_read (tests/dashboard/test_access.py)."""
+    browser = Client(raise_request_exception=False)
+    browser.force_login(User.objects.create_user("reader", password="pw", is_staff=True))
+    return browser
 
 
 @pytest.fixture
@@ -249,7 +253,7 @@ def staff(db) -> User:
 def admin_login(user: User) -> Client:
     browser = Client(enforce_csrf_checks=True, raise_request_exception=False)
     assert browser.get("/admin/login/").status_code == 200
-    token = browser.cookies["csrftoken"].value
+    token = browser.cookies[settings.CSRF_COOKIE_NAME].value
     response = browser.post(
         "/admin/login/?next=/admin/tracker/entity/",
         {
@@ -285,7 +289,7 @@ def test_staff_log_in_and_see_entities_read_only(staff, tracker):
     change_url = f"/admin/tracker/entity/{uuid}/change/"
     detail = html(browser.get(change_url))
     assert "Token refresh" in detail and 'name="_save"' not in detail
-    token = browser.cookies["csrftoken"].value
+    token = browser.cookies[settings.CSRF_COOKIE_NAME].value
     assert browser.post(change_url, {"title": "Hacked", "csrfmiddlewaretoken": token}).status_code == 403
     assert browser.post(f"/admin/tracker/entity/{uuid}/delete/", {"csrfmiddlewaretoken": token}).status_code == 403
     assert "Hacked" not in (tracker / ".sudocode" / "issues.jsonl").read_text()
