@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.models import ROLLUP_BOUNDS_MS, ROLLUP_BUCKETS, AuditLog, AuditRollup
@@ -270,10 +271,21 @@ def audit_prune(*, before: datetime, archive_dir: Path, dry_run: bool = False) -
 
 
 def _archive_lines(rows, pruned: list[str]) -> Iterator[bytes]:
-    for row in rows.values().iterator(chunk_size=2000):
-        row["timestamp"] = row["timestamp"].astimezone(UTC).isoformat()
-        pruned.append(row["log_id"])
-        yield (json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+    """`rows` (ordered by timestamp, log_id) as JSON lines, read 2,000 at a time by keyset: plain queries, not a
+    server-side cursor, which PostgreSQL would be left holding if the writing stopped half-way."""
+    last = None
+    while True:
+        page = rows
+        if last is not None:
+            page = rows.filter(Q(timestamp__gt=last[0]) | Q(timestamp=last[0], log_id__gt=last[1]))
+        chunk = list(page.values()[:2000])
+        if not chunk:
+            return
+        last = (chunk[-1]["timestamp"], chunk[-1]["log_id"])
+        for row in chunk:
+            row["timestamp"] = row["timestamp"].astimezone(UTC).isoformat()
+            pruned.append(row["log_id"])
+            yield (json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
 
 
 def _log_line(row: AuditLog) -> None:

@@ -38,6 +38,7 @@ def node(node_repo, monkeypatch):
         },
         {"url": "github.com/org/odd", "display_name": "odd", "trust_level": "verified", "endpoint": "http://odd.test/"},
     ]
+    config["web"] = {"public_read": True}  # anonymous readers too (what they may not see is tested)
     write_config(node_repo / ".sudocode" / "federation.config.json", config)
     git(node_repo, "add", "-A")
     git(node_repo, "commit", "-qm", "init")

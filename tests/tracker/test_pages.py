@@ -349,5 +349,5 @@ def test_login_and_logout_are_in_the_sites_style(staff, tracker):
     assert 'for="id_username"' in login and 'name="next" value="/approvals/"' in login
 
     browser = admin_login(staff)
-    out = browser.post("/admin/logout/", {"csrfmiddlewaretoken": browser.cookies["csrftoken"].value})
+    out = browser.post("/admin/logout/", {"csrfmiddlewaretoken": browser.cookies[settings.CSRF_COOKIE_NAME].value})
     assert out.status_code == 200 and "<h1>Logged out</h1>" in out.content.decode()
