@@ -80,14 +80,15 @@ def transition(request: CrossRepoRequest, to: str, *, actor: str, **fields: Any)
                 request_id=request.request_id,
                 operation="delegate" if request.is_delegation else "mutate",
                 direction=request.direction,
-                status="success" if to == COMPLETED else "failed",
+                # A maintainer's rejection (or the requester's cancel) is the call answered, not an error: only
+                # a request that failed is a failed call (the error rate, the alerts and the metrics agree).
+                status="failed" if to == FAILED else "success",
                 result={
                     "status": to,
                     **({"created": (request.result or {}).get("created")} if to == COMPLETED else {}),
+                    **({"reason": request.rejection_reason or "no reason given"} if to == REJECTED else {}),
                 },
-                error=""
-                if to == COMPLETED
-                else f"{to}: {request.rejection_reason or request.last_error or 'no reason given'}",
+                error=f"failed: {request.last_error or 'no reason given'}" if to == FAILED else "",
             )
         request_event(request, type="request_updated", status_from=current)
         signals.request_changed.send(sender=CrossRepoRequest, request=request, status_from=current)

@@ -3,9 +3,10 @@ CLI's `subscriptions list` and `remote subscribe` print it)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from django.db.models import Count, Max
+from django.db.models import Count
 
 from subscriptions.models import Direction, Subscription
 
@@ -58,8 +59,20 @@ def subscription_gauges() -> dict[tuple[str, str, str], int]:
 
 
 def subscriptions_fingerprint() -> str:
-    """A string that changes whenever a subscription row does (every write sets `updated_at`) or one is
-    added or removed: the live /subscriptions/ page's WebSocket polls it (subscriptions.consumers), as a
-    delivery's progress writes no event."""
-    found = Subscription.objects.aggregate(n=Count("pk"), last=Max("updated_at"))
-    return f"{found['n']}|{found['last']}"
+    """A string that changes whenever what /subscriptions/ shows of a row does, or a row is added or removed: the
+    live page's WebSocket polls it (subscriptions.consumers), as a delivery's progress writes no event. Not
+    `updated_at`: claiming and releasing a row for a fan-out that finds nothing to send writes it, and the page
+    would refresh every second for nothing."""
+    rows = Subscription.objects.order_by("pk").values_list(
+        "pk",
+        "status",
+        "delivery_status",
+        "cursor_seq",
+        "last_seq",
+        "event_count",
+        "last_event_at",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    )
+    return hashlib.sha256(repr(list(rows)).encode()).hexdigest()

@@ -67,12 +67,18 @@
     if (region.contains(document.activeElement) && document.activeElement !== document.body) return true;
     var fields = region.querySelectorAll("input, textarea, select");
     for (var i = 0; i < fields.length; i++) {
-      var f = fields[i];
-      if ((f.type === "checkbox" || f.type === "radio") ? f.checked !== f.defaultChecked : f.value !== f.defaultValue) {
-        return true;
-      }
+      if (changed(fields[i])) return true;
     }
     return false;
+  }
+
+  function changed(f) {
+    if (f.tagName === "SELECT") {  // a select has no defaultValue: its options say what was chosen by hand
+      return Array.prototype.some.call(f.options, function (o) { return o.selected !== o.defaultSelected; }) &&
+        !(f.selectedIndex === 0 && !Array.prototype.some.call(f.options, function (o) { return o.defaultSelected; }));
+    }
+    if (f.type === "checkbox" || f.type === "radio") return f.checked !== f.defaultChecked;
+    return f.value !== f.defaultValue;
   }
 
   function swap(html) {

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.browser.conftest import assert_accessible, assert_no_horizontal_scroll, login
-from tests.nodes import Node, eventually, link
+from tests.nodes import Node, eventually, link, node_cookie
 from tests.requests_app.test_use_case_1 import start_together, stop_together
 
 STAFF, PASSWORD = "maintainer", "a-long-enough-password-1"
@@ -35,17 +35,21 @@ def staff_session(node: Node) -> requests.Session:
     session.get(f"{node.base}/admin/login/", timeout=10)
     session.post(
         f"{node.base}/admin/login/",
-        data={"username": STAFF, "password": PASSWORD, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        data={
+            "username": STAFF,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"),
+        },
         timeout=10,
     )
-    assert "sessionid" in session.cookies
+    assert node_cookie(session.cookies, "sessionid")
     return session
 
 
 def decide(session: requests.Session, node: Node, request_id: str, action: str, **fields: str) -> None:
     response = session.post(
         f"{node.base}/approvals/{request_id}/{action}",
-        data={"csrfmiddlewaretoken": session.cookies["csrftoken"], **fields},
+        data={"csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"), **fields},
         allow_redirects=False,
         timeout=30,
     )
