@@ -164,7 +164,9 @@ def test_every_page_on_a_desktop(federation, new_page):
 
 def test_the_login_page_and_an_anonymous_visitor(federation, phone_page):
     check(phone_page, federation.frontend, "/admin/login/?next=/approvals/", "Log in to")
-    check(phone_page, federation.frontend, "/issues/issue-100", "Add user profile page")
+    # Not public (web.public_read is false): an anonymous visitor of an issue is asked to log in first.
+    check(phone_page, federation.frontend, "/issues/issue-100", "Log in to")
+    assert "next=/issues/issue-100" in phone_page.url
 
 
 def test_an_issue_page_links_its_refs_and_its_provenance(federation, new_page):
