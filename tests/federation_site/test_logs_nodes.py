@@ -119,9 +119,14 @@ def test_a_mutate_and_its_callback_carry_one_correlation_id_and_the_request_id_o
     )
     assert called_back[0]["event"] == "incoming callback success"
     assert called_back[0]["remote"] == beta.identity and called_back[0]["request_id"] == request_id
-    assert any(
-        line["event"] == "outgoing callback success" for line in with_correlation(node_log(beta), correlation_id)
-    ), "beta's worker logs the callback it sent (the worker's lines are JSON in the same log)"
+    # beta's worker logs the callback it sent once alpha's answer is back: a moment after alpha logged it.
+    eventually(
+        lambda: any(
+            line["event"] == "outgoing callback success" for line in with_correlation(node_log(beta), correlation_id)
+        ),
+        what="beta's worker logging the callback it sent (its lines are JSON in the same log)",
+        timeout=30,
+    )
 
 
 def test_debug_a2a_logs_the_messages_in_full_without_the_key(pair):
