@@ -80,11 +80,7 @@ def audit_record(
         duration_ms=duration_ms,
     )
     _write([row])
-    if status != AuditLog.Status.PENDING:  # a pending row is counted once it has its outcome (audit_complete)
-        metrics.call_observe(
-            operation=operation, remote=row.remote_repo, direction=direction, outcome=status, duration_ms=duration_ms
-        )
-    _log_line(row)
+    _observe(row, duration_ms)
     return row
 
 
@@ -105,6 +101,20 @@ def audit_complete(
     return done
 
 
+def _observe(row: AuditLog, duration_ms: float | None) -> None:
+    """Count a written (or queued) row in the metrics and log its line. A pending row is counted once it has its
+    outcome (audit_complete)."""
+    if row.status != AuditLog.Status.PENDING:
+        metrics.call_observe(
+            operation=row.operation_type,
+            remote=row.remote_repo,
+            direction=row.direction,
+            outcome=row.status,
+            duration_ms=duration_ms,
+        )
+    _log_line(row)
+
+
 def audit_record_later(**fields: Any) -> None:
     """`audit_record` for a read: the row is queued and written with others within `BATCH_SECONDS` (at once
     when batching is off, or the queue is full). Counted in the metrics now. Takes audit_record's keywords."""
@@ -115,14 +125,7 @@ def audit_record_later(**fields: Any) -> None:
     row = _row(**fields)
     if not batcher.add(row):
         _write([row])
-    metrics.call_observe(
-        operation=row.operation_type,
-        remote=row.remote_repo,
-        direction=row.direction,
-        outcome=row.status,
-        duration_ms=fields.get("duration_ms"),
-    )
-    _log_line(row)
+    _observe(row, fields.get("duration_ms"))
 
 
 def batch_reads() -> None:

@@ -11,13 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.browser.conftest import assert_accessible, assert_no_horizontal_scroll, login
-from tests.nodes import Node, eventually, link, node_cookie
-from tests.requests_app.test_use_case_1 import start_together, stop_together
+from tests.nodes import Node, eventually, link
+from tests.requests_app.test_use_case_1 import PASSWORD, STAFF, decide, staff_session, start_together, stop_together
 
-STAFF, PASSWORD = "maintainer", "a-long-enough-password-1"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CONTENT = """The profile page shows a user's **name**, avatar and teams.
 
@@ -28,32 +26,6 @@ CONTENT = """The profile page shows a user's **name**, avatar and teams.
 |-------|--------|
 | name  | `GET /api/v1/users/:id` |
 """
-
-
-def staff_session(node: Node) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{node.base}/admin/login/", timeout=10)
-    session.post(
-        f"{node.base}/admin/login/",
-        data={
-            "username": STAFF,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"),
-        },
-        timeout=10,
-    )
-    assert node_cookie(session.cookies, "sessionid")
-    return session
-
-
-def decide(session: requests.Session, node: Node, request_id: str, action: str, **fields: str) -> None:
-    response = session.post(
-        f"{node.base}/approvals/{request_id}/{action}",
-        data={"csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"), **fields},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert response.status_code == 302, response.text[:500]
 
 
 def ask(frontend: Node, api: Node, title: str, *extra: str) -> str:
@@ -85,9 +57,10 @@ def federation(tmp_path_factory):
         assert frontend.cli("issue", "create", "Add user profile page", "--id", "issue-100", "-p", "1").code == 0
         maintainer = staff_session(api)
         fed.approved = ask(frontend, api, "Add user profile endpoint", "--discovered-from", "issue-100")
-        decide(maintainer, api, fed.approved, "approve")
+        assert decide(maintainer, api, fed.approved, "approve").status_code == 302
         fed.rejected = ask(frontend, api, "Rewrite the API in COBOL")
-        decide(maintainer, api, fed.rejected, "reject", reason="Out of scope for *api-service*")
+        rejected = decide(maintainer, api, fed.rejected, "reject", reason="Out of scope for *api-service*")
+        assert rejected.status_code == 302, rejected.text[:500]
         fed.waiting = ask(frontend, api, "Rate-limit the avatar upload", "--labels", "api,security", "--priority", "1")
 
         def created() -> str | None:

@@ -8,13 +8,12 @@ import json
 import time
 
 import pytest
-import requests
 
-from tests.nodes import Node, eventually, link, node_cookie
+from tests.nodes import Node, eventually, link
+from tests.requests_app.test_use_case_1 import PASSWORD, STAFF, staff_session
 
 pytestmark = pytest.mark.slow
 
-STAFF, PASSWORD = "maintainer", "a-long-enough-password-1"
 BREAKER = {"failures": 2, "cool_down_seconds": 6}
 
 
@@ -81,21 +80,6 @@ def test_calls_fail_fast_while_open_and_a_probe_closes_it_when_the_node_is_back(
     shown = frontend.cli_json("remote", "show", api.identity)["circuit_breaker"]
     assert shown == {"state": "closed", "failures": 0, "next_try_at": None}
     assert "Calls:       going (circuit breaker closed)" in frontend.cli("remote", "show", api.identity).out
-
-
-def staff_session(node: Node) -> requests.Session:
-    session = requests.Session()
-    session.get(f"{node.base}/admin/login/", timeout=10)
-    session.post(
-        f"{node.base}/admin/login/",
-        data={
-            "username": STAFF,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": node_cookie(session.cookies, "csrftoken"),
-        },
-        timeout=10,
-    )
-    return session
 
 
 def callback_row(api: Node) -> tuple[str, int, str, str]:
