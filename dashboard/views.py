@@ -95,40 +95,35 @@ def _lists_context(filters: dict) -> dict:
 @content_readable
 def home(request: HttpRequest) -> HttpResponse:
     """Issues (paginated, `?page=N`) and the first page of specs (all of them at /specs/), with one filter form."""
-    since = head_seq()
-    filters = _entity_filters(request)
-    return render(
-        request,
-        "dashboard/home.html",
-        {
-            "issues": _page(request, _issues(filters)),
-            "specs": _page(request, _specs(filters), param="specs_page"),
-            "show": ("issues", "specs"),
-            **_lists_context(filters),
-            "live": _lists_live(request, since),
-        },
-    )
-
-
-def _lists_live(request: HttpRequest, since: int) -> dict | None:
-    # Every issue and spec event: one created, closed or whose remote blocker moved changes the list.
-    return live.page_config(entity_type=live.ENTITIES, since=since) if request.user.is_staff else None
+    return _lists(request, ("issues", "specs"))
 
 
 @content_readable
 def issue_list(request: HttpRequest) -> HttpResponse:
-    since = head_seq()
-    filters = _entity_filters(request)
-    context = {"issues": _page(request, _issues(filters)), "show": ("issues",), **_lists_context(filters)}
-    return render(request, "dashboard/home.html", {**context, "live": _lists_live(request, since)})
+    return _lists(request, ("issues",))
 
 
 @content_readable
 def spec_list(request: HttpRequest) -> HttpResponse:
+    return _lists(request, ("specs",))
+
+
+def _lists(request: HttpRequest, show: tuple[str, ...]) -> HttpResponse:
+    """The home, /issues/ and /specs/ pages: the lists of `show`, one filter form, live for staff (every issue
+    and spec event: one created, closed or whose remote blocker moved changes the list). Beside the issues, the
+    specs page with `?specs_page=N`."""
     since = head_seq()
     filters = _entity_filters(request)
-    context = {"specs": _page(request, _specs(filters)), "show": ("specs",), **_lists_context(filters)}
-    return render(request, "dashboard/home.html", {**context, "live": _lists_live(request, since)})
+    context = {
+        "show": show,
+        **_lists_context(filters),
+        "live": live.page_config(entity_type=live.ENTITIES, since=since) if request.user.is_staff else None,
+    }
+    if "issues" in show:
+        context["issues"] = _page(request, _issues(filters))
+    if "specs" in show:
+        context["specs"] = _page(request, _specs(filters), param="specs_page" if "issues" in show else "page")
+    return render(request, "dashboard/home.html", context)
 
 
 def _search_elsewhere(text: str) -> dict | None:
@@ -378,7 +373,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
         incoming = incoming.filter(from_repo__icontains=chosen["remote"])
         outgoing = outgoing.filter(to_repo__icontains=chosen["remote"])
     incoming_page, outgoing_page = _page(request, incoming), _page(request, outgoing, param="out_page")
-    head = head_seq()
+    head = since  # read once, before the rows: the live script replays from it, and "behind" counts from it
     for row in [*incoming_page, *outgoing_page]:
         row.watch_text = watch_text(row.watch_config or {})
         row.behind = max(head - row.cursor_seq, 0) if row.direction == SubscriptionDirection.INCOMING else 0
