@@ -121,9 +121,28 @@ def _lists(request: HttpRequest, show: tuple[str, ...]) -> HttpResponse:
     }
     if "issues" in show:
         context["issues"] = _page(request, _issues(filters))
+        _attach_remote_blockers(context["issues"])
     if "specs" in show:
         context["specs"] = _page(request, _specs(filters), param="specs_page" if "issues" in show else "page")
     return render(request, "dashboard/home.html", context)
+
+
+def _attach_remote_blockers(page) -> None:
+    """Each issue of `page` gets `remote_blockers`: its cross-repo blockers (one query for the page), each a
+    dict of `type`, `ref` (canonical), `status` (last known, or None) and `href` (its page on its own node)."""
+    from remotes.blocking import remote_blockers, remote_status
+
+    found = remote_blockers(local_uuids=[issue.uuid for issue in page])
+    for issue in page:
+        issue.remote_blockers = [
+            {
+                "type": ref.relationship_type,
+                "ref": ref.canonical_ref,
+                "status": remote_status(ref),
+                "href": entity_page_url(ref.remote_repo, ref.remote_entity_type or EntityKind.ISSUE, ref.remote_id),
+            }
+            for ref in found.get(issue.uuid, [])
+        ]
 
 
 def _search_elsewhere(text: str) -> dict | None:

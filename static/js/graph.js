@@ -185,11 +185,21 @@
     });
   }
 
+  // On a narrow screen a fitted graph of many nodes is too small to read: zoom in to a readable size around the
+  // root (or the first node) instead; drag to pan, and "Fit" shows the whole graph.
+  var READABLE_ZOOM = 0.6;
+
+  function readable() {
+    if (cy.zoom() >= READABLE_ZOOM || !cy.nodes().length) return;
+    var centre = graph.root && cy.getElementById(graph.root).length ? cy.getElementById(graph.root) : cy.nodes().first();
+    cy.zoom(READABLE_ZOOM);
+    cy.center(centre);
+  }
+
   function draw() {
     cy = window.cytoscape({
       container: document.getElementById("graph"),
       elements: elements(),
-      wheelSensitivity: 0.3,
       style: [
         { selector: "node", style: { label: "data(label)", "text-wrap": "wrap", "text-valign": "center", "font-size": 10,
           shape: "round-rectangle", width: 130, height: 38, "background-color": "#fff", "border-width": 2,
@@ -212,6 +222,7 @@
         ? { name: "breadthfirst", roots: [graph.root], directed: false, spacingFactor: 1.1, padding: 30 }
         : { name: "cose", animate: false, padding: 30, nodeRepulsion: function () { return 9000; } },
     });
+    readable();
     cy.on("tap", "node", function (event) {
       var n = event.target.data("node");
       if (!n) return;

@@ -85,7 +85,13 @@
 
   function drawLatency(doc) {
     const operations = Object.keys(doc.latency_ms);
-    const chosen = operations.indexOf(operationSelect.value) >= 0 ? operationSelect.value : operations[0];
+    // Unless the reader picked one, start on the busiest operation with timed calls (not merely the first name).
+    function timed(op) {
+      return doc.latency_ms[op].p50.filter(function (v) { return v !== null; }).length
+        ? doc.latency_ms[op].calls.reduce(function (a, b) { return a + b; }, 0) : 0;
+    }
+    const busiest = operations.slice().sort(function (a, b) { return timed(b) - timed(a); })[0];
+    const chosen = operations.indexOf(operationSelect.value) >= 0 ? operationSelect.value : busiest;
     operationSelect.replaceChildren();
     (operations.length ? operations : ["(no calls)"]).forEach(function (op) {
       const option = document.createElement("option");

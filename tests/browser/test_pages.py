@@ -127,6 +127,13 @@ def test_every_page_on_a_phone(federation, new_page):
     assert nav["x"] + nav["width"] <= 390  # the nav wraps, it does not run off the screen
     for node, path, heading in pages(federation):
         check(tabs[node.name], node, path, heading)
+    # The graph's controls fit the screen (the "What blocks" select once stuck out by 6 px).
+    graph = tabs["frontend"]
+    graph.goto(f"{federation.frontend.base}/graph/")
+    graph.wait_for_function("() => document.getElementById('graph-message').textContent.includes('nodes')")
+    for control in ("#graph-blockers", "#graph-fit", "#graph-form button"):
+        box = graph.locator(control).bounding_box()
+        assert box["x"] + box["width"] <= 390, (control, box)
 
 
 def test_every_page_on_a_desktop(federation, new_page):

@@ -41,3 +41,26 @@ def test_an_issue_links_the_request_that_created_it(node):  # noqa: F811
     assert "req-abc123" not in anonymous and "Add user profile endpoint" in anonymous
     decisions = staff.get("/approvals/").content.decode()
     assert f'created <a href="/issues/{issue.sudocode_id}"><code>x</code></a>' in decisions
+
+
+def test_the_issue_lists_show_remote_blockers_beside_local_relationships(node):  # noqa: F811
+    from remotes import services as remote_services
+    from remotes.models import CrossRepoReference
+
+    issue = services.issue_create(
+        title="Profile page", actor="t", content="Blocked by [[org/api-service#issue-084]]{ blocked-by }."
+    )
+    remote_services.references_rebuild()
+    CrossRepoReference.objects.filter(remote_id="issue-084").update(
+        cached_data={"title": "Profile endpoint", "status": "in_progress"}, last_fetched_at=timezone.now()
+    )
+    staff = Client()
+    staff.force_login(User.objects.create_user("ops", is_staff=True))
+
+    for path in ("/", "/issues/"):
+        page = staff.get(path).content.decode()
+        row = page.split(f'href="/issues/{issue.sudocode_id}"', 1)[1].split("</tr>", 1)[0]
+        assert (
+            'blocked-by <a href="http://api.test:8001/issues/issue-084"><code>org/api-service#issue-084</code></a>'
+            ' <span class="chip chip-in_progress">in_progress</span>'
+        ) in row, row
