@@ -140,9 +140,13 @@ def request_receive(
             CrossRepoRequest.objects.get(request_id=request_id, direction=Direction.INCOMING), caller
         )
     if decision.auto:
-        transition(
+        if not transition(
             request, APPROVED, actor=f"policy: {decision.rule}", approved_by="policy", approved_at=timezone.now()
-        )
+        ):
+            # The periodic resume took it up first: its arrival waited so long for the database that the row
+            # already looked abandoned (ABANDONED_AFTER). It is being carried out there: answer with its outcome.
+            request.refresh_from_db()
+            return _answer_duplicate(request, caller)
         _execute(request)
         if decision.notify:
             delivery.queue_notifications(request, "request_auto_approved", mentions=decision.notify)

@@ -316,3 +316,32 @@ def test_a_send_refused_for_a_quota_waits_as_long_as_the_other_node_says(node):
     assert timedelta(seconds=3070) < when - timezone.now() <= timedelta(seconds=3074)
     error, when = _retry_later(request, RemoteUnreachable("connection refused", url="http://b"))
     assert error == "connection refused" and when - timezone.now() <= timedelta(seconds=6)
+
+
+def test_an_auto_approved_request_the_periodic_resume_took_up_first_is_answered_with_its_outcome(node, monkeypatch):
+    """Under load the arrival can wait seconds for the database, so the periodic resume may see the new row as
+    abandoned and carry it out before the arrival does: the sender must still get `completed` and one issue
+    (it once got `pending`, which the CLI showed as 'Pending acceptance')."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from requests_app import services as request_services
+
+    real, raced = request_services.transition, []
+
+    def resume_first(request, to, **fields):
+        if to == "approved" and not raced:
+            raced.append(request.request_id)
+            with time_machine.travel(timezone.now() + timedelta(seconds=30)):
+                assert request_services.requests_resume() == 1
+        return real(request, to, **fields)
+
+    monkeypatch.setattr(request_services, "transition", resume_first)
+    body = send(node, "github.com/org/bot", mutate_message("github.com/org/bot", "req-raced")).json()
+
+    assert raced == ["req-raced"]
+    assert body["status"] == "completed", body
+    [record] = issues(node)
+    assert body["created"]["id"] == record["id"]
