@@ -343,3 +343,13 @@ def test_the_text_forms_of_a_key(key):
     assert text.startswith("ed25519:") and len(text) == len("ed25519:") + 43
     assert public_key_text(key.private_key.public_key()) == text
     assert fingerprint(text) == key.key_id and key.key_id.startswith("SHA256:")
+
+
+def test_the_key_an_agent_card_names(key):
+    from remotes.a2a_client import SIGNATURES_EXTENSION, card_public_key
+
+    extension = {"uri": SIGNATURES_EXTENSION, "params": {"public_key": key.public_key, "key_id": key.key_id}}
+    other = {"uri": "urn:example:other", "params": {"public_key": "ed25519:x"}}
+    assert card_public_key({"capabilities": {"extensions": [other, extension]}}) == key.public_key
+    assert card_public_key({"capabilities": {"extensions": [other]}}) is None
+    assert card_public_key({"supportedInterfaces": []}) is None
