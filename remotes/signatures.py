@@ -141,7 +141,7 @@ def sign_request(message: Any, *, key_id: str, private_key: Ed25519PrivateKey, b
     headers["Date"] = date
     body = body or b""
     correlation_id = _header(headers, "X-Correlation-ID")
-    target = _target_uri(message.method, message.url)
+    target = _target_uri(message.method, str(message.url))  # httpx gives a URL object
     if (
         target is None
         or correlation_id is None

@@ -353,3 +353,18 @@ def test_the_key_an_agent_card_names(key):
     assert card_public_key({"capabilities": {"extensions": [other, extension]}}) == key.public_key
     assert card_public_key({"capabilities": {"extensions": [other]}}) is None
     assert card_public_key({"supportedInterfaces": []}) is None
+
+
+def test_an_httpx_request_is_signed_as_a_requests_one(key):
+    import httpx
+
+    request = httpx.Request("POST", URL, content=BODY, headers={"X-Correlation-ID": "corr-1"})
+    sign_request(request, key_id=key.key_id, private_key=key.private_key, body=BODY)
+    verified = verify_request(
+        method="POST",
+        url=URL,
+        headers=dict(request.headers),
+        body=BODY,
+        public_keys={key.key_id: key.private_key.public_key()},
+    )
+    assert verified.key_id == key.key_id and f'"@target-uri": {URL}' in verified.signature_base
