@@ -206,6 +206,8 @@ def webhook_receive(*, headers: Mapping[str, str], body: bytes, url: str = "") -
     if caught_up:
         answer["caught_up"] = caught_up
     # What the watched node sent, kept with its RFC 9421 signature when it carried one that verified (issue 17).
+    # Queued like a read's row (written with others within audit.services.BATCH_SECONDS): one row per applied
+    # event, on the path every propagated change takes.
     audit_record_later(
         operation="event",
         direction="incoming",
