@@ -368,3 +368,34 @@ def test_an_httpx_request_is_signed_as_a_requests_one(key):
         public_keys={key.key_id: key.private_key.public_key()},
     )
     assert verified.key_id == key.key_id and f'"@target-uri": {URL}' in verified.signature_base
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("discover_names", "pinned"),
+    [
+        pytest.param(None, "card", id="the card's key"),
+        pytest.param("card", "card", id="both name it"),
+        pytest.param("other", None, id="they disagree: none"),
+    ],
+)
+def test_an_a2a_remote_is_pinned_the_key_its_card_names(node_repo, monkeypatch, key, other_key, discover_names, pinned):
+    from remotes.a2a_client import SIGNATURES_EXTENSION, A2AClient
+    from remotes.client import Response
+    from remotes.sync import remote_discover
+
+    url = "github.com/org/agent"
+    config = default_config(url="github.com/org/api-service", display_name="API Service")
+    config["remote_repos"] = [
+        {"url": url, "trust_level": "verified", "endpoint": "http://127.0.0.1:9/", "transport": "a2a"}
+    ]
+    write_config(node_repo / ".sudocode" / "federation.config.json", config)
+    remote_services.remotes_reconcile(force=True)
+    names = {"card": key.public_key, "other": other_key.public_key, None: None}
+    card = {"capabilities": {"extensions": [{"uri": SIGNATURES_EXTENSION, "params": {"public_key": key.public_key}}]}}
+    answer = {"capabilities": {}, **({"public_key": names[discover_names]} if discover_names else {})}
+    monkeypatch.setattr(A2AClient, "card", lambda self: card)
+    monkeypatch.setattr(A2AClient, "get", lambda self, path, **kw: Response(200, answer, {}, 1.0, 1, "c"))
+    remote_discover(remote=RemoteRepo.objects.get(url=url), pin_key=True)
+    declared, _ = node_module.config().remote_index(url)
+    assert declared.public_key == names[pinned]
