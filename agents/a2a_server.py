@@ -80,10 +80,10 @@ from google.protobuf.struct_pb2 import Value
 from agents.asgi import A2A_JSONRPC_PATH as JSONRPC_PATH
 from agents.asgi import A2A_REST_PATH as REST_PATH
 from federation_site import logs
-from remotes.a2a_client import A2A_VERSION
+from remotes.a2a_client import A2A_VERSION, SIGNATURES_EXTENSION
 
 PROTOCOL_VERSION = A2A_VERSION  # the version the outbound client asks for too
-FEDERATION_TYPES = ("discover", "query", "mutate", "subscribe", "delegate")
+FEDERATION_TYPES = ("discover", "query", "mutate", "subscribe", "delegate", "key_rotation")
 POLL_SECONDS = 0.25  # how often a stream re-reads its request row
 MAX_PAGE_SIZE = 100
 
@@ -168,9 +168,6 @@ def agent_card(base_url: str) -> AgentCard:
             for id_, name, text, examples in SKILLS
         ],
     )
-
-
-SIGNATURES_EXTENSION = "urn:sudocode-federation:http-message-signatures:v1"  # PROTOCOL.md, "Signatures"
 
 
 def _signature_extension() -> list[AgentExtension]:
@@ -383,6 +380,8 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
     logs.bind(request_id=(body.get("metadata") or {}).get("request_id") if kind in ("mutate", "delegate") else None)
     base = context.state.get("base_url", "")
     try:
+        if kind == "key_rotation":  # not a seed message: issue 17's announcement, answered as at /federation/key
+            return _key_rotation(body, caller, incoming_message)
         parsed = messages.parse_message({**body, "from": caller.identity or "anonymous/caller"})
         if kind == "discover":
             answer: dict | tuple = services.answer_discover(
@@ -417,6 +416,25 @@ def _receive(body: dict, params: SendMessageRequest, context: ServerCallContext)
     if status >= 400:
         return _refusal(incoming_message, response)
     return _agent_message(incoming_message, data=response)
+
+
+def _key_rotation(body: dict, caller, incoming_message: Message) -> Message:
+    """A remote's new public key, announced in a message signed with its pinned key (remotes.services
+    .remote_key_rotation_accept, with the signature agents/asgi.py verified for this request). A refusal is the
+    REST door's 401 body; a message that is not valid raises MessageError (InvalidParams)."""
+    from audit.services import received_signature
+    from protocol import messages
+    from remotes.services import remote_key_rotation_accept
+    from remotes.signatures import SignatureProblem
+
+    rotation = messages.parse_key_rotation({**body, "from": caller.identity or "anonymous/caller"})
+    try:
+        answer = remote_key_rotation_accept(
+            caller=caller, public_key=rotation.public_key, signature=received_signature.get()
+        )
+    except SignatureProblem as exc:
+        return _refusal(incoming_message, {"error": "unauthorized", "detail": str(exc)})
+    return _agent_message(incoming_message, data=answer)
 
 
 def _remember(request, message: Message, params: SendMessageRequest, caller) -> None:

@@ -36,7 +36,8 @@ class AuditLog(models.Model):
     timestamp = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # The RFC 9421 signature an incoming message carried and that verified (issue 17): {key_id, created,
-    # signature_input, signature, content_digest}, so a node can show later exactly what another one asked.
+    # signature_input, signature, content_digest, signature_base}, so a node can show later exactly what another
+    # one asked (and anyone with its public key can check it again: remotes.signatures.reverify).
     signature = models.JSONField(null=True, blank=True)
 
     class Meta:

@@ -53,10 +53,17 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
 
 
 def fingerprint(public_key: str | Ed25519PublicKey) -> str:
-    """`SHA256:<base64>` of the raw public key (the text form or the key)."""
-    key = parse_public_key(public_key) if isinstance(public_key, str) else public_key
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    """`SHA256:<base64>` of the raw public key (the text form, remembered per text as parse_public_key does: every
+    verified message asks for its sender's; or the key)."""
+    if isinstance(public_key, str):
+        return _text_fingerprint(public_key)
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).rstrip(b"=").decode()
+
+
+@functools.lru_cache(maxsize=256)
+def _text_fingerprint(text: str) -> str:
+    return fingerprint(parse_public_key(text))
 
 
 def private_key_text(key: Ed25519PrivateKey) -> str:

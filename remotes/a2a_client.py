@@ -7,12 +7,15 @@ names. The rest of the node cannot tell the transports apart.
 |----------------------------------------|---------------------------------------------------------------|
 | GET  /federation/info                  | SendMessage with the data part {"type": "discover"}           |
 | POST /federation/query|mutate|delegate|subscribe | SendMessage with the message as its data part        |
+| POST /federation/key                   | SendMessage with the key_rotation message (issue 17)          |
 | GET  /federation/requests/<id>         | GetTask <id> (the task's metadata is the mutate_response)     |
 | anything else (callback, events, ...)  | RemoteRejected 404: the requester polls instead of a callback |
 
 A refusal comes back as an agent message carrying the REST error body; it is raised as the REST status would
 be (forbidden: RemoteRejected 403; rate_limited: RemoteUnreachable 429 with its retry_after), so the callers'
-retry rules hold. The card is fetched once per process and base URL. See PROTOCOL.md "A2A 1.0".
+retry rules hold. The card is fetched once per process and base URL; its signatures extension names the
+remote's public key (`card_public_key`), which `remote add` pins (remotes.sync.remote_discover). See PROTOCOL.md
+"A2A 1.0" and "Signatures".
 """
 
 from __future__ import annotations
@@ -44,12 +47,17 @@ _SENT_AS_MESSAGES = {
     "/federation/mutate": "mutate",
     "/federation/delegate": "delegate",
     "/federation/subscribe": "subscribe",
+    "/federation/key": "key_rotation",
 }
 _REQUEST_PATH = re.compile(r"^/federation/requests/([^/]+)$")
-_ERROR_STATUS = {"forbidden": 403, "not_found": 404, "conflict": 409, "rate_limited": 429}
+_ERROR_STATUS = {"unauthorized": 401, "forbidden": 403, "not_found": 404, "conflict": 409, "rate_limited": 429}
 
-_endpoints: dict[str, str] = {}  # base URL -> the JSON-RPC URL its card names
-_endpoints_lock = threading.Lock()
+# The card's extension that names the key a node signs its messages with (RFC 9421); agents/a2a_server.py puts it
+# on our card. PROTOCOL.md "Signatures".
+SIGNATURES_EXTENSION = "urn:sudocode-federation:http-message-signatures:v1"
+
+_cards: dict[str, dict] = {}  # base URL -> its agent card, fetched once per process
+_cards_lock = threading.Lock()
 
 
 def agent_card(base_url: str, *, policy: HttpPolicy = DEFAULT_POLICY) -> dict:
@@ -58,6 +66,15 @@ def agent_card(base_url: str, *, policy: HttpPolicy = DEFAULT_POLICY) -> dict:
     if not isinstance(card.get("supportedInterfaces"), list):
         raise RemoteBadResponse(f"{base_url}{CARD_PATH} is not an A2A 1.0 agent card", url=base_url + CARD_PATH)
     return card
+
+
+def card_public_key(card: dict) -> str | None:
+    """The public key (`ed25519:<base64url>`) the card's signatures extension names, or None."""
+    for extension in (card.get("capabilities") or {}).get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("uri") == SIGNATURES_EXTENSION:
+            key = (extension.get("params") or {}).get("public_key")
+            return key if isinstance(key, str) and key else None
+    return None
 
 
 def jsonrpc_url(card: dict) -> str | None:
@@ -187,18 +204,22 @@ class A2AClient:
             raise RemoteBadResponse(f"A2A {url}: {method}: no result in the answer", url=url)
         return response, result
 
+    def card(self) -> dict:
+        """The remote's agent card (fetched once per process and base URL). RemoteError when there is none."""
+        with _cards_lock:
+            known = _cards.get(self.base_url)
+        if known is None:
+            known = agent_card(self.base_url, policy=self.policy)
+            with _cards_lock:
+                _cards[self.base_url] = known
+        return known
+
     def _rpc_url(self) -> str:
-        with _endpoints_lock:
-            known = _endpoints.get(self.base_url)
-        if known:
-            return known
-        url = jsonrpc_url(agent_card(self.base_url, policy=self.policy))
+        url = jsonrpc_url(self.card())
         if not url:
             raise RemoteBadResponse(
                 f"{self.base_url}{CARD_PATH} declares no JSON-RPC interface for A2A 1.0", url=self.base_url
             )
-        with _endpoints_lock:
-            _endpoints[self.base_url] = url
         return url
 
     def _unsupported(self, method: str, path: str) -> RemoteRejected:

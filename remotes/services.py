@@ -421,25 +421,42 @@ _REL_TYPES = frozenset(RelationshipType.values)
 def remote_key_rotation_receive(
     *, caller: Caller, public_key: str, method: str, url: str, headers: Mapping[str, str], body: bytes
 ) -> dict:
-    """A remote announces its new public key in a message signed with its old one (the key pinned here): pin the
-    new key. Returns the key_rotation_response {"type", "status": "pinned", "key_id"}. PermissionDenied for an
-    anonymous caller; SignatureProblem (a 401) when no key is pinned for it or the message is not signed with it.
+    """A remote announces its new public key in a message signed with its old one (the key pinned here), at the
+    REST door: check the signature of the request as received, then `remote_key_rotation_accept`. Returns the
+    key_rotation_response {"type", "status": "pinned", "key_id"}. PermissionDenied for an anonymous caller;
+    SignatureProblem (a 401) when no key is pinned for it or the message is not signed with it.
     Source: issue 17, "key rotation is a signed announcement with the old key"."""
-    from audit.services import audit_record, received_signature
     from federation_site.keys import fingerprint, parse_public_key
-    from remotes.signatures import SignatureProblem, verify_request
+    from remotes.signatures import verify_request
 
-    if caller.remote is None:
-        raise PermissionDenied("an anonymous caller has no key to rotate: present your API key")
-    cfg = node.config()
-    declared, _ = cfg.remote_index(caller.identity) if cfg else (None, None)
-    pinned = declared.public_key if declared else None
-    if not pinned:
-        raise SignatureProblem(f"no key is pinned for {caller} here: a new one cannot be announced, only pinned by us")
+    pinned = _pinned_key(caller)
     verified = verify_request(
         method=method, url=url, headers=headers, body=body, public_keys={fingerprint(pinned): parse_public_key(pinned)}
     )
-    received_signature.set(verified.as_record())
+    return remote_key_rotation_accept(caller=caller, public_key=public_key, signature=verified.as_record())
+
+
+def remote_key_rotation_accept(*, caller: Caller, public_key: str, signature: Mapping[str, Any] | None) -> dict:
+    """Pin `public_key` for `caller` when the announcement carried `signature`: the record of an RFC 9421
+    signature that verified with the key pinned for it (`Verified.as_record()`, as remotes.auth keeps it for the
+    request: the A2A door passes that one). Writes the incoming `key_rotation` audit row with the signature.
+    Returns the key_rotation_response. PermissionDenied for an anonymous caller; SignatureProblem when no key is
+    pinned for it or the signature is missing or by another key."""
+    from audit.services import audit_record, received_signature
+    from federation_site.keys import fingerprint
+    from remotes.signatures import SignatureProblem
+
+    pinned = _pinned_key(caller)
+    if not signature:
+        raise SignatureProblem(
+            f"a key rotation from {caller} must be signed with its pinned key: this one is not signed"
+        )
+    if signature.get("key_id") != fingerprint(pinned):
+        raise SignatureProblem(
+            f"a key rotation from {caller} must be signed with its pinned key {fingerprint(pinned)}, "
+            f"not {str(signature.get('key_id'))[:80]}"
+        )
+    received_signature.set(dict(signature))
     remote_pin_key(url=caller.identity, public_key=public_key)
     audit_record(
         operation="key_rotation",
@@ -450,6 +467,19 @@ def remote_key_rotation_receive(
         payload={"old_key_id": fingerprint(pinned), "new_key_id": fingerprint(public_key)},
     )
     return {"type": "key_rotation_response", "status": "pinned", "key_id": fingerprint(public_key)}
+
+
+def _pinned_key(caller: Caller) -> str:
+    from remotes.signatures import SignatureProblem
+
+    if caller.remote is None:
+        raise PermissionDenied("an anonymous caller has no key to rotate: present your API key")
+    cfg = node.config()
+    declared, _ = cfg.remote_index(caller.identity) if cfg else (None, None)
+    pinned = declared.public_key if declared else None
+    if not pinned:
+        raise SignatureProblem(f"no key is pinned for {caller} here: a new one cannot be announced, only pinned by us")
+    return pinned
 
 
 def node_key_rotate(*, actor: str) -> dict:

@@ -114,9 +114,22 @@ def _mark(remote: RemoteRepo, *, ok: bool, error: str = "") -> None:
 
 def remote_discover(*, remote: RemoteRepo, pin_key: bool = False) -> dict:
     """Ask `remote` what it can do (GET /federation/info) and keep its capabilities and endpoints. `pin_key`:
-    also pin the public key the answer names, when the config pins none yet (`remote add`)."""
-    response = audited_call(remote, "discover", lambda: client_for(remote, "discover").get("/federation/info"))
+    also pin the public key the remote names, when the config pins none yet (`remote add`): for a remote reached
+    over A2A the one its agent card's signatures extension names (remotes.a2a_client.card_public_key), else the
+    one the discover answer names; when both name one and they differ, nothing is pinned (logged: the admin pins
+    by hand after comparing fingerprints)."""
+    client = client_for(remote, "discover")
+    response = audited_call(remote, "discover", lambda: client.get("/federation/info"))
     announced = response.data.get("public_key")
+    if pin_key and isinstance(client, A2AClient):
+        from remotes.a2a_client import card_public_key
+
+        carded = card_public_key(client.card())
+        if carded and announced and carded != announced:
+            logger.warning("%s: its agent card and its discover answer name different keys: none pinned", remote)
+            announced = None
+        else:
+            announced = carded or announced
     if pin_key and isinstance(announced, str) and announced:
         from remotes.services import remote_pin_key
 

@@ -5,7 +5,8 @@ rows); the bearer token we gave with the callback (constant time); the HMAC sign
 (subscriptions.signing); whether we cancelled the subscription (410, so the sender stops); the message itself
 (protocol.messages.parse_event) and that it comes from the remote we subscribed to; then duplicates by event
 id. A message seen before with the same signature timestamp is a replay (401); a sender's retry is signed anew
-and is answered 200 "duplicate" without being applied twice.
+and is answered 200 "duplicate" without being applied twice. An event applied leaves an incoming `event` audit row
+(with the sender's RFC 9421 signature when it carried one that verified: issue 17).
 
 Events of one subscription are applied in the sender's order. Each carries the sequence number of the event
 the sender sent before it on this subscription (X-Sudocode-Previous-Sequence); ours is `last_seq`:
@@ -33,7 +34,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from audit.services import received_signature
+from audit.services import audit_record_later, received_signature
 from protocol import messages
 from remotes.auth import bearer_token, signature_check
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
@@ -204,6 +205,25 @@ def webhook_receive(*, headers: Mapping[str, str], body: bytes, url: str = "") -
     answer: dict[str, Any] = {"status": outcome, "seq": event.seq}
     if caught_up:
         answer["caught_up"] = caught_up
+    # What the watched node sent, kept with its RFC 9421 signature when it carried one that verified (issue 17).
+    # Queued like a read's row (written with others within audit.services.BATCH_SECONDS): one row per applied
+    # event, on the path every propagated change takes.
+    audit_record_later(
+        operation="event",
+        direction="incoming",
+        local_repo=row.from_repo,
+        remote_repo=row.to_repo,
+        status="success",
+        correlation_id=h.get("x-correlation-id") or "",
+        payload={
+            "subscription_id": row.subscription_id,
+            "event_id": event.id,
+            "seq": event.seq,
+            "type": event.type,
+            "entity": event.entity.id,
+        },
+        result=answer,
+    )
     return answer, 200
 
 

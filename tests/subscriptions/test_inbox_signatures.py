@@ -1,6 +1,6 @@
 """Issue 17 on the webhook receiver: when the watched remote's config requires signatures, a delivery must carry
-its RFC 9421 signature besides the HMAC one (the receiver writes no audit row per event: a verified signature is
-checked, not stored, here)."""
+its RFC 9421 signature besides the HMAC one; the incoming `event` audit row of an applied delivery keeps the
+signature that verified."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from audit.models import AuditLog
 from federation_site.keys import NodeKey
 from remotes import services as remote_services
-from remotes.signatures import sign_request
+from remotes.signatures import reverify, sign_request
 from subscriptions import signing
 from subscriptions.models import ReceivedEvent, Subscription
 from tests.subscriptions.test_inbox import blocker, fake  # noqa: F401 (fixture)
@@ -52,6 +53,7 @@ def test_an_unsigned_delivery_is_refused_when_signatures_are_required(node):
     assert response.status_code == 401
     assert "must sign its messages" in response.json()["detail"]
     assert not ReceivedEvent.objects.exists()
+    assert not AuditLog.objects.filter(operation_type="event").exists()
 
 
 def test_a_signed_delivery_is_applied(node):
@@ -60,6 +62,16 @@ def test_a_signed_delivery_is_applied(node):
     response = signed_post(node.sub, event, previous=0, body=raw, extra=extra)
     assert response.status_code == 200, response.content
     assert response.json() == {"status": "applied", "seq": 41}
+    row = AuditLog.objects.get(operation_type="event", direction="incoming")
+    assert row.remote_repo == REMOTE and row.correlation_id == event["id"]
+    assert row.payload == {
+        "subscription_id": node.sub.subscription_id, "event_id": event["id"], "seq": 41,
+        "type": event["type"], "entity": event["entity"]["id"],
+    }  # fmt: skip
+    assert row.signature["key_id"] == KEY.key_id
+    assert row.signature["signature"] == extra["HTTP_SIGNATURE"]
+    assert f'"@target-uri": http://testserver{WEBHOOK}' in row.signature["signature_base"]
+    assert reverify(row.signature, KEY.private_key.public_key())
 
 
 def test_a_delivery_signed_by_another_key_is_refused(node):
