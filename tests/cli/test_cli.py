@@ -189,6 +189,38 @@ def test_a_bad_config_names_the_file_the_key_and_the_problem(inited):
     ) in result.err
 
 
+def test_a_config_broken_after_good_runs_still_stops_the_next_command(inited):
+    # Runs after the first skip validating an unchanged config (issue 16): an edit must still be checked.
+    assert fed(inited, "issue", "list").code == 0
+    assert fed(inited, "issue", "list").code == 0
+    path = inited / ".sudocode" / "federation.config.json"
+    config = json.loads(path.read_text())
+    config["remote_repos"] = [{"url": "github.com/org/billing", "trust_level": "trustd"}]
+    path.write_text(json.dumps(config))
+    for args in (("issue", "list"), ("issue", "show", "i-none"), ("issue", "create", "Never written")):
+        result = fed(inited, *args)
+        assert result.code == 1, args
+        assert "error: federation.config.json: remote_repos[0].trust_level: 'trustd' is not one of" in result.err
+    assert (
+        not (inited / ".sudocode" / "issues.jsonl").exists()
+        or "Never written" not in (inited / ".sudocode" / "issues.jsonl").read_text()
+    )
+    config["remote_repos"][0]["trust_level"] = "trusted"
+    path.write_text(json.dumps(config))
+    assert fed(inited, "issue", "list").code == 0
+
+
+def test_the_jsonl_edited_behind_the_clis_back_is_listed_by_the_next_command(inited):
+    created = json.loads(fed(inited, "issue", "create", "Before the pull", "--format", "json").out)
+    assert [r["title"] for r in json.loads(fed(inited, "issue", "list", "--format", "json").out)] == ["Before the pull"]
+    # What `git pull` or sudocode's own CLI does: the file changes, the database does not know yet.
+    path = inited / ".sudocode" / "issues.jsonl"
+    path.write_text(path.read_text().replace("Before the pull", "After the pull"))
+    listed = json.loads(fed(inited, "issue", "list", "--format", "json").out)
+    assert [(r["id"], r["title"]) for r in listed] == [(created["id"], "After the pull")]
+    assert "After the pull" in fed(inited, "issue", "show", created["id"]).out
+
+
 def test_auto_commit_commits_the_jsonl_with_who_and_what(inited):
     path = inited / ".sudocode" / "federation.config.json"
     config = json.loads(path.read_text())
