@@ -783,6 +783,39 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code. As the process's entry point (`argv` None: the console script,
+    `python -m sudocode_cli.main`), end the process when the command is done, without the interpreter's teardown
+    (`_end_process`)."""
+    code = _run(argv)
+    if argv is None:
+        _end_process(code)
+    return code
+
+
+def _end_process(code: int) -> None:
+    """Exit now: flush the output, run the atexit hooks (logging's flush, audit rows still batched), close the
+    database connections, then `os._exit`. Tearing down ~500 modules and their objects is ~50 ms of a ~250 ms
+    `issue list` (issue 16) and does nothing a finished command needs. While a non-daemon thread still runs,
+    the normal exit instead (it waits for the thread)."""
+    import atexit
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (`... | head`): nothing more to say, as in main
+        pass
+    atexit._run_exitfuncs()
+    if "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     target = getattr(args, "_target", None)
