@@ -45,6 +45,18 @@ def test_help_works_on_every_command_and_subcommand(capsys):
         assert "usage: sudocode-fed" in capsys.readouterr().out
 
 
+def test_a_run_builds_only_its_commands_parser_and_still_lists_every_command(capsys):
+    # main() builds the parser of the command it runs only (issue 16): the rest must look the same.
+    assert build_parser("issue").format_help() == build_parser().format_help()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--repo", "issue", "nope"])  # "issue" is the value of --repo here; "nope" is no command
+    assert exit_.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--rep=x", "issue", "list", "--bogus"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 def test_init_sets_up_a_fresh_git_repository(git_repo):
     result = fed(git_repo, "init")
     assert result.code == 0, result.err
