@@ -57,6 +57,33 @@ def test_a_run_builds_only_its_commands_parser_and_still_lists_every_command(cap
     assert exit_.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
+def _end_process_run(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def test_the_process_ends_with_the_code_after_its_output_and_atexit_hooks():
+    # A command ends with os._exit (issue 16): nothing written or registered may be lost on the way.
+    ended = _end_process_run(
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('hook ran'))\n"
+        "from sudocode_cli.main import _end_process\n"
+        "print('output', end=' '); sys.stderr.write('said')\n"
+        "_end_process(3)\n"
+        "print('never')"
+    )
+    assert (ended.returncode, ended.stdout, ended.stderr) == (3, "output hook ran\n", "said")
+
+
+def test_the_process_waits_for_a_thread_still_working():
+    ended = _end_process_run(
+        "import threading, time\n"
+        "from sudocode_cli.main import _end_process\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', flush=True))).start()\n"
+        "_end_process(0)"
+    )
+    assert (ended.returncode, ended.stdout) == (0, "thread done\n")
+
+
 def test_init_sets_up_a_fresh_git_repository(git_repo):
     result = fed(git_repo, "init")
     assert result.code == 0, result.err
