@@ -33,8 +33,16 @@ CLI = REPO_ROOT / ".venv" / "bin" / "sudocode-fed"
 # What sudocode's own CLI (Node) takes on its 676-issue repository on this machine, measured by hand.
 REFERENCE_MS = {"issue_list": 170, "issue_show": 170, "issue_create": 330}
 REFERENCE_NOTE = "sudocode's own CLI (Node), sudocode-ai/sudocode repository (676 issues), this machine"
-# Variables that would point a CLI run at another database, settings module or repository.
-_FOREIGN_ENV = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SUDOCODE_REPO", "SUDOCODE_FED_CLI")
+# Variables that would point a CLI run at another database, settings module or repository; and one that keeps
+# Python from writing .pyc files, so that every run would compile our modules again (~15-50 ms) where an
+# installed package has them (the warm-up runs below write them, into the gitignored __pycache__ folders).
+_FOREIGN_ENV = (
+    "DATABASE_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "SUDOCODE_REPO",
+    "SUDOCODE_FED_CLI",
+    "PYTHONDONTWRITEBYTECODE",
+)
 
 
 # --- the corpus and temp repositories -------------------------------------------------------------------------
