@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,8 +33,16 @@ CLI = REPO_ROOT / ".venv" / "bin" / "sudocode-fed"
 # What sudocode's own CLI (Node) takes on its 676-issue repository on this machine, measured by hand.
 REFERENCE_MS = {"issue_list": 170, "issue_show": 170, "issue_create": 330}
 REFERENCE_NOTE = "sudocode's own CLI (Node), sudocode-ai/sudocode repository (676 issues), this machine"
-# Variables that would point a CLI run at another database, settings module or repository.
-_FOREIGN_ENV = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SUDOCODE_REPO", "SUDOCODE_FED_CLI")
+# Variables that would point a CLI run at another database, settings module or repository; and one that keeps
+# Python from writing .pyc files, so that every run would compile our modules again (~15-50 ms) where an
+# installed package has them (the warm-up runs below write them, into the gitignored __pycache__ folders).
+_FOREIGN_ENV = (
+    "DATABASE_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "SUDOCODE_REPO",
+    "SUDOCODE_FED_CLI",
+    "PYTHONDONTWRITEBYTECODE",
+)
 
 
 # --- the corpus and temp repositories -------------------------------------------------------------------------
@@ -80,8 +89,10 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(repo: Path, *args: str, stdout=subprocess.DEVNULL) -> tuple[float, str]:
-    """One whole `sudocode-fed` process: its wall time in ms, and its stdout when asked for."""
+def run_cli(repo: Path, *args: str, stdout=subprocess.DEVNULL) -> tuple[float, str, float]:
+    """One whole `sudocode-fed` process: its wall time in ms, its stdout when asked for, and the CPU time (user +
+    system, ms) it and the processes it waited for (git) used: the figure to trust on a loaded machine."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [str(CLI), "--repo", str(repo), *args],
@@ -92,9 +103,11 @@ def run_cli(repo: Path, *args: str, stdout=subprocess.DEVNULL) -> tuple[float, s
         cwd=repo,
     )
     elapsed = (time.perf_counter() - started) * 1000
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime + cpu_after.ru_stime - cpu_before.ru_stime) * 1000
     if result.returncode != 0:
         raise SystemExit(f"`sudocode-fed {' '.join(args)}` failed ({result.returncode}):\n{result.stderr}")
-    return elapsed, result.stdout if stdout is subprocess.PIPE else ""
+    return elapsed, result.stdout if stdout is subprocess.PIPE else "", cpu
 
 
 def init_node(repo: Path) -> None:
@@ -115,13 +128,16 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def timed_runs(label: str, runs: int, once: Callable[[], float]) -> list[float]:
-    times = []
+def timed_runs(label: str, runs: int, once: Callable[[], tuple[float, str, float]]) -> tuple[list[float], list[float]]:
+    """`runs` calls of `once` (a `run_cli`): their wall times and their CPU times, in ms."""
+    times, cpu = [], []
     for i in range(runs):
-        times.append(once())
+        wall, _, cpu_ms = once()
+        times.append(wall)
+        cpu.append(cpu_ms)
         if (i + 1) % 10 == 0 or i + 1 == runs:
             progress(f"{label}: {i + 1}/{runs}")
-    return times
+    return times, cpu
 
 
 # --- the measurements -------------------------------------------------------------------------------------------
@@ -214,16 +230,16 @@ def main(argv: list[str] | None = None) -> int:
         status = json.loads(run_cli(repo, "status", "--format", "json", stdout=subprocess.PIPE)[1])
 
         run_cli(repo, "issue", "list")  # warm-up: the OS file cache, .pyc files
-        list_ms = timed_runs("issue list", args.runs, lambda: run_cli(repo, "issue", "list")[0])
+        list_ms, list_cpu = timed_runs("issue list", args.runs, lambda: run_cli(repo, "issue", "list"))
         run_cli(repo, "issue", "show", show_id)
-        show_ms = timed_runs("issue show", args.runs, lambda: run_cli(repo, "issue", "show", show_id)[0])
+        show_ms, show_cpu = timed_runs("issue show", args.runs, lambda: run_cli(repo, "issue", "show", show_id))
 
         numbers = iter(range(1, args.creates + 1))
 
-        def create_one() -> float:
-            return run_cli(repo, "issue", "create", f"Bench {next(numbers)}", "-p", "2", "--tags", "bench")[0]
+        def create_one() -> tuple[float, str, float]:
+            return run_cli(repo, "issue", "create", f"Bench {next(numbers)}", "-p", "2", "--tags", "bench")
 
-        create_ms = timed_runs("issue create", args.creates, create_one)
+        create_ms, create_cpu = timed_runs("issue create", args.creates, create_one)
         issues_after = count_lines(repo / ".sudocode" / "issues.jsonl")
 
         # Last: it configures Django in this process, which nothing above needs.
@@ -260,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         "issue_list_ms": summary(list_ms),
         "issue_show_ms": summary(show_ms),
         "issue_create_ms": {**summary(create_ms), "total_s": round(sum(create_ms) / 1000, 2)},
+        "cpu_ms": {
+            "issue_list": summary(list_cpu),
+            "issue_show": summary(show_cpu),
+            "issue_create": summary(create_cpu),
+        },
+        "load_average": os.getloadavg(),
         "reference": {"source": REFERENCE_NOTE, **{f"{k}_ms": v for k, v in REFERENCE_MS.items()}},
         "median_vs_reference": {
             k: round(statistics.median(v) / REFERENCE_MS[k], 2)

@@ -51,12 +51,13 @@ _COOKIE_SUFFIX = hashlib.sha256(str(SUDOCODE_REPO or BASE_DIR).encode()).hexdige
 SESSION_COOKIE_NAME = env.str("SESSION_COOKIE_NAME", default=f"sessionid_{_COOKIE_SUFFIX}")
 CSRF_COOKIE_NAME = env.str("CSRF_COOKIE_NAME", default=f"csrftoken_{_COOKIE_SUFFIX}")
 
-# The CLI runs a lighter profile: no web stack is loaded for `issue list`, so it starts fast.
-# The apps left out own no tables, so both profiles share one schema.
+# The CLI runs a lighter profile: our apps only, no web stack and no django.contrib app (only pages and their
+# logins use them), so `issue list` starts fast (issue 16). Their tables are made by the first `serve` or `staff
+# add`, which run the whole profile: `runtime.ensure_schema` migrates the apps of the profile it runs in.
 CLI_PROFILE = env.bool("SUDOCODE_FED_CLI", default=False)
 
 INSTALLED_APPS = [
-    "django.contrib.admin.apps.SimpleAdminConfig" if CLI_PROFILE else "django.contrib.admin",
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -73,7 +74,9 @@ INSTALLED_APPS = [
     "dashboard",
     "agents",
 ]
-if not CLI_PROFILE:
+if CLI_PROFILE:
+    INSTALLED_APPS = [app for app in INSTALLED_APPS if not app.startswith("django.contrib.")]
+else:
     INSTALLED_APPS = [
         "daphne",
         *INSTALLED_APPS,

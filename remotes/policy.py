@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol.messages import MessageError
 from remotes.models import RemoteRepo, TrustLevel
 
 # Fields a result may carry, by how much the caller is trusted. "Public" is what an anonymous caller sees.
@@ -124,6 +123,9 @@ def check_query(grant: QueryGrant, caller: Caller, *, entity: str, filters: set[
     if grant.node_filters is not None:
         refused = sorted(filters - grant.node_filters)
         if refused:  # the node's own rule for everyone: the query is wrong, not the caller (400)
+            # Imported here: its pydantic models cost ~100 ms to build, which a CLI command must not pay (issue 16).
+            from protocol.messages import MessageError
+
             raise MessageError.at(
                 f"query.filters.{refused[0]}",
                 f"this node does not filter on {refused[0]} (a2a_policies.query.allowed_filters: "

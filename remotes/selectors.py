@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from django.db.models import Count
 from django.utils import timezone
 
 from federation_site import node
-from remotes.breaker import breaker_summary
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo
-from remotes.urlguard import UrlGuard, UrlRefused
+
+if TYPE_CHECKING:
+    from remotes.urlguard import UrlGuard
+
+# remotes.breaker and remotes.urlguard are imported where they are used: they import the HTTP stack (requests,
+# ~60 ms), which reading a reference's summary for `issue show` does not need (issue 16).
 
 
 def url_guard(remote_identity: str | None) -> UrlGuard:
     """The rules for a URL the remote `remote_identity` hands us (issue 17, remotes/urlguard.py): the origins of
     its declared endpoints are vouched for, anything else must be https, public, and in its `allowed_hosts` when
     the config lists some. An unknown caller (None, or not a remote) gets the public rules only."""
+    from remotes.urlguard import UrlGuard
+
     if not remote_identity:
         return UrlGuard()
     remote = RemoteRepo.objects.filter(url__iexact=remote_identity).first()
@@ -34,6 +41,8 @@ def url_guard(remote_identity: str | None) -> UrlGuard:
 
 def url_refusal(remote_identity: str | None, url: str) -> str | None:
     """Why this node will not call `url` for `remote_identity` (the 400's message), or None when it may."""
+    from remotes.urlguard import UrlRefused
+
     try:
         url_guard(remote_identity).check(url)
     except UrlRefused as exc:
@@ -94,6 +103,8 @@ def remote_summary(remote: RemoteRepo) -> dict:
     auto_sync, sync_interval_minutes) plus how we call it, the last error, its circuit breaker (remotes/breaker.py:
     state, failures in a row, next try), whether it holds a key of ours, and the permissions
     federation.config.json declares for it (only those that differ from the defaults)."""
+    from remotes.breaker import breaker_summary
+
     cfg = node.config()
     declared, _ = cfg.remote_index(remote.url) if cfg else (None, None)
     return {
@@ -119,6 +130,8 @@ def remote_summary(remote: RemoteRepo) -> dict:
 def breaker_states() -> list[dict]:
     """Every remote's circuit breaker, by url: [{"url", "state": "closed"|"open"|"half_open", "failures",
     "next_try_at"}] (what metrics export; one query)."""
+    from remotes.breaker import breaker_summary
+
     return [{"url": remote.url, **breaker_summary(remote)} for remote in RemoteRepo.objects.order_by("url")]
 
 

@@ -271,27 +271,45 @@ def _check_trust(trust_level: str) -> None:
         raise ValidationError({"trust_level": f"{trust_level!r} is not one of {', '.join(TrustLevel.values)}"})
 
 
+# Per process: the stamp of the config file this process last reconciled with (valid, or refused and the last good
+# config used instead).
 _reconciled: dict[str, tuple[int, int]] = {}
+
+
+def _config_file_stamp(path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+def config_reconciled() -> bool:
+    """Whether federation.config.json, as it is on disk now (its size and mtime), is the file remote_repos were
+    last reconciled with by any process. Only a file that passed validation is recorded (ConfigStamp), so True
+    also means the file is good: the CLI asks this (a stat and one query) instead of validating the file again
+    on every run (`node.config()`, ~100 ms of pydantic; issue 16)."""
+    path = node.layout().config_path
+    stamp = _config_file_stamp(path)
+    if ConfigStamp.objects.filter(pk=1).values_list("size", "mtime_ns").first() != stamp:
+        return False
+    _reconciled[str(path)] = stamp
+    return True
 
 
 def remotes_reconcile(*, force: bool = False) -> None:
     """Bring the remote_repos rows in line with federation.config.json: declared remotes get a row, changed
     trust levels and endpoints are copied, undeclared ones are dropped. When the file did not change since the
-    last reconcile (by any process) this costs a stat and at most one query."""
+    last reconcile (by any process) this costs a stat and at most one query. A file `node.config()` refused
+    (a running node keeps its last good config) is reconciled with that config but not recorded as reconciled,
+    so `config_reconciled()` stays False for it."""
     path = node.layout().config_path
-    try:
-        st = path.stat()
-        stamp = (st.st_size, st.st_mtime_ns)
-    except FileNotFoundError:
-        stamp = (-1, -1)
+    stamp = _config_file_stamp(path)
     if not force:
-        if _reconciled.get(str(path)) == stamp:
-            return
-        done = ConfigStamp.objects.filter(pk=1).values_list("size", "mtime_ns").first()
-        if done == stamp:
-            _reconciled[str(path)] = stamp
+        if _reconciled.get(str(path)) == stamp or config_reconciled():
             return
     cfg = node.config()
+    refused = node.config_problem() is not None
     declared = {r.url: r for r in (cfg.remote_repos if cfg else [])}
     now = timezone.now()
     changed: list[str] = []
@@ -317,7 +335,8 @@ def remotes_reconcile(*, force: bool = False) -> None:
         changed += gone
         if gone:
             RemoteRepo.objects.filter(url__in=gone).delete()
-        ConfigStamp.objects.update_or_create(pk=1, defaults={"size": stamp[0], "mtime_ns": stamp[1]})
+        if not refused:
+            ConfigStamp.objects.update_or_create(pk=1, defaults={"size": stamp[0], "mtime_ns": stamp[1]})
     _reconciled[str(path)] = stamp
     if declared:
         from remotes.signals import remotes_changed

@@ -1,6 +1,10 @@
 """Talking to remotes: discovery, queries, and refreshing the cached state of cross-repo references. Every
 call goes through `remotes.client` (pooled sessions, timeouts, retries) and leaves an audit row; none runs
-inside a database transaction."""
+inside a database transaction.
+
+The HTTP stack (remotes.client, remotes.a2a_client, the breaker, the signing key: requests, pydantic, cryptography)
+is imported by the functions that call out, not here: `issue show` imports this module for a local entity's
+detail and must not pay ~200 ms for calls it does not make (issue 16)."""
 
 from __future__ import annotations
 
@@ -8,17 +12,13 @@ import logging
 import time
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from audit.services import audit_record
 from federation_site import identity, metrics, node
-from federation_site.keys import local_key
 from federation_site.secrets import get_secret, token_env_name
-from remotes.a2a_client import A2AClient
-from remotes.breaker import breaker_admit, breaker_record, breaker_resting, counts_as_failure
-from remotes.client import HttpPolicy, RemoteClient, RemoteError, RemoteRejected, RemoteUnreachable
 from remotes.models import CrossRepoReference, FetchStatus, RemoteRepo, SyncStatus
 from remotes.services import (
     BATCH,
@@ -29,6 +29,10 @@ from remotes.services import (
 )
 from tracker.models import Entity
 
+if TYPE_CHECKING:
+    from remotes.a2a_client import A2AClient
+    from remotes.client import RemoteClient
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,6 +40,10 @@ def client_for(remote: RemoteRepo, operation: str = "", *, retries: int | None =
     """The client for `remote`: REST, or A2A 1.0 when its config says `transport: "a2a"` (the same calls, see
     remotes/a2a_client.py). `retries` overrides the config's: a caller that keeps its own delivery row (and
     retries it with backoff) passes 0 rather than sleeping in the call."""
+    from federation_site.keys import local_key
+    from remotes.a2a_client import A2AClient
+    from remotes.client import HttpPolicy, RemoteClient, RemoteUnreachable
+
     if not remote.rest_endpoint:
         raise RemoteUnreachable(
             f"{remote.url} has no REST endpoint: set its endpoint in federation.config.json (or the admin)",
@@ -60,6 +68,9 @@ def audited_call(remote: RemoteRepo, operation: str, call, payload: Any = None, 
     """Run one outgoing call, write its audit row, and record the remote as reachable or not, and in its
     circuit breaker (remotes/breaker.py). While the breaker is open the call is not made: `CircuitOpen` (a
     RemoteUnreachable) at once, with no audit row, since nothing went out."""
+    from remotes.breaker import breaker_admit, breaker_record, counts_as_failure
+    from remotes.client import RemoteError, RemoteRejected
+
     breaker_admit(remote)
     started = time.perf_counter()
     try:
@@ -188,6 +199,8 @@ def remotes_query_all(*, query: dict, remotes: list[RemoteRepo] | None = None, t
 
     from django.db import connection
 
+    from remotes.client import RemoteError
+
     targets = remotes if remotes is not None else list(RemoteRepo.objects.exclude(rest_endpoint="").order_by("url"))
 
     def ask(remote: RemoteRepo) -> tuple[dict, list[dict]]:
@@ -234,6 +247,8 @@ def remote_sync(*, remote: RemoteRepo) -> dict:
 def _resting(remote: RemoteRepo, now) -> bool:
     """Whether lazy refreshes leave `remote` alone now: its breaker is open, or it failed within the cool-down
     (remotes.breaker.breaker_resting; an explicit sync still tries unless the breaker is open)."""
+    from remotes.breaker import breaker_resting
+
     return breaker_resting(remote, now=now)
 
 
@@ -312,6 +327,8 @@ def references_refresh(*, refs: list[CrossRepoReference], force: bool = False) -
         if not force and _resting(remote, now):
             continue  # it just failed: serve the cached data instead of waiting on it again
         ids = sorted({r.remote_id for r in group})
+        from remotes.client import RemoteError
+
         try:
             found: dict[str, dict] = {}
             for i in range(0, len(ids), BATCH):

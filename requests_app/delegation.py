@@ -18,17 +18,21 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from federation_site import identity, node
-from protocol import messages
 from remotes.policy import PermissionDenied
 from remotes.services import kind_of_id
 from tracker.models import Entity
 from tracker.selectors import entity_get
+
+# protocol.messages is imported where it is used: its pydantic models cost ~100 ms, which `issue show` (provenance)
+# must not pay (issue 16).
 
 DELEGATED_FROM = "delegated_from"  # the JSONL extension field on an entity created by accepting a delegation
 
 
 def _own_hop_limit() -> int:
     """`a2a_policies.delegate.hop_limit` of this node's config (the default when it has none)."""
+    from protocol import messages
+
     cfg = node.config()
     return cfg.a2a_policies.delegate.hop_limit if cfg is not None else messages.DEFAULT_HOP_LIMIT
 
@@ -37,6 +41,8 @@ def chain_check(task: dict[str, Any]) -> None:
     """Refuse a delegation that came back to this repository or passed through too many hands: more than the
     lower of its `context.hop_limit` and this node's `a2a_policies.delegate.hop_limit`.
     Raises PermissionDenied naming the chain."""
+    from protocol import messages
+
     context = task.get("context") or {}
     chain = list(context.get("chain") or [])
     limit = int(context.get("hop_limit") or messages.DEFAULT_HOP_LIMIT)
@@ -107,6 +113,8 @@ def task_for(
 def _check_context(kind: str, title: str, context: dict[str, Any]) -> None:
     """The task's context as the wire takes it (chain of canonical refs, hop_limit 1-20), before it is used:
     ValidationError at `context.<key>`."""
+    from protocol import messages
+
     probe = {
         "type": "delegate",
         "from": "example.org/probe",
@@ -123,6 +131,8 @@ def _check_context(kind: str, title: str, context: dict[str, Any]) -> None:
 def created_fields(request, actor: str) -> dict[str, Any]:
     """What accepting `request` (an incoming delegation) writes on the new entity, as keywords of
     tracker.services.issue_create / spec_create."""
+    from protocol import messages
+
     task = request.data
     context = task.get("context") or {}
     triggered = context.get("triggered_by") or (context.get("chain") or [None])[-1]

@@ -52,22 +52,43 @@ def entity_list(
     return qs.prefetch_related("tags").order_by("created_at", "sudocode_id")
 
 
+_SUMMARY_COLUMNS = (
+    "sudocode_id", "uuid", "kind", "title", "priority", "archived", "created_at", "updated_at", "status", "file_path"
+)  # fmt: skip
+
+
 def entity_summary(entity: Entity) -> dict:
+    return _summary({name: getattr(entity, name) for name in _SUMMARY_COLUMNS}, [t.name for t in entity.tags.all()])
+
+
+def entity_summaries(entities: QuerySet[Entity]) -> list[dict]:
+    """`entity_summary` of each of `entities` (an `entity_list`, sliced or not), in its order, from two queries
+    and no model instances: for hundreds of entities ~3x cheaper than instances with their tags prefetched
+    (`issue list` on 676 issues: ~10 ms instead of ~30; issue 16)."""
+    rows = list(entities.prefetch_related(None).values(*_SUMMARY_COLUMNS))
+    tags: dict[str, list[str]] = {}
+    by_entity = Tag.objects.filter(entity_id__in=[row["uuid"] for row in rows]).order_by("position")
+    for entity_id, name in by_entity.values_list("entity_id", "name"):
+        tags.setdefault(entity_id, []).append(name)
+    return [_summary(row, tags.get(row["uuid"], [])) for row in rows]
+
+
+def _summary(columns: dict, tags: list[str]) -> dict:
     out = {
-        "id": entity.sudocode_id,
-        "uuid": entity.uuid,
-        "kind": entity.kind,
-        "title": entity.title,
-        "priority": entity.priority,
-        "tags": [t.name for t in entity.tags.all()],
-        "archived": entity.archived,
-        "created_at": entity.created_at,
-        "updated_at": entity.updated_at,
+        "id": columns["sudocode_id"],
+        "uuid": columns["uuid"],
+        "kind": columns["kind"],
+        "title": columns["title"],
+        "priority": columns["priority"],
+        "tags": tags,
+        "archived": columns["archived"],
+        "created_at": columns["created_at"],
+        "updated_at": columns["updated_at"],
     }
-    if entity.kind == EntityKind.ISSUE:
-        out["status"] = entity.status
+    if columns["kind"] == EntityKind.ISSUE:
+        out["status"] = columns["status"]
     else:
-        out["file_path"] = entity.file_path
+        out["file_path"] = columns["file_path"]
     return out
 
 

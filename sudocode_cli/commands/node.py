@@ -401,7 +401,7 @@ def _escape(value: str) -> str:
 
 def staff_add(args: argparse.Namespace) -> int:
     """A staff user for the dashboard and the admin (a superuser with --superuser)."""
-    runtime.setup(args.repo)
+    runtime.setup(args.repo, web=True)  # the CLI profile has no django.contrib.auth
     import getpass
 
     from django.contrib.auth import get_user_model

@@ -185,7 +185,7 @@ def spec_list(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace, kind: str) -> int:
     runtime.setup(args.repo)
-    from tracker.selectors import entity_list, entity_summary
+    from tracker.selectors import entity_list, entity_summaries
 
     archived = None if args.all else args.archived
     qs = entity_list(
@@ -198,7 +198,7 @@ def _list(args: argparse.Namespace, kind: str) -> int:
     )
     if args.limit is not None:
         qs = qs[: max(args.limit, 0)]
-    rows = [entity_summary(e) for e in qs]
+    rows = entity_summaries(qs)
     if args.format == "json":
         print_json(rows)
         return 0

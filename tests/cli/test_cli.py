@@ -45,6 +45,45 @@ def test_help_works_on_every_command_and_subcommand(capsys):
         assert "usage: sudocode-fed" in capsys.readouterr().out
 
 
+def test_a_run_builds_only_its_commands_parser_and_still_lists_every_command(capsys):
+    # main() builds the parser of the command it runs only (issue 16): the rest must look the same.
+    assert build_parser("issue").format_help() == build_parser().format_help()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--repo", "issue", "nope"])  # "issue" is the value of --repo here; "nope" is no command
+    assert exit_.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--rep=x", "issue", "list", "--bogus"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def _end_process_run(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def test_the_process_ends_with_the_code_after_its_output_and_atexit_hooks():
+    # A command ends with os._exit (issue 16): nothing written or registered may be lost on the way.
+    ended = _end_process_run(
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('hook ran'))\n"
+        "from sudocode_cli.main import _end_process\n"
+        "print('output', end=' '); sys.stderr.write('said')\n"
+        "_end_process(3)\n"
+        "print('never')"
+    )
+    assert (ended.returncode, ended.stdout, ended.stderr) == (3, "output hook ran\n", "said")
+
+
+def test_the_process_waits_for_a_thread_still_working():
+    ended = _end_process_run(
+        "import threading, time\n"
+        "from sudocode_cli.main import _end_process\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', flush=True))).start()\n"
+        "_end_process(0)"
+    )
+    assert (ended.returncode, ended.stdout) == (0, "thread done\n")
+
+
 def test_init_sets_up_a_fresh_git_repository(git_repo):
     result = fed(git_repo, "init")
     assert result.code == 0, result.err
@@ -187,6 +226,38 @@ def test_a_bad_config_names_the_file_the_key_and_the_problem(inited):
         "error: federation.config.json: remote_repos[1].trust_level: 'trustd' is not one of trusted, verified, "
         "untrusted\n(a running node keeps its last good config until the file is fixed"
     ) in result.err
+
+
+def test_a_config_broken_after_good_runs_still_stops_the_next_command(inited):
+    # Runs after the first skip validating an unchanged config (issue 16): an edit must still be checked.
+    assert fed(inited, "issue", "list").code == 0
+    assert fed(inited, "issue", "list").code == 0
+    path = inited / ".sudocode" / "federation.config.json"
+    config = json.loads(path.read_text())
+    config["remote_repos"] = [{"url": "github.com/org/billing", "trust_level": "trustd"}]
+    path.write_text(json.dumps(config))
+    for args in (("issue", "list"), ("issue", "show", "i-none"), ("issue", "create", "Never written")):
+        result = fed(inited, *args)
+        assert result.code == 1, args
+        assert "error: federation.config.json: remote_repos[0].trust_level: 'trustd' is not one of" in result.err
+    assert (
+        not (inited / ".sudocode" / "issues.jsonl").exists()
+        or "Never written" not in (inited / ".sudocode" / "issues.jsonl").read_text()
+    )
+    config["remote_repos"][0]["trust_level"] = "trusted"
+    path.write_text(json.dumps(config))
+    assert fed(inited, "issue", "list").code == 0
+
+
+def test_the_jsonl_edited_behind_the_clis_back_is_listed_by_the_next_command(inited):
+    created = json.loads(fed(inited, "issue", "create", "Before the pull", "--format", "json").out)
+    assert [r["title"] for r in json.loads(fed(inited, "issue", "list", "--format", "json").out)] == ["Before the pull"]
+    # What `git pull` or sudocode's own CLI does: the file changes, the database does not know yet.
+    path = inited / ".sudocode" / "issues.jsonl"
+    path.write_text(path.read_text().replace("Before the pull", "After the pull"))
+    listed = json.loads(fed(inited, "issue", "list", "--format", "json").out)
+    assert [(r["id"], r["title"]) for r in listed] == [(created["id"], "After the pull")]
+    assert "After the pull" in fed(inited, "issue", "show", created["id"]).out
 
 
 def test_auto_commit_commits_the_jsonl_with_who_and_what(inited):

@@ -89,6 +89,30 @@ def test_a_trust_level_edited_in_the_file_reaches_the_database(configured):
     assert RemoteRepo.objects.get().trust_level == "trusted"
 
 
+def test_only_a_config_that_validated_is_recorded_as_reconciled(configured):
+    # The CLI skips validating a file the database records as reconciled (issue 16): a file a running node
+    # refused (it keeps its last good config) must never be recorded so.
+    from federation_site import node
+
+    services.remote_add(url="github.com/org/api-service", actor="a", discover=False)
+    services.remotes_reconcile()
+    assert services.config_reconciled()
+    node.config()  # this process now holds a good config, as a running node does
+    path = configured / ".sudocode" / "federation.config.json"
+    data = json.loads(path.read_text())
+    data["remote_repos"][0]["trust_level"] = "trustd"
+    path.write_text(json.dumps(data))
+    services.remotes_reconcile()
+    assert node.config_problem() is not None
+    assert not services.config_reconciled()
+    assert RemoteRepo.objects.get().trust_level == "untrusted"  # the last good config's
+    data["remote_repos"][0]["trust_level"] = "trusted"
+    path.write_text(json.dumps(data))
+    services.remotes_reconcile()
+    assert services.config_reconciled()
+    assert RemoteRepo.objects.get().trust_level == "trusted"
+
+
 def test_the_admin_writes_trust_decisions_back_to_the_config(configured):
     services.remote_add(url="github.com/org/api-service", actor="a", discover=False)
     User.objects.create_superuser("admin", "a@example.com", "pw")
