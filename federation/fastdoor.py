@@ -231,9 +231,9 @@ def security_headers(*, https: bool) -> tuple[tuple[str, str], ...]:
         out.append(("Referrer-Policy", policy if isinstance(policy, str) else ",".join(policy)))
     if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
         out.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
-    csp = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+    csp = build_policy()  # django-csp's own, from CONTENT_SECURITY_POLICY (directives in set order, per process)
     if csp:
-        out.append(("Content-Security-Policy", build_policy(config=csp.get("DIRECTIVES"))))
+        out.append(("Content-Security-Policy", csp))
     out.append(("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()))
     _SECURITY[https] = tuple(out)
     return _SECURITY[https]
