@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 SUDOCODE_DIR = ".sudocode"
@@ -32,7 +33,7 @@ class RepoLayout:
     def sudocode_dir(self) -> Path:
         return self.root / SUDOCODE_DIR
 
-    @property
+    @cached_property
     def config_path(self) -> Path:
         return self.sudocode_dir / "federation.config.json"
 
@@ -99,7 +100,14 @@ def layout() -> RepoLayout:
             f"this process serves no repository: set {REPO_ENV} or run it inside a repository with "
             f"a {SUDOCODE_DIR}/ folder"
         )
-    return RepoLayout(Path(settings.SUDOCODE_REPO))
+    root = settings.SUDOCODE_REPO
+    found = _layouts.get(root)
+    if found is None:  # built once per repository: config() asks on every call, several times per request
+        found = _layouts[root] = RepoLayout(Path(root))
+    return found
+
+
+_layouts: dict[object, RepoLayout] = {}
 
 
 _config_cache: dict[str, tuple[tuple[int, int], object]] = {}

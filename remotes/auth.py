@@ -95,10 +95,44 @@ def caller_for_token(token: str | None) -> Caller:
     elif token:
         from remotes.services import hash_key
 
-        remote = RemoteRepo.objects.filter(api_key_hash=hash_key(token)).first() if token.isascii() else None
+        remote = remote_by_key_hash(hash_key(token)) if token.isascii() else None
         caller = Caller(remote) if remote else ANONYMOUS
     logs.bind(remote=caller.identity or "anonymous")
     return caller
+
+
+# api_key_hash -> (its row as last read, the RemoteRepo built from it): per process, checked on every use.
+_BY_KEY_HASH: dict[str, tuple[tuple, RemoteRepo]] = {}
+
+
+def remote_by_key_hash(key_hash: str) -> RemoteRepo | None:
+    """The remote whose API key hashes to `key_hash` (sha256 hex), or None. Its row is read on every call, in one
+    plain SQL statement (the ORM's compiling was most of its cost); the model instance is built again only when
+    the row reads differently from the last time, in this process. So a key revoked, rotated or given another
+    trust level by any process applies to the next request, as a lookup every time would."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_by_key_hash_sql(connection), [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        _BY_KEY_HASH.pop(key_hash, None)
+        return None
+    cached = _BY_KEY_HASH.get(key_hash)
+    if cached is not None and cached[0] == row:
+        return cached[1]
+    # At least as new as `row`: a change between the two reads only makes the next call read it again.
+    remote = RemoteRepo.objects.filter(api_key_hash=key_hash).first()
+    if remote is not None:
+        _BY_KEY_HASH[key_hash] = (tuple(row), remote)
+    return remote
+
+
+def _by_key_hash_sql(connection) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in RemoteRepo._meta.concrete_fields)
+    table = quote(RemoteRepo._meta.db_table)
+    return f"SELECT {columns} FROM {table} WHERE {quote('api_key_hash')} = %s ORDER BY {quote('url')} LIMIT 1"
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -37,9 +38,49 @@ def _retry_after(start: datetime, length: timedelta, now: datetime) -> int:
 
 
 def take(key: str, *, limit: int, window: timedelta, what: str) -> None:
-    """Count one use of `key` in the current window, or raise RateLimited when `limit` uses were counted."""
+    """Count one use of `key` in the current window, or raise RateLimited when `limit` uses were counted.
+
+    Far from the limit (at least LOCAL_HEADROOM uses left, as this process last read the count) a use is counted
+    in this process and written with others: after LOCAL_BATCH uses or FLUSH_SECONDS, whichever comes first (by
+    the next use then; at exit). Near the limit every use is written and checked in the database at once, so
+    the limit holds across processes as long as the others' unwritten and unread uses stay under the headroom:
+    (processes - 1) x (LOCAL_BATCH + one process's uses in FLUSH_SECONDS) <= LOCAL_HEADROOM, e.g. two web
+    processes up to 4,500 queries per second each. A limit below LOCAL_HEADROOM is always counted in the database.
+    """
     now = timezone.now()
     start = _window(now, window)
+    if limit > LOCAL_HEADROOM:
+        clock = time.monotonic()
+        with _lock:
+            slot = _slots.get(key)
+            if (
+                slot is not None
+                and slot.start == start
+                and slot.unwritten < LOCAL_BATCH
+                and clock - slot.read_at < FLUSH_SECONDS
+                and slot.known + slot.unwritten + 1 <= limit - LOCAL_HEADROOM
+            ):
+                slot.unwritten += 1
+                return
+            unwritten = slot.unwritten if slot is not None and slot.start == start else 0
+            if slot is None and len(_slots) >= _SLOTS_MAX:  # a past window's uses no longer matter
+                for old in [k for k, v in _slots.items() if v.start != start]:
+                    del _slots[old]
+            _slots[key] = _Slot(start=start, known=limit, unwritten=0, read_at=-math.inf)  # until read below
+        _at_exit()
+        try:
+            if unwritten:
+                _add(key, start, unwritten)
+            _take_one(key, start=start, limit=limit, window=window, what=what, now=now)
+        finally:
+            known = QuotaUsage.objects.filter(key=key, window_start=start).values_list("amount", flat=True).first()
+            with _lock:
+                _slots[key] = _Slot(start=start, known=known or 0, unwritten=0, read_at=clock)
+        return
+    _take_one(key, start=start, limit=limit, window=window, what=what, now=now)
+
+
+def _take_one(key: str, *, start: datetime, limit: int, window: timedelta, what: str, now: datetime) -> None:
     rows = QuotaUsage.objects.filter(key=key, window_start=start, amount__lt=limit)
     if rows.update(amount=F("amount") + 1):
         return
@@ -54,6 +95,42 @@ def take(key: str, *, limit: int, window: timedelta, what: str) -> None:
                 return
     retry = _retry_after(start, window, now)
     raise RateLimited(f"{what} ({limit}); try again in {retry} s", retry)
+
+
+def _add(key: str, start: datetime, amount: int) -> None:
+    """Add uses already granted (counted in this process) to the window's row."""
+    if QuotaUsage.objects.filter(key=key, window_start=start).update(amount=F("amount") + amount):
+        return
+    try:
+        with transaction.atomic():
+            QuotaUsage.objects.create(key=key, window_start=start, amount=amount)
+    except IntegrityError:
+        QuotaUsage.objects.filter(key=key, window_start=start).update(amount=F("amount") + amount)
+
+
+def uses_flush() -> None:
+    """Write the uses this process counted and has not written yet (at exit; tests)."""
+    with _lock:
+        pending = [(key, slot.start, slot.unwritten) for key, slot in _slots.items() if slot.unwritten]
+        _slots.clear()
+    for key, start, amount in pending:
+        _add(key, start, amount)
+
+
+@dataclass
+class _Slot:
+    """One key's window as this process sees it: the database's count when last read, and its own uses since."""
+
+    start: datetime
+    known: int
+    unwritten: int
+    read_at: float  # time.monotonic()
+
+
+LOCAL_HEADROOM = 500  # uses left in the window below which every use is checked in the database
+LOCAL_BATCH = 50  # uses a process counts before it writes them
+_SLOTS_MAX = 10_000  # keys remembered (anonymous callers are counted by address)
+_slots: dict[str, _Slot] = {}
 
 
 def caller_key(caller: Caller, client_address: str) -> str:
@@ -121,13 +198,11 @@ def count_bandwidth(nbytes: int) -> None:
 
 def bandwidth_flush() -> None:
     """Write the bytes this process counted and has not written yet (at exit; tests)."""
-    global _unwritten, _written_at, _registered, _read
+    global _unwritten, _written_at, _read
     with _lock:
         nbytes, _unwritten = _unwritten, 0
         _written_at = time.monotonic()
-        if not _registered:
-            atexit.register(_flush_at_exit)
-            _registered = True
+    _at_exit()
     if nbytes <= 0:
         return
     start = _window(timezone.now(), DAY)
@@ -142,13 +217,23 @@ def bandwidth_flush() -> None:
             _read = (start, _read[1] + nbytes, _read[2])
 
 
+def _at_exit() -> None:
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        _registered = True
+    atexit.register(_flush_at_exit)
+
+
 def _flush_at_exit() -> None:
-    """The last flush: a database already gone (a test run's, dropped first) costs the bytes not yet counted, and
-    says so in one line, not a traceback."""
-    try:
-        bandwidth_flush()
-    except Exception as exc:
-        logging.getLogger(__name__).warning("bandwidth not counted at exit: %s", str(exc).splitlines()[0])
+    """The last flush (bytes, then uses): a database already gone (a test run's, dropped first) costs what was not
+    counted yet, and says so in one line, not a traceback."""
+    for flush, what in ((bandwidth_flush, "bandwidth"), (uses_flush, "query uses")):
+        try:
+            flush()
+        except Exception as exc:
+            logging.getLogger(__name__).warning("%s not counted at exit: %s", what, str(exc).splitlines()[0])
 
 
 def _add_bandwidth(start: datetime, nbytes: int) -> None:
@@ -180,5 +265,5 @@ FLUSH_SECONDS = 0.1
 _lock = threading.Lock()
 _unwritten = 0  # bytes counted in this process, not yet in the database
 _written_at = 0.0  # time.monotonic() of the last write
-_registered = False  # bandwidth_flush runs at exit
+_registered = False  # the flushes run at exit (_flush_at_exit)
 _read: tuple[datetime | None, int, float] = (None, 0, 0.0)  # (window, the database's bytes, when read)
