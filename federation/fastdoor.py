@@ -23,9 +23,11 @@ must check). tests/federation/test_fastdoor.py checks both give the same answers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
@@ -116,21 +118,22 @@ def answer(
             node.refresh_state()
         except node.RepoNotFound:
             pass
-        try:
-            config = node.config()
-        except (node.RepoNotFound, ConfigError):  # the answer says what is wrong
-            config = None
-        status, payload = _answer(
-            method=method,
-            path=path,
-            scheme=scheme,
-            host=host,
-            headers=headers,
-            body=body,
-            client_address=client_address,
-            config=config,
-            extra=extra,
-        )
+        with node.config_pinned():  # one config for the whole answer: checked once, not at each of ~9 reads
+            try:
+                config = node.config()
+            except (node.RepoNotFound, ConfigError):  # the answer says what is wrong
+                config = None
+            status, payload = _answer(
+                method=method,
+                path=path,
+                scheme=scheme,
+                host=host,
+                headers=headers,
+                body=body,
+                client_address=client_address,
+                config=config,
+                extra=extra,
+            )
         out = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         if config is not None and quotas.bandwidth_limit(config) is not None:
             quotas.count_bandwidth(len(body) + len(out))
@@ -275,25 +278,47 @@ def _host_allowed(host: str) -> bool:
     return bool(domain) and validate_host(domain, _ALLOWED_HOSTS)
 
 
-# Where `answer` runs: asgiref's one thread for sync code (thread_sensitive), as Django runs its sync views, so
-# the database connection, the answer cache and the per-process counters see one request at a time.
-THREAD_SENSITIVE = True
+# Where `answer` runs: one thread of its own per process, whose context lives as long as it does. Not asgiref's
+# sync_to_async: it runs each call in a copy of the request's context, and Django keeps its database
+# connections in context variables, so every request opened (and set up) a new SQLite connection: 1.5 ms of the
+# 2 ms a discover cost (benchmarks/README.md). One thread, as sync_to_async(thread_sensitive=True) would: the
+# process's one database connection, answers one at a time; `serve --workers N` gives the parallelism.
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdoor")
 
 
-def _answer_as_django_would(**request: object) -> Answer:
-    """`answer`, with what Django's handler does around a view (request_started): database connections that are
-    broken or past CONN_MAX_AGE are closed first."""
-    from django.db import close_old_connections
+CONNECTION_MAX_AGE = 60.0  # seconds the fast door's thread keeps a database connection when CONN_MAX_AGE is 0
 
-    close_old_connections()
-    return answer(**request)
+
+def _answer_as_django_would(correlation_id: str, request: dict) -> Answer:
+    """`answer` in the fast door's thread, with what Django's handler does around a view (request_started):
+    `_close_old_connections`. The correlation id federation_site.asgi bound is bound again here: the thread does
+    not share the request's context."""
+    _close_old_connections()
+    with logs.bound(correlation_id=correlation_id):
+        return answer(**request)
+
+
+def _close_old_connections() -> None:
+    """Django's close_old_connections for the fast door's thread: a connection left in a transaction, broken, or
+    older than its CONN_MAX_AGE is closed, and the next query opens a new one. CONN_MAX_AGE 0 (SQLite's setting
+    here: Django's ASGI handler has each request in a context of its own, so a kept connection would leak) would
+    close it after every request, and opening one costs more than a whole answer: this thread keeps it up to
+    CONNECTION_MAX_AGE."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None:
+            continue
+        if conn.settings_dict["CONN_MAX_AGE"] == 0 and conn.close_at is not None:
+            # This thread's own wrapper (not the settings all share): close_at is the time it connected.
+            conn.close_at += CONNECTION_MAX_AGE
+            conn.settings_dict = {**conn.settings_dict, "CONN_MAX_AGE": CONNECTION_MAX_AGE}
+        conn.close_if_unusable_or_obsolete()
 
 
 async def asgi_answer(scope: dict, receive: Callable, send: Callable) -> None:
     """Answer an HTTP request `is_fast` accepted: read the body (at most MAX_MESSAGE_BYTES + 1 bytes, none past a
-    larger Content-Length), run `answer` in asgiref's sync thread (the database is not async), send it."""
-    from asgiref.sync import sync_to_async
-
+    larger Content-Length), run `answer` in the fast door's thread (the database is not async), send it."""
     headers = Headers.from_asgi(scope["headers"])
     body = b""
     if scope["method"] == "POST":
@@ -313,15 +338,18 @@ async def asgi_answer(scope: dict, receive: Callable, send: Callable) -> None:
             body = b"".join(chunks)
     client = scope.get("client") or ("", 0)
     try:
-        result = await sync_to_async(_answer_as_django_would, thread_sensitive=THREAD_SENSITIVE)(
-            method=scope["method"],
-            path=scope["path"],
-            scheme=scope.get("scheme") or "http",
-            host=headers["host"],
-            headers=headers,
-            body=body,
-            client_address=client[0] or "",
-        )
+        request = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "scheme": scope.get("scheme") or "http",
+            "host": headers["host"],
+            "headers": headers,
+            "body": body,
+            "client_address": client[0] or "",
+        }
+        correlation_id = logs.current("correlation_id") or ""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(_EXECUTOR, _answer_as_django_would, correlation_id, request)
     except Exception:  # as Django's handler does: logged with the request, a 500 without details
         logger.exception("Internal Server Error: %s", scope["path"])
         result = Answer(500, b'{"error": "server_error"}', [("Content-Type", JSON)])
