@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 SUDOCODE_DIR = ".sudocode"
@@ -31,7 +31,7 @@ class RepoNotFound(Exception):
 class RepoLayout:
     root: Path
 
-    @property
+    @cached_property
     def sudocode_dir(self) -> Path:
         return self.root / SUDOCODE_DIR
 
@@ -51,6 +51,7 @@ class RepoLayout:
     def gitignore_path(self) -> Path:
         return self.sudocode_dir / ".gitignore"
 
+    @lru_cache(maxsize=16)  # noqa: B019 (a few layouts per process; refresh_state asks on every request)
     def jsonl_path(self, kind: str) -> Path:
         return self.sudocode_dir / ("issues.jsonl" if kind == "issue" else "specs.jsonl")
 

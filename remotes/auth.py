@@ -129,10 +129,17 @@ def remote_by_key_hash(key_hash: str) -> RemoteRepo | None:
 
 
 def _by_key_hash_sql(connection) -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in RemoteRepo._meta.concrete_fields)
-    table = quote(RemoteRepo._meta.db_table)
-    return f"SELECT {columns} FROM {table} WHERE {quote('api_key_hash')} = %s ORDER BY {quote('url')} LIMIT 1"
+    sql = _SQL.get(connection.vendor)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in RemoteRepo._meta.concrete_fields)
+        table = quote(RemoteRepo._meta.db_table)
+        sql = f"SELECT {columns} FROM {table} WHERE {quote('api_key_hash')} = %s ORDER BY {quote('url')} LIMIT 1"
+        _SQL[connection.vendor] = sql
+    return sql
+
+
+_SQL: dict[str, str] = {}  # by database vendor
 
 
 def bearer_token(header: str | None) -> str | None:
