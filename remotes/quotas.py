@@ -40,47 +40,28 @@ def _retry_after(start: datetime, length: timedelta, now: datetime) -> int:
 def take(key: str, *, limit: int, window: timedelta, what: str) -> None:
     """Count one use of `key` in the current window, or raise RateLimited when `limit` uses were counted.
 
-    Far from the limit (at least LOCAL_HEADROOM uses left, as this process last read the count) a use is counted
-    in this process and written with others: after LOCAL_BATCH uses or FLUSH_SECONDS, whichever comes first (by
-    the next use then; at exit). Near the limit every use is written and checked in the database at once, so
-    the limit holds across processes as long as the others' unwritten and unread uses stay under the headroom:
-    (processes - 1) x (LOCAL_BATCH + one process's uses in FLUSH_SECONDS) <= LOCAL_HEADROOM, e.g. two web
-    processes up to 4,500 queries per second each. A limit below LOCAL_HEADROOM is always counted in the database.
-    """
+    Far from the limit a process reserves LOCAL_BATCH uses at once (one conditional UPDATE, only while at least
+    LOCAL_HEADROOM uses of the window would be left) and hands them out without writing; nearer the limit every
+    use is counted in the database before it is granted. The database's count is never below the uses granted,
+    so the limit holds exactly across processes; a reservation a process does not use up is given back at exit
+    (else it only makes the window stricter, by at most LOCAL_BATCH uses per process). A limit of LOCAL_HEADROOM
+    or less is always counted use by use."""
     now = timezone.now()
     start = _window(now, window)
     if limit > LOCAL_HEADROOM:
-        clock = time.monotonic()
         with _lock:
             slot = _slots.get(key)
-            if (
-                slot is not None
-                and slot.start == start
-                and slot.unwritten < LOCAL_BATCH
-                and clock - slot.read_at < FLUSH_SECONDS
-                and slot.known + slot.unwritten + 1 <= limit - LOCAL_HEADROOM
-            ):
-                slot.unwritten += 1
+            if slot is not None and slot.start == start and slot.left > 0:
+                slot.left -= 1
                 return
-            unwritten = slot.unwritten if slot is not None and slot.start == start else 0
-            if slot is None and len(_slots) >= _SLOTS_MAX:  # a past window's uses no longer matter
-                for old in [k for k, v in _slots.items() if v.start != start]:
-                    del _slots[old]
-            _slots[key] = _Slot(start=start, known=limit, unwritten=0, read_at=-math.inf)  # until read below
-        _at_exit()
-        try:
-            if unwritten:
-                _add(key, start, unwritten)
-            _take_one(key, start=start, limit=limit, window=window, what=what, now=now)
-        finally:
-            known = QuotaUsage.objects.filter(key=key, window_start=start).values_list("amount", flat=True).first()
+        if _reserve(key, start, limit - LOCAL_HEADROOM):
             with _lock:
-                _slots[key] = _Slot(start=start, known=known or 0, unwritten=0, read_at=clock)
-        return
-    _take_one(key, start=start, limit=limit, window=window, what=what, now=now)
-
-
-def _take_one(key: str, *, start: datetime, limit: int, window: timedelta, what: str, now: datetime) -> None:
+                if len(_slots) >= _SLOTS_MAX:  # a past window's reservations no longer matter
+                    for old in [k for k, v in _slots.items() if v.start != start]:
+                        del _slots[old]
+                _slots[key] = _Slot(start=start, left=LOCAL_BATCH - 1)
+            _at_exit()
+            return
     rows = QuotaUsage.objects.filter(key=key, window_start=start, amount__lt=limit)
     if rows.update(amount=F("amount") + 1):
         return
@@ -97,38 +78,41 @@ def _take_one(key: str, *, start: datetime, limit: int, window: timedelta, what:
     raise RateLimited(f"{what} ({limit}); try again in {retry} s", retry)
 
 
-def _add(key: str, start: datetime, amount: int) -> None:
-    """Add uses already granted (counted in this process) to the window's row."""
-    if QuotaUsage.objects.filter(key=key, window_start=start).update(amount=F("amount") + amount):
-        return
+def _reserve(key: str, start: datetime, ceiling: int) -> bool:
+    """Count LOCAL_BATCH uses of the window now, if that leaves the count at most `ceiling`."""
+    rows = QuotaUsage.objects.filter(key=key, window_start=start, amount__lte=ceiling - LOCAL_BATCH)
+    if rows.update(amount=F("amount") + LOCAL_BATCH):
+        return True
+    if LOCAL_BATCH > ceiling or QuotaUsage.objects.filter(key=key, window_start=start).exists():
+        return False
     try:
         with transaction.atomic():
-            QuotaUsage.objects.create(key=key, window_start=start, amount=amount)
-    except IntegrityError:
-        QuotaUsage.objects.filter(key=key, window_start=start).update(amount=F("amount") + amount)
+            QuotaUsage.objects.create(key=key, window_start=start, amount=LOCAL_BATCH)
+        QuotaUsage.objects.filter(key=key, window_start__lt=start).delete()
+        return True
+    except IntegrityError:  # created by another process a moment ago
+        return bool(rows.update(amount=F("amount") + LOCAL_BATCH))
 
 
-def uses_flush() -> None:
-    """Write the uses this process counted and has not written yet (at exit; tests)."""
+def uses_release() -> None:
+    """Give back the uses this process reserved and did not grant (at exit; tests)."""
     with _lock:
-        pending = [(key, slot.start, slot.unwritten) for key, slot in _slots.items() if slot.unwritten]
+        unused = [(key, slot.start, slot.left) for key, slot in _slots.items() if slot.left]
         _slots.clear()
-    for key, start, amount in pending:
-        _add(key, start, amount)
+    for key, start, left in unused:
+        QuotaUsage.objects.filter(key=key, window_start=start, amount__gte=left).update(amount=F("amount") - left)
 
 
 @dataclass
 class _Slot:
-    """One key's window as this process sees it: the database's count when last read, and its own uses since."""
+    """The uses of one key's window this process reserved and has not granted yet."""
 
     start: datetime
-    known: int
-    unwritten: int
-    read_at: float  # time.monotonic()
+    left: int
 
 
-LOCAL_HEADROOM = 500  # uses left in the window below which every use is checked in the database
-LOCAL_BATCH = 50  # uses a process counts before it writes them
+LOCAL_HEADROOM = 500  # uses of the window that must stay unreserved for a process to reserve more
+LOCAL_BATCH = 50  # uses a process reserves at once
 _SLOTS_MAX = 10_000  # keys remembered (anonymous callers are counted by address)
 _slots: dict[str, _Slot] = {}
 
@@ -227,9 +211,9 @@ def _at_exit() -> None:
 
 
 def _flush_at_exit() -> None:
-    """The last flush (bytes, then uses): a database already gone (a test run's, dropped first) costs what was not
-    counted yet, and says so in one line, not a traceback."""
-    for flush, what in ((bandwidth_flush, "bandwidth"), (uses_flush, "query uses")):
+    """The last flush (bytes, then reservations given back): a database already gone (a test run's, dropped first)
+    costs what was not written yet, and says so in one line, not a traceback."""
+    for flush, what in ((bandwidth_flush, "bandwidth"), (uses_release, "unused query reservations")):
         try:
             flush()
         except Exception as exc:

@@ -1,5 +1,6 @@
-"""Fixed-window quotas counted in this process and written in batches far from the limit (remotes.quotas.take),
-and in the database at once near it, so the limit holds with other processes counting too."""
+"""Fixed-window quotas (remotes.quotas.take): far from the limit a process reserves uses in batches and grants
+them without a write; nearer the limit every use is counted in the database first, so the limit holds exactly
+with several processes counting."""
 
 from __future__ import annotations
 
@@ -27,13 +28,23 @@ def _in_database(key: str) -> int:
     return sum(QuotaUsage.objects.filter(key=key).values_list("amount", flat=True))
 
 
-def test_far_from_the_limit_uses_are_written_in_batches_and_none_is_lost():
+def _take_until_refused(key: str, limit: int) -> int:
+    granted = 0
+    while True:
+        try:
+            quotas.take(key, limit=limit, window=MINUTE, what=key)
+        except RateLimited as refused:
+            assert refused.retry_after >= 1
+            return granted
+        granted += 1
+        assert granted <= limit, "granted past the limit"
+
+
+def test_far_from_the_limit_uses_are_reserved_in_batches_and_unused_ones_given_back():
     for _ in range(120):
         quotas.take("q:far", limit=100_000, window=MINUTE, what="far")
-    written = _in_database("q:far")
-    assert written < 120  # some are still counted only here
-    assert written >= 120 - quotas.LOCAL_BATCH
-    quotas.uses_flush()
+    assert _in_database("q:far") == 3 * quotas.LOCAL_BATCH  # three writes for 120 uses, none lost
+    quotas.uses_release()
     assert _in_database("q:far") == 120
 
 
@@ -41,30 +52,23 @@ def test_a_small_limit_is_counted_in_the_database_at_every_use():
     for n in range(1, 6):
         quotas.take("q:small", limit=quotas.LOCAL_HEADROOM, window=MINUTE, what="small")
         assert _in_database("q:small") == n
-    for _ in range(quotas.LOCAL_HEADROOM - 5):
-        quotas.take("q:small", limit=quotas.LOCAL_HEADROOM, window=MINUTE, what="small")
-    with pytest.raises(RateLimited) as refused:
-        quotas.take("q:small", limit=quotas.LOCAL_HEADROOM, window=MINUTE, what="small")
-    assert refused.value.retry_after >= 1
+    assert _take_until_refused("q:small", quotas.LOCAL_HEADROOM) == quotas.LOCAL_HEADROOM - 5
 
 
-def test_uses_counted_by_another_process_stop_this_one_at_the_limit(monkeypatch):
-    limit = quotas.LOCAL_HEADROOM + 100
-    quotas.take("q:shared", limit=limit, window=MINUTE, what="shared")  # read: 1 used
-    # Another web process used all but one since; this one has not read the count again yet.
-    QuotaUsage.objects.filter(key="q:shared").update(amount=limit - 1)
-    quotas.take("q:shared", limit=limit, window=MINUTE, what="shared")  # counted here: the last one left
-    monkeypatch.setattr(quotas, "FLUSH_SECONDS", 0.0)  # the count is read again at the next use
-    with pytest.raises(RateLimited):
-        quotas.take("q:shared", limit=limit, window=MINUTE, what="shared")
-    assert _in_database("q:shared") == limit
-
-
-def test_near_the_limit_every_use_is_checked_in_the_database():
-    limit = quotas.LOCAL_HEADROOM + 10
-    for _ in range(limit):
-        quotas.take("q:near", limit=limit, window=MINUTE, what="near")
-    with pytest.raises(RateLimited):
-        quotas.take("q:near", limit=limit, window=MINUTE, what="near")
-    quotas.uses_flush()
+def test_near_the_limit_every_use_is_counted_and_the_limit_is_exact():
+    limit = quotas.LOCAL_HEADROOM + 60
+    assert _take_until_refused("q:near", limit) == limit
     assert _in_database("q:near") == limit
+
+
+def test_two_processes_together_never_pass_the_limit():
+    limit = quotas.LOCAL_HEADROOM + 3 * quotas.LOCAL_BATCH
+    quotas.take("q:shared", limit=limit, window=MINUTE, what="shared")  # the first process reserves a batch
+    first = dict(quotas._slots)
+    quotas._slots.clear()  # the second process: no reservation of its own
+    second = _take_until_refused("q:shared", limit)
+    quotas._slots.clear()
+    quotas._slots.update(first)  # the first one grants what it reserved, then is refused too
+    first_granted = 1 + _take_until_refused("q:shared", limit)
+    assert first_granted + second == limit
+    assert _in_database("q:shared") == limit
