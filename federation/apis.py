@@ -9,7 +9,6 @@ error path: 400 for a message that is not valid (naming the path), 403 when the 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import orjson
@@ -35,11 +34,7 @@ CORRELATION_HEADER = messages.CORRELATION_HEADER
 
 
 def _correlation_id(request: Request) -> str:
-    # federation_site.asgi bound it (the caller's header or a new id) for every line this request logs.
-    given = (request.META.get("HTTP_X_CORRELATION_ID") or "").strip()
-    if given and given.isprintable():
-        return given[:128]
-    return logs.current("correlation_id") or uuid.uuid4().hex
+    return fastdoor.correlation_id(request.headers)
 
 
 def _rest_base(request: Request) -> str:
@@ -47,16 +42,7 @@ def _rest_base(request: Request) -> str:
 
 
 def _read(request: Request) -> object:
-    given = request.META.get("CONTENT_LENGTH")
-    length = messages.parse_count(given, max_digits=30)
-    if given and length is None:
-        raise messages.MessageError.at("", f"Content-Length {given[:40]!r} is not a number of bytes")
-    if length is not None and length > messages.MAX_MESSAGE_BYTES:
-        # Refused before reading it; same words as parse_body uses for a body that turns out too large.
-        raise messages.MessageError.at(
-            "", f"the message is {length} bytes; the limit is {messages.MAX_MESSAGE_BYTES} bytes"
-        )
-    return messages.parse_body(request.body)
+    return fastdoor.read_message(request.headers, lambda: request.body)
 
 
 def _discover(request: Request, caller: Caller, message, correlation_id: str) -> dict:

@@ -39,6 +39,7 @@ from protocol import messages
 from remotes import quotas
 from remotes.auth import Unauthorized, authenticate
 from remotes.policy import Caller, PermissionDenied, RateLimited
+from tracker.jsonl import JsonlFormatError
 from tracker.sync import DataDamaged, data_problems
 
 logger = logging.getLogger(__name__)
@@ -111,9 +112,9 @@ def answer(
     `headers`: a mapping whose lookups ignore case (`Headers`, Django's request.headers); `body`: the raw body
     (at most MAX_MESSAGE_BYTES + 1 bytes read). Never raises for anything a caller sends: 400 (the message, naming
     the path), 401 (a refused JWT or signature), 403, 429 (Retry-After), 503 (damaged data, Retry-After)."""
-    correlation_id = _correlation_id(headers)
-    with logs.bound(correlation_id=correlation_id):
-        extra = [(messages.CORRELATION_HEADER, correlation_id)]
+    call_id = correlation_id(headers)
+    with logs.bound(correlation_id=call_id):
+        extra = [(messages.CORRELATION_HEADER, call_id)]
         try:
             node.refresh_state()
         except node.RepoNotFound:
@@ -168,31 +169,37 @@ def _answer(
         if path == INFO_PATH:
             rest_base = f"{scheme}://{host}/api/v1"
             return 200, services.answer_discover(caller=caller, rest_base=rest_base, correlation_id=correlation_id)
-        message = messages.parse_query(_read(headers, body))
+        message = messages.parse_query(read_message(headers, body))
         logs.bind(request_id=getattr(getattr(message, "metadata", None), "request_id", None))
         return 200, services.answer_query_json(
             caller=caller, message=message, correlation_id=correlation_id, client_address=client_address
         )
     except (messages.MessageError, services.QueryError) as exc:
         return 400, exc.as_json()
-    except (PermissionDenied, RateLimited, DataDamaged) as exc:  # damaged data: nothing was recorded, try later
+    except (PermissionDenied, RateLimited, JsonlFormatError) as exc:  # damaged data: nothing recorded, try later
         if caller is None:  # the day's bandwidth, before anyone was asked who they are
             caller = Caller()
+        if isinstance(exc, JsonlFormatError) and not isinstance(exc, DataDamaged):  # as DataProblemsMiddleware
+            exc = DataDamaged.of(exc)
         payload, status = services.refusal(exc, caller)
         if "retry_after" in payload:
             extra.append(("Retry-After", str(exc.retry_after)))
         return status, payload
 
 
-def _correlation_id(headers: Mapping[str, str]) -> str:
-    # As federation.apis does: the caller's header when usable, else the id federation_site.asgi bound.
+def correlation_id(headers: Mapping[str, str]) -> str:
+    """The id this call is known by (PROTOCOL.md, X-Correlation-ID): the caller's header when usable (printable,
+    cut to 128 characters), else the one federation_site.asgi bound for the request's log lines, else a new one.
+    """
     given = (headers.get(messages.CORRELATION_HEADER) or "").strip()
     if given and given.isprintable():
         return given[:128]
     return logs.current("correlation_id") or uuid.uuid4().hex
 
 
-def _read(headers: Mapping[str, str], body: bytes) -> object:
+def read_message(headers: Mapping[str, str], body: bytes | Callable[[], bytes]) -> object:
+    """The message a request carries, parsed as JSON (`messages.parse_body`), or MessageError: a Content-Length
+    that is not a number, or over MAX_MESSAGE_BYTES (refused before `body` is read when it is a function)."""
     given = headers.get("Content-Length")
     length = messages.parse_count(given, max_digits=30)
     if given and length is None:
@@ -202,7 +209,7 @@ def _read(headers: Mapping[str, str], body: bytes) -> object:
         raise messages.MessageError.at(
             "", f"the message is {length} bytes; the limit is {messages.MAX_MESSAGE_BYTES} bytes"
         )
-    return messages.parse_body(body)
+    return messages.parse_body(body() if callable(body) else body)
 
 
 _SECURITY: dict[bool, tuple[tuple[str, str], ...]] = {}

@@ -117,14 +117,14 @@ _config_cache: dict[str, tuple[tuple[int, int], object]] = {}
 _config_refused: dict[str, tuple[tuple[int, int], Exception]] = {}
 
 
-_pinned: ContextVar[dict | None] = ContextVar("node_config_pinned", default=None)
+_pinned: ContextVar[list | None] = ContextVar("node_config_pinned", default=None)
 
 
 @contextmanager
 def config_pinned() -> Iterator[None]:
     """Inside the block `config()` looks at the file once and then answers the same: one request sees one config
     from start to end, and pays one stat for it instead of one per call (federation.fastdoor)."""
-    token = _pinned.set({})
+    token = _pinned.set([])  # empty until the first config() of the block
     try:
         yield
     finally:
@@ -143,10 +143,9 @@ def config():
     pinned = _pinned.get()
     if pinned is None:
         return _config()
-    root = layout().root
-    if root not in pinned:
-        pinned[root] = _config()
-    return pinned[root]
+    if not pinned:
+        pinned.append(_config())
+    return pinned[0]
 
 
 def _config():
