@@ -285,11 +285,11 @@ def _host_allowed(host: str) -> bool:
     return bool(domain) and validate_host(domain, _ALLOWED_HOSTS)
 
 
-# Where `answer` runs: one thread of its own per process, whose context lives as long as it does. Not asgiref's
-# sync_to_async: it runs each call in a copy of the request's context, and Django keeps its database
-# connections in context variables, so every request opened (and set up) a new SQLite connection: 1.5 ms of the
-# 2 ms a discover cost (benchmarks/README.md). One thread, as sync_to_async(thread_sensitive=True) would: the
-# process's one database connection, answers one at a time; `serve --workers N` gives the parallelism.
+# Where `answer` runs: one thread of its own per process, which keeps its database connection between answers
+# (`_close_old_connections`). Not asgiref's sync_to_async(thread_sensitive=True): that thread also runs Django's
+# sync views, so an answer would wait behind a page being rendered, and it cost about 5% more CPU per answer
+# (measured in-process). One thread: one database connection, answers one at a time (they hold the GIL anyway);
+# `serve --workers N` gives the parallelism.
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdoor")
 
 
@@ -308,9 +308,9 @@ def _answer_as_django_would(correlation_id: str, request: dict) -> Answer:
 def _close_old_connections() -> None:
     """Django's close_old_connections for the fast door's thread: a connection left in a transaction, broken, or
     older than its CONN_MAX_AGE is closed, and the next query opens a new one. CONN_MAX_AGE 0 (SQLite's setting
-    here: Django's ASGI handler has each request in a context of its own, so a kept connection would leak) would
-    close it after every request, and opening one costs more than a whole answer: this thread keeps it up to
-    CONNECTION_MAX_AGE."""
+    here: Django's ASGI handler runs each request's sync code in a thread of its own, so a kept connection would
+    leak) closed it after every request, and opening one (with its WAL pragmas) cost 1.5 ms, more than a whole
+    answer (362 connections for 350 discovers, counted): this thread keeps it up to CONNECTION_MAX_AGE."""
     from django.db import connections
 
     for conn in connections.all(initialized_only=True):

@@ -238,3 +238,49 @@ def test_what_the_fast_door_leaves_to_django(nodes):
     )
     assert response.status_code == 400 and "the limit is 262144 bytes" in response.text
     assert "Allow" not in response.headers
+
+
+# The fast door in a process of the node's own (its settings, its SQLite file): five discovers, each in a task of
+# its own as a server runs them; prints how many database connections were opened.
+FAST_DOOR_CONNECTIONS = """
+import asyncio, json
+import django
+django.setup()
+from django.db.backends.signals import connection_created
+from federation import fastdoor
+opened = []
+connection_created.connect(lambda **kwargs: opened.append(1), weak=False)
+scope = {"type": "http", "method": "GET", "path": "/api/v1/federation/info", "query_string": b"",
+         "scheme": "http", "headers": [(b"host", b"127.0.0.1:8000")], "client": ("127.0.0.1", 50000)}
+
+async def one():
+    sent = []
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        sent.append(message)
+    await fastdoor.asgi_answer(scope, receive, send)
+    return sent[0]["status"]
+
+async def five():
+    return [await asyncio.create_task(one()) for _ in range(5)]
+
+print(json.dumps({"statuses": asyncio.run(five()), "opened": len(opened)}))
+"""
+
+
+def test_the_fast_door_keeps_its_database_connection_from_one_answer_to_the_next(nodes):
+    # CONN_MAX_AGE is 0 on SQLite, so Django closes a connection after each request; opening one (and its WAL
+    # pragmas) cost more than a whole answer.
+    served, _, _ = nodes
+    result = subprocess.run(
+        [sys.executable, "-c", FAST_DOOR_CONNECTIONS],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=cli_env(SUDOCODE_REPO=str(served.repo), DJANGO_SETTINGS_MODULE="federation_site.settings"),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"statuses": [200] * 5, "opened": 1}
