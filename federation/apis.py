@@ -184,6 +184,7 @@ class _FastDoorView(_FederationView):
             headers=request.headers,
             body=request.body,
             client_address=request.META.get("REMOTE_ADDR", ""),
+            query_string=request.META.get("QUERY_STRING", ""),
         )
         response = HttpResponse(result.body, status=result.status)
         for name, value in result.headers:

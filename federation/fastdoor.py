@@ -106,12 +106,14 @@ def answer(
     headers: Mapping[str, str],
     body: bytes,
     client_address: str = "",
+    query_string: str = "",
 ) -> Answer:
     """The answer to one request to `INFO_PATH` (GET) or `QUERY_PATH` (POST) (`handles`). `host`: the Host the
     caller used, already checked against ALLOWED_HOSTS (Django's `get_host`); `scheme`: "http" or "https";
     `headers`: a mapping whose lookups ignore case (`Headers`, Django's request.headers); `body`: the raw body
-    (at most MAX_MESSAGE_BYTES + 1 bytes read). Never raises for anything a caller sends: 400 (the message, naming
-    the path), 401 (a refused JWT or signature), 403, 429 (Retry-After), 503 (damaged data, Retry-After)."""
+    (at most MAX_MESSAGE_BYTES + 1 bytes read); `query_string`: the URL's (a signature covers it). Never raises
+    for anything a caller sends: 400 (the message, naming the path), 401 (a refused JWT or signature), 403, 429
+    (Retry-After), 503 (damaged data, Retry-After)."""
     call_id = correlation_id(headers)
     with logs.bound(correlation_id=call_id):
         extra = [(messages.CORRELATION_HEADER, call_id)]
@@ -132,6 +134,7 @@ def answer(
                 headers=headers,
                 body=body,
                 client_address=client_address,
+                query_string=query_string,
                 config=config,
                 extra=extra,
             )
@@ -153,6 +156,7 @@ def _answer(
     headers: Mapping[str, str],
     body: bytes,
     client_address: str,
+    query_string: str,
     config,
     extra: list[tuple[str, str]],
 ) -> tuple[int, dict | bytes]:
@@ -160,7 +164,7 @@ def _answer(
     caller: Caller | None = None
     try:
         quotas.check_bandwidth(config)
-        url = f"{scheme}://{host}{path}"
+        url = f"{scheme}://{host}{path}" + (f"?{query_string}" if query_string else "")  # as build_absolute_uri
         try:
             caller, _ = authenticate(method=method, url=url, headers=headers, body=body)
         except Unauthorized as exc:

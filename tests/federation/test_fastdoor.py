@@ -284,3 +284,31 @@ def test_the_fast_door_keeps_its_database_connection_from_one_answer_to_the_next
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"statuses": [200] * 5, "opened": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signature_over_a_url_with_a_query_string_verifies_on_djangos_door(node_repo):
+    # The fast door takes no query string; Django's door passes its own to `answer`, which the signature covers.
+    from types import SimpleNamespace
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from federation_site.config import default_config, write_config
+    from federation_site.keys import NodeKey
+    from remotes import services as remote_services
+    from remotes.models import RemoteRepo
+    from tests.remotes.test_signatures import send, signed
+
+    key = NodeKey(Ed25519PrivateKey.generate())
+    strict = "github.com/org/strict"
+    config = default_config(url="github.com/org/api-service", display_name="API")
+    config["remote_repos"] = [
+        {"url": strict, "trust_level": "verified", "public_key": key.public_key, "require_signatures": True}
+    ]
+    write_config(node_repo / ".sudocode" / "federation.config.json", config)
+    remote_services.remotes_reconcile(force=True)
+    node = SimpleNamespace(keys={strict: remote_services.remote_rotate_key(remote=RemoteRepo.objects.get(url=strict))})
+    target = "/api/v1/federation/query?via=django"
+    response = send(node, strict, signed(key, url="http://testserver" + target), path=target)
+    assert response.status_code == 200, response.content
+    assert response.json()["to"] == strict
