@@ -551,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
             config = served.config()
             config["rate_limits"]["per_repo"]["queries_per_minute"] = 10**9
             config["policies"]["incoming_requests"]["query"]["rate_limit"]["requests_per_minute"] = 10**9
+            # And the node's bytes per day: the 500-item page at c=16 sends ~1 GB within a minute.
+            config["rate_limits"]["global"]["cross_repo_bandwidth_mb_per_day"] = 10**9
             served.write_config(config)
             progress(f"served node on {served.base} ({status['issues']} issues); {caller.identity} linked, verified")
 

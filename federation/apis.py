@@ -9,10 +9,10 @@ error path: 400 for a message that is not valid (naming the path), 403 when the 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 import orjson
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
-from federation import services
+from federation import fastdoor, services
 from federation_site import logs
 from protocol import messages
 from remotes.auth import RemoteKeyAuthentication, request_caller
@@ -34,11 +34,7 @@ CORRELATION_HEADER = messages.CORRELATION_HEADER
 
 
 def _correlation_id(request: Request) -> str:
-    # federation_site.asgi bound it (the caller's header or a new id) for every line this request logs.
-    given = (request.META.get("HTTP_X_CORRELATION_ID") or "").strip()
-    if given and given.isprintable():
-        return given[:128]
-    return logs.current("correlation_id") or uuid.uuid4().hex
+    return fastdoor.correlation_id(request.headers)
 
 
 def _rest_base(request: Request) -> str:
@@ -46,16 +42,7 @@ def _rest_base(request: Request) -> str:
 
 
 def _read(request: Request) -> object:
-    given = request.META.get("CONTENT_LENGTH")
-    length = messages.parse_count(given, max_digits=30)
-    if given and length is None:
-        raise messages.MessageError.at("", f"Content-Length {given[:40]!r} is not a number of bytes")
-    if length is not None and length > messages.MAX_MESSAGE_BYTES:
-        # Refused before reading it; same words as parse_body uses for a body that turns out too large.
-        raise messages.MessageError.at(
-            "", f"the message is {length} bytes; the limit is {messages.MAX_MESSAGE_BYTES} bytes"
-        )
-    return messages.parse_body(request.body)
+    return fastdoor.read_message(request.headers, lambda: request.body)
 
 
 def _discover(request: Request, caller: Caller, message, correlation_id: str) -> dict:
@@ -178,14 +165,41 @@ _ERRORS = {
 }
 
 
-class InfoApi(_FederationView):
+class _FastDoorView(_FederationView):
+    """An endpoint whose one implementation is federation.fastdoor.answer (authentication, the bandwidth, the
+    message, the answer, the headers): under daphne federation_site.asgi sends most requests straight there; this
+    view serves the rest (HEAD, CORS, a query string, Django's test client) and documents it. DRF only routes:
+    its authentication, content negotiation and throttles are not run (`answer` authenticates; it answers JSON
+    whatever Accept says, as the fast door does)."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        self.format_kwarg = None
+
+    def fast(self, request: Request) -> HttpResponse:
+        result = fastdoor.answer(
+            method=request.method,
+            path=request.path,
+            scheme=request.scheme,
+            host=request.get_host(),
+            headers=request.headers,
+            body=request.body,
+            client_address=request.META.get("REMOTE_ADDR", ""),
+            query_string=request.META.get("QUERY_STRING", ""),
+        )
+        response = HttpResponse(result.body, status=result.status)
+        for name, value in result.headers:
+            response[name] = value
+        return response
+
+
+class InfoApi(_FastDoorView):
     @extend_schema(
         tags=["federation"],
         summary="Discover: this node's capabilities and the caller's trust level",
         responses={200: messages.json_schema_of(messages.DiscoverResponse)},
     )
-    def get(self, request: Request) -> Response:
-        return _answer(request, None)
+    def get(self, request: Request) -> HttpResponse:
+        return self.fast(request)
 
 
 class KeyRotationApi(_FederationView):
@@ -232,7 +246,7 @@ class DirectoryApi(_FederationView):
         return _respond(request, lambda caller, _: directory_for(caller, served_rest=_rest_base(request)))
 
 
-class QueryApi(_FederationView):
+class QueryApi(_FastDoorView):
     @extend_schema(
         tags=["federation"],
         summary="Query issues or specs (a query message, or the bare seed body)",
@@ -246,8 +260,8 @@ class QueryApi(_FederationView):
             )
         ],
     )
-    def post(self, request: Request) -> Response:
-        return _answer(request, messages.parse_query)
+    def post(self, request: Request) -> HttpResponse:
+        return self.fast(request)
 
 
 class MutateApi(_FederationView):

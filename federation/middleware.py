@@ -2,6 +2,8 @@
 every request under /api/v1/federation/ counts its body and its response; once today's bytes reach the limit,
 such requests get 429 with Retry-After (the start of the next UTC day) until then. Bytes in: what other nodes
 send us; bytes out: what we answer. Calls this node makes are not counted (they are limited by what we do).
+The fast door's endpoints (federation/fastdoor.py: info, query) check and count in `fastdoor.answer`, whichever
+door they came through.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from federation import fastdoor
 from federation_site import node
 from federation_site.config import ConfigError
 from protocol import messages
@@ -24,8 +27,8 @@ class BandwidthMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(PREFIX):
-            return self.get_response(request)
+        if not request.path.startswith(PREFIX) or fastdoor.handles(request.method, request.path):
+            return self.get_response(request)  # fastdoor.answer checks and counts its own
         try:
             config = node.config()
             quotas.check_bandwidth(config)

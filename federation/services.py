@@ -79,9 +79,28 @@ def _audit(caller: Caller, operation: str, *, status: str, started: float, corre
 
 
 def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "") -> dict:
-    """The discover_response: what this node can do and how much it trusts the caller."""
+    """The discover_response: what this node can do and how much it trusts the caller. Everything in it but the
+    timestamp follows from the config, the caller's identity and trust level and `rest_base`, so it is built once
+    per process for each of those (a config reloaded is another object: its answers are built again)."""
     started = time.perf_counter()
     cfg = node.config()
+    key = (caller.identity, caller.trust_level, rest_base, identity.local_url())
+    with _ANSWERS_LOCK:
+        built = _DISCOVERED.get(key)
+    if built is None or built[0] is not cfg:
+        built = (cfg, _discover_response(caller=caller, cfg=cfg, rest_base=rest_base))
+        with _ANSWERS_LOCK:
+            if len(_DISCOVERED) >= _ANSWERS_MAX:
+                _DISCOVERED.clear()
+            _DISCOVERED[key] = built
+    _audit(caller, "discover", status="success", started=started, correlation_id=correlation_id)
+    return {**built[1], "timestamp": _wire_time(timezone.now())}
+
+
+_DISCOVERED: dict[tuple, tuple[object, dict]] = {}  # (caller, trust, rest_base, us) -> (the config, the answer)
+
+
+def _discover_response(*, caller: Caller, cfg, rest_base: str) -> dict:
     endpoints = cfg.endpoints if cfg else None
     rest = str(endpoints.rest) if endpoints and endpoints.rest else rest_base
     response = messages.DiscoverResponse(
@@ -102,7 +121,6 @@ def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "")
         ),
         public_key=cfg.local_identity.public_key if cfg and cfg.local_identity else None,
     )
-    _audit(caller, "discover", status="success", started=started, correlation_id=correlation_id)
     return messages.dump(response)
 
 

@@ -14,12 +14,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from agents.asgi import PATH as MCP_PATH  # noqa: E402
 from agents.asgi import a2a_http_app, is_a2a_path, mcp_http_app  # noqa: E402
 from audit.services import BATCH_READS_ENV, batch_reads  # noqa: E402
+from federation.fastdoor import asgi_answer, is_fast  # noqa: E402
 from federation_site import logs  # noqa: E402
 from subscriptions.routing import websocket_urlpatterns  # noqa: E402
 
 
 async def http(scope, receive, send):
-    """Django, except the agents' doors (agents/asgi.py): /mcp (MCP), and the A2A card, /a2a and /a2a/rest.
+    """Django, except the agents' doors (agents/asgi.py): /mcp (MCP), and the A2A card, /a2a and /a2a/rest; and
+    the fast door (federation/fastdoor.py): GET /api/v1/federation/info and POST /api/v1/federation/query, when
+    `is_fast` says Django's middleware would add nothing to them (the same implementation as their DRF views).
     Every line logged while answering carries the request's correlation id (federation_site/logs.py): the
     caller's X-Correlation-ID, else a new one, which the federation endpoints answer with. Not for /mcp: the
     MCP SDK runs its tools in tasks of the session manager that the first request started, which would keep
@@ -28,7 +31,9 @@ async def http(scope, receive, send):
         await mcp_http_app(scope, receive, send)
         return
     with logs.bound(correlation_id=logs.correlation_id_of(scope.get("headers") or ())):
-        if is_a2a_path(scope["path"]):
+        if is_fast(scope):
+            await asgi_answer(scope, receive, send)
+        elif is_a2a_path(scope["path"]):
             await a2a_http_app(scope, receive, send)
         else:
             await django_asgi_app(scope, receive, send)

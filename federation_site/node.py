@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 SUDOCODE_DIR = ".sudocode"
@@ -28,11 +31,11 @@ class RepoNotFound(Exception):
 class RepoLayout:
     root: Path
 
-    @property
+    @cached_property
     def sudocode_dir(self) -> Path:
         return self.root / SUDOCODE_DIR
 
-    @property
+    @cached_property
     def config_path(self) -> Path:
         return self.sudocode_dir / "federation.config.json"
 
@@ -48,6 +51,7 @@ class RepoLayout:
     def gitignore_path(self) -> Path:
         return self.sudocode_dir / ".gitignore"
 
+    @lru_cache(maxsize=16)  # noqa: B019 (a few layouts per process; refresh_state asks on every request)
     def jsonl_path(self, kind: str) -> Path:
         return self.sudocode_dir / ("issues.jsonl" if kind == "issue" else "specs.jsonl")
 
@@ -99,21 +103,52 @@ def layout() -> RepoLayout:
             f"this process serves no repository: set {REPO_ENV} or run it inside a repository with "
             f"a {SUDOCODE_DIR}/ folder"
         )
-    return RepoLayout(Path(settings.SUDOCODE_REPO))
+    root = settings.SUDOCODE_REPO
+    found = _layouts.get(root)
+    if found is None:  # built once per repository: config() asks on every call, several times per request
+        found = _layouts[root] = RepoLayout(Path(root))
+    return found
+
+
+_layouts: dict[object, RepoLayout] = {}
 
 
 _config_cache: dict[str, tuple[tuple[int, int], object]] = {}
 _config_refused: dict[str, tuple[tuple[int, int], Exception]] = {}
 
 
+_pinned: ContextVar[list | None] = ContextVar("node_config_pinned", default=None)
+
+
+@contextmanager
+def config_pinned() -> Iterator[None]:
+    """Inside the block `config()` looks at the file once and then answers the same: one request sees one config
+    from start to end, and pays one stat for it instead of one per call (federation.fastdoor)."""
+    token = _pinned.set([])  # empty until the first config() of the block
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
 def config():
     """The node's validated federation.config.json (re-read when the file changes), or None when the
-    repository has none (a plain sudocode repository: the tracker works, federation is off).
+    repository has none (a plain sudocode repository: the tracker works, federation is off). Inside
+    `config_pinned()`, the one read first in the block.
 
     A file that cannot be used (a ConfigError: a bad key, a policy condition that does not compile) raises when
     no good config was loaded yet, so a node never starts with it; once one was, an edit that breaks the file
     is not applied: the last good config stays in force and `config_problem()` says why (the dashboard's
     banner, `sudocode-fed status`)."""
+    pinned = _pinned.get()
+    if pinned is None:
+        return _config()
+    if not pinned:
+        pinned.append(_config())
+    return pinned[0]
+
+
+def _config():
     from federation_site.config import ConfigError, load_config
 
     path = layout().config_path

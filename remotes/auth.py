@@ -95,10 +95,51 @@ def caller_for_token(token: str | None) -> Caller:
     elif token:
         from remotes.services import hash_key
 
-        remote = RemoteRepo.objects.filter(api_key_hash=hash_key(token)).first() if token.isascii() else None
+        remote = remote_by_key_hash(hash_key(token)) if token.isascii() else None
         caller = Caller(remote) if remote else ANONYMOUS
     logs.bind(remote=caller.identity or "anonymous")
     return caller
+
+
+# api_key_hash -> (its row as last read, the RemoteRepo built from it): per process, checked on every use.
+_BY_KEY_HASH: dict[str, tuple[tuple, RemoteRepo]] = {}
+
+
+def remote_by_key_hash(key_hash: str) -> RemoteRepo | None:
+    """The remote whose API key hashes to `key_hash` (sha256 hex), or None. Its row is read on every call, in one
+    plain SQL statement (the ORM's compiling was most of its cost); the model instance is built again only when
+    the row reads differently from the last time, in this process. So a key revoked, rotated or given another
+    trust level by any process applies to the next request, as a lookup every time would."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_by_key_hash_sql(connection), [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        _BY_KEY_HASH.pop(key_hash, None)
+        return None
+    cached = _BY_KEY_HASH.get(key_hash)
+    if cached is not None and cached[0] == row:
+        return cached[1]
+    # At least as new as `row`: a change between the two reads only makes the next call read it again.
+    remote = RemoteRepo.objects.filter(api_key_hash=key_hash).first()
+    if remote is not None:
+        _BY_KEY_HASH[key_hash] = (tuple(row), remote)
+    return remote
+
+
+def _by_key_hash_sql(connection) -> str:
+    sql = _SQL.get(connection.vendor)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in RemoteRepo._meta.concrete_fields)
+        table = quote(RemoteRepo._meta.db_table)
+        sql = f"SELECT {columns} FROM {table} WHERE {quote('api_key_hash')} = %s ORDER BY {quote('url')} LIMIT 1"
+        _SQL[connection.vendor] = sql
+    return sql
+
+
+_SQL: dict[str, str] = {}  # by database vendor
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -146,30 +187,52 @@ def signature_check(
         return None
 
 
+class Unauthorized(Exception):
+    """A request that claims to be a remote and fails to prove it (a refused JWT, a missing or wrong signature
+    its config requires): HTTP 401 with `{"error": "unauthorized", "detail": str(exc)}`."""
+
+
+def authenticate(
+    *, method: str, url: str, headers: Mapping[str, str], body: bytes | Callable[[], bytes]
+) -> tuple[Caller, Verified | None]:
+    """Who is calling, from the request's plain parts: the remote its `Authorization: Bearer` names (an API key
+    or a JWT, `caller_for_token` / `caller_for_jwt`), else the anonymous caller; and its verified RFC 9421
+    signature (`signature_check`), also kept for the audit rows of this request (`received_signature`, set on
+    every call, None included). `headers`: any mapping whose lookups ignore case (Django's request.headers,
+    federation.fastdoor's); `url`: the absolute URL the caller signed; `body`: the raw body or a function reading
+    it. Unauthorized (the reason) for a JWT that is refused and for a signature its config requires. Both doors
+    of the federation endpoints call this (DRF's RemoteKeyAuthentication, federation.fastdoor)."""
+    received_signature.set(None)
+    token = bearer_token(headers.get("Authorization"))
+    try:
+        caller = caller_for_jwt(token) if token and looks_like_jwt(token) else caller_for_token(token)
+    except TokenRejected as exc:  # a JWT is a claim to be someone: a bad one is refused, not anonymous
+        raise Unauthorized(str(exc)) from None
+    try:
+        verified = signature_check(caller, method=method, url=url, headers=headers, body=body)
+    except SignatureProblem as exc:
+        raise Unauthorized(str(exc)) from None
+    received_signature.set(verified.as_record() if verified else None)
+    return caller, verified
+
+
 class RemoteKeyAuthentication(BaseAuthentication):
     """Sets request.auth to the calling remote (a Caller); a missing or unknown key is the anonymous caller,
     never an error: anonymous callers get what the untrusted level allows. A remote whose config requires
-    signatures gets 401 for an unsigned or wrongly signed message (`signature_check`)."""
+    signatures gets 401 for an unsigned or wrongly signed message (`authenticate`)."""
 
     def authenticate(self, request):
         from django.contrib.auth.models import AnonymousUser
 
-        token = bearer_token(request.META.get("HTTP_AUTHORIZATION"))
         try:
-            caller = caller_for_jwt(token) if token and looks_like_jwt(token) else caller_for_token(token)
-        except TokenRejected as exc:  # a JWT is a claim to be someone: a bad one is refused, not anonymous
-            raise AuthenticationFailed({"error": "unauthorized", "detail": str(exc)}) from None
-        try:
-            verified = signature_check(
-                caller,
+            caller, _ = authenticate(
                 method=request.method,
                 url=request.build_absolute_uri(),
                 headers=request.headers,
                 body=lambda: request.body,
             )
-        except SignatureProblem as exc:
+        except Unauthorized as exc:
             raise AuthenticationFailed({"error": "unauthorized", "detail": str(exc)}) from None
-        received_signature.set(verified.as_record() if verified else None)
         return AnonymousUser(), caller
 
     def authenticate_header(self, request) -> str:

@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -37,9 +38,30 @@ def _retry_after(start: datetime, length: timedelta, now: datetime) -> int:
 
 
 def take(key: str, *, limit: int, window: timedelta, what: str) -> None:
-    """Count one use of `key` in the current window, or raise RateLimited when `limit` uses were counted."""
+    """Count one use of `key` in the current window, or raise RateLimited when `limit` uses were counted.
+
+    Far from the limit a process reserves LOCAL_BATCH uses at once (one conditional UPDATE, only while at least
+    LOCAL_HEADROOM uses of the window would be left) and hands them out without writing; nearer the limit every
+    use is counted in the database before it is granted. The database's count is never below the uses granted,
+    so the limit holds exactly across processes; a reservation a process does not use up is given back at exit
+    (else it only makes the window stricter, by at most LOCAL_BATCH uses per process). A limit of LOCAL_HEADROOM
+    or less is always counted use by use."""
     now = timezone.now()
     start = _window(now, window)
+    if limit > LOCAL_HEADROOM:
+        with _lock:
+            slot = _slots.get(key)
+            if slot is not None and slot.start == start and slot.left > 0:
+                slot.left -= 1
+                return
+        if _reserve(key, start, limit - LOCAL_HEADROOM):
+            with _lock:
+                if len(_slots) >= _SLOTS_MAX:  # a past window's reservations no longer matter
+                    for old in [k for k, v in _slots.items() if v.start != start]:
+                        del _slots[old]
+                _slots[key] = _Slot(start=start, left=LOCAL_BATCH - 1)
+            _at_exit()
+            return
     rows = QuotaUsage.objects.filter(key=key, window_start=start, amount__lt=limit)
     if rows.update(amount=F("amount") + 1):
         return
@@ -54,6 +76,45 @@ def take(key: str, *, limit: int, window: timedelta, what: str) -> None:
                 return
     retry = _retry_after(start, window, now)
     raise RateLimited(f"{what} ({limit}); try again in {retry} s", retry)
+
+
+def _reserve(key: str, start: datetime, ceiling: int) -> bool:
+    """Count LOCAL_BATCH uses of the window now, if that leaves the count at most `ceiling`."""
+    rows = QuotaUsage.objects.filter(key=key, window_start=start, amount__lte=ceiling - LOCAL_BATCH)
+    if rows.update(amount=F("amount") + LOCAL_BATCH):
+        return True
+    if LOCAL_BATCH > ceiling or QuotaUsage.objects.filter(key=key, window_start=start).exists():
+        return False
+    try:
+        with transaction.atomic():
+            QuotaUsage.objects.create(key=key, window_start=start, amount=LOCAL_BATCH)
+        QuotaUsage.objects.filter(key=key, window_start__lt=start).delete()
+        return True
+    except IntegrityError:  # created by another process a moment ago
+        return bool(rows.update(amount=F("amount") + LOCAL_BATCH))
+
+
+def uses_release() -> None:
+    """Give back the uses this process reserved and did not grant (at exit; tests)."""
+    with _lock:
+        unused = [(key, slot.start, slot.left) for key, slot in _slots.items() if slot.left]
+        _slots.clear()
+    for key, start, left in unused:
+        QuotaUsage.objects.filter(key=key, window_start=start, amount__gte=left).update(amount=F("amount") - left)
+
+
+@dataclass
+class _Slot:
+    """The uses of one key's window this process reserved and has not granted yet."""
+
+    start: datetime
+    left: int
+
+
+LOCAL_HEADROOM = 500  # uses of the window that must stay unreserved for a process to reserve more
+LOCAL_BATCH = 50  # uses a process reserves at once
+_SLOTS_MAX = 10_000  # keys remembered (anonymous callers are counted by address)
+_slots: dict[str, _Slot] = {}
 
 
 def caller_key(caller: Caller, client_address: str) -> str:
@@ -121,13 +182,11 @@ def count_bandwidth(nbytes: int) -> None:
 
 def bandwidth_flush() -> None:
     """Write the bytes this process counted and has not written yet (at exit; tests)."""
-    global _unwritten, _written_at, _registered, _read
+    global _unwritten, _written_at, _read
     with _lock:
         nbytes, _unwritten = _unwritten, 0
         _written_at = time.monotonic()
-        if not _registered:
-            atexit.register(_flush_at_exit)
-            _registered = True
+    _at_exit()
     if nbytes <= 0:
         return
     start = _window(timezone.now(), DAY)
@@ -142,13 +201,23 @@ def bandwidth_flush() -> None:
             _read = (start, _read[1] + nbytes, _read[2])
 
 
+def _at_exit() -> None:
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        _registered = True
+    atexit.register(_flush_at_exit)
+
+
 def _flush_at_exit() -> None:
-    """The last flush: a database already gone (a test run's, dropped first) costs the bytes not yet counted, and
-    says so in one line, not a traceback."""
-    try:
-        bandwidth_flush()
-    except Exception as exc:
-        logging.getLogger(__name__).warning("bandwidth not counted at exit: %s", str(exc).splitlines()[0])
+    """The last flush (bytes, then reservations given back): a database already gone (a test run's, dropped first)
+    costs what was not written yet, and says so in one line, not a traceback."""
+    for flush, what in ((bandwidth_flush, "bandwidth"), (uses_release, "unused query reservations")):
+        try:
+            flush()
+        except Exception as exc:
+            logging.getLogger(__name__).warning("%s not counted at exit: %s", what, str(exc).splitlines()[0])
 
 
 def _add_bandwidth(start: datetime, nbytes: int) -> None:
@@ -180,5 +249,5 @@ FLUSH_SECONDS = 0.1
 _lock = threading.Lock()
 _unwritten = 0  # bytes counted in this process, not yet in the database
 _written_at = 0.0  # time.monotonic() of the last write
-_registered = False  # bandwidth_flush runs at exit
+_registered = False  # the flushes run at exit (_flush_at_exit)
 _read: tuple[datetime | None, int, float] = (None, 0, 0.0)  # (window, the database's bytes, when read)
