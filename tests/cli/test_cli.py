@@ -320,6 +320,25 @@ def test_a_create_with_an_unchanged_config_loads_no_validation_and_no_network_st
     assert "Second" in (inited / ".sudocode" / "issues.jsonl").read_text()
 
 
+def test_the_garbage_collector_runs_again_once_a_command_has_started(inited):
+    # runtime.setup() pauses it while Django and our apps load and freezes what they made (issue 16): what the
+    # command makes afterwards (a long `serve`, `mcp`) must still be collected.
+    script = (
+        "import gc, json, sys\n"
+        "from sudocode_cli.main import main\n"
+        f"code = main(['--repo', {str(inited)!r}, 'issue', 'list'])\n"
+        "import weakref\n"
+        "class Cycle:\n"
+        "    pass\n"
+        "c = Cycle(); c.me = c; ref = weakref.ref(c); del c\n"
+        "made = [[] for _ in range(20000)]  # enough allocations for the collector's automatic passes\n"
+        "print(json.dumps([code, gc.isenabled(), gc.get_freeze_count() > 1000, ref() is None]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [0, True, True, True]
+
+
 def test_status_warns_when_git_tracks_the_secrets(inited):
     git(inited, "add", "-f", ".sudocode/secrets.env")
     result = fed(inited, "status", "--format", "json")
