@@ -73,12 +73,14 @@ def _django_setup() -> None:
 
         django.setup()
         return
-    import logging.config
+    import logging
 
     from django.apps import apps
 
+    from federation_site.logs import apply_logging
+
     logging.captureWarnings(True)
-    logging.config.dictConfig(settings.LOGGING)
+    apply_logging(settings.LOGGING)
     apps.populate(settings.INSTALLED_APPS)
 
 
@@ -99,12 +101,12 @@ def repo_root(repo: str | None) -> Path:
 def ensure_schema(lay: RepoLayout) -> None:
     """Run migrations when the database lacks any (first use, or after an upgrade). Checking costs one
     query and a directory listing per app, where asking the migration loader would cost a quarter second."""
+    if not _missing_migrations():
+        return
     from django.core.management import call_command
 
     from tracker.locks import file_lock
 
-    if not _missing_migrations():
-        return
     with file_lock(lay.lock_path("migrate")):
         if _missing_migrations():
             note("Preparing the database (first run or upgrade)...")

@@ -303,15 +303,15 @@ def test_git_keys_edited_between_creates_take_effect_and_a_broken_edit_stops_the
 
 
 def test_a_create_with_an_unchanged_config_loads_no_validation_and_no_network_stack(inited):
-    # What a create skips (issue 16): pydantic and the config models (~140 ms), and the HTTP, crypto, Celery
-    # and wire-format modules no local write uses.
+    # What a create skips (issue 16): pydantic and the config models (~140 ms), the HTTP, crypto, Celery and
+    # wire-format modules no local write uses, logging.config for the plain CLI logging and the migrate command.
     assert fed(inited, "issue", "create", "First").code == 0  # the database records the config as good
     script = (
         "import json, sys\n"
         "from sudocode_cli.main import main\n"
         f"code = main(['--repo', {str(inited)!r}, 'issue', 'create', 'Second'])\n"
         "heavy = ('pydantic', 'federation_site.config', 'cryptography', 'celery', 'kombu', 'requests', 'httpx',"
-        " 'protocol.messages')\n"
+        " 'protocol.messages', 'logging.config', 'django.core.management')\n"
         "print(json.dumps([code, sorted(m for m in sys.modules if m in heavy)]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(), timeout=120)
