@@ -168,7 +168,7 @@ def config_vouched(stamp: tuple[int, int]) -> None:
 def git_settings() -> GitWriteSettings | None:
     """The config's `git` keys a write needs, or None when the repository has no federation.config.json (as
     `config()`). A file that this process validated, or that `config_vouched()` says passed validation, is read
-    as plain JSON: a write does not import pydantic nor validate the file again for three booleans (~140 ms of a
+    as plain JSON: a write does not import pydantic nor validate the file again for three booleans (~120 ms of a
     CLI `issue create`, issue 16). Any other file goes through `config()`, so an unvalidated edit is validated
     (and a broken one raises ConfigError, or keeps the last good config in a running node, as `config()` says)."""
     path = layout().config_path
