@@ -29,6 +29,7 @@ from pydantic import (
 
 from federation_site.files import write_atomic
 from federation_site.jsontext import format_path, show
+from federation_site.node import GIT_WRITE_DEFAULTS
 
 CONFIG_FILENAME = "federation.config.json"
 
@@ -383,12 +384,13 @@ class AlertSettings(_Model):
 
 class GitSettings(_Model):
     # Commit changes made here (the CLI, the dashboard): off, as sudocode itself leaves committing to you.
-    auto_commit: bool = False
+    # (These three defaults live in federation_site.node.GitWriteSettings, which a write reads without pydantic.)
+    auto_commit: bool = GIT_WRITE_DEFAULTS.auto_commit
     # Commit changes that come from other repositories (an approved request, an issue unblocked by a remote
     # event): on, so what another repository made us do is in git's history (the seed's HTTP request -> local
     # mutation -> git commit). Only the .sudocode files; mid-merge, mid-rebase or detached, the commit waits.
-    commit_remote_changes: bool = True
-    push: bool = False
+    commit_remote_changes: bool = GIT_WRITE_DEFAULTS.commit_remote_changes
+    push: bool = GIT_WRITE_DEFAULTS.push
     author_name: NonEmptyStr | None = None
     author_email: Email | None = None
 

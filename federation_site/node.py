@@ -7,6 +7,7 @@ tracker, the CLI) asks this module for paths instead of building them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -175,6 +176,73 @@ def _config():
     _config_refused.pop(str(path), None)
     _config_cache[str(path)] = (key, loaded)
     return loaded
+
+
+@dataclass(frozen=True)
+class GitWriteSettings:
+    """The `git` keys of federation.config.json that a write reads (`tracker.services`: whether to commit,
+    whether to push). The defaults are the config's own: `federation_site.config.GitSettings` takes them from
+    here."""
+
+    auto_commit: bool = False
+    commit_remote_changes: bool = True
+    push: bool = False
+
+
+GIT_WRITE_DEFAULTS = GitWriteSettings()
+_config_vouched: dict[str, tuple[int, int]] = {}
+
+
+def config_vouched(stamp: tuple[int, int]) -> None:
+    """Record that federation.config.json as it is on disk now, `stamp` = (size in bytes, mtime in ns), passed
+    validation (the database recorded it so: `remotes.services.config_reconciled()` calls this), so that
+    `git_settings()` may read it without validating it again."""
+    _config_vouched[str(layout().config_path)] = stamp
+
+
+def git_settings() -> GitWriteSettings | None:
+    """The config's `git` keys a write needs, or None when the repository has no federation.config.json (as
+    `config()`). A file that this process validated, or that `config_vouched()` says passed validation, is read
+    as plain JSON: a write does not import pydantic nor validate the file again for three booleans (~120 ms of a
+    CLI `issue create`, issue 16). Any other file goes through `config()`, so an unvalidated edit is validated
+    (and a broken one raises ConfigError, or keeps the last good config in a running node, as `config()` says)."""
+    path = layout().config_path
+    cached = _config_cache.get(str(path))
+    try:
+        with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            key = (st.st_size, st.st_mtime_ns)
+            if cached and cached[0] == key:
+                git = cached[1].git
+                return GitWriteSettings(git.auto_commit, git.commit_remote_changes, git.push)
+            if _config_vouched.get(str(path)) == key:
+                found = _git_keys(fh.read())
+                if found is not None:
+                    return found
+    except FileNotFoundError:
+        return None
+    cfg = config()
+    if cfg is None:
+        return None
+    return GitWriteSettings(cfg.git.auto_commit, cfg.git.commit_remote_changes, cfg.git.push)
+
+
+def _git_keys(data: bytes) -> GitWriteSettings | None:
+    """The `git` keys of a config file's bytes that passed validation; None when they are not as validation
+    left them (then the caller validates)."""
+    try:
+        git = json.loads(data.decode("utf-8-sig")).get("git") or {}
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(git, dict):
+        return None
+    values = {
+        name: git.get(name, getattr(GIT_WRITE_DEFAULTS, name))
+        for name in ("auto_commit", "commit_remote_changes", "push")
+    }
+    if not all(isinstance(v, bool) for v in values.values()):
+        return None
+    return GitWriteSettings(**values)
 
 
 def config_problem() -> Exception | None:

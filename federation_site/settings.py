@@ -310,9 +310,4 @@ _LOG_FORMAT = _logs.log_format()
 if _LOG_FORMAT:
     LOGGING = _logs.logging_config(_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 else:
-    LOGGING = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "handlers": {"console": {"class": "logging.StreamHandler"}},
-        "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
-    }
+    LOGGING = _logs.plain_logging_config(env.str("LOG_LEVEL", default="WARNING"))

@@ -294,6 +294,7 @@ def config_reconciled() -> bool:
     if ConfigStamp.objects.filter(pk=1).values_list("size", "mtime_ns").first() != stamp:
         return False
     _reconciled[str(path)] = stamp
+    node.config_vouched(stamp)
     return True
 
 

@@ -132,6 +132,8 @@ def remote_discover(*, remote: RemoteRepo, pin_key: bool = False) -> dict:
     client = client_for(remote, "discover")
     response = audited_call(remote, "discover", lambda: client.get("/federation/info"))
     announced = response.data.get("public_key")
+    from remotes.a2a_client import A2AClient
+
     if pin_key and isinstance(client, A2AClient):
         from remotes.a2a_client import card_public_key
 

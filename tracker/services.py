@@ -373,8 +373,8 @@ def _commit(kind: str, message: str, actor: str, *, from_remote: bool = False) -
     """Owe git a commit of the file of `kind` when the config says so: changes made here with
     `git.auto_commit`, changes another repository made us make (`from_remote`) with `git.commit_remote_changes`
     (on by default). Made after the current transaction commits; waits while git is busy (`git_commit_pending`)."""
-    cfg = node.config()
-    if cfg is None or not (cfg.git.auto_commit or (from_remote and cfg.git.commit_remote_changes)):
+    git = node.git_settings()
+    if git is None or not (git.auto_commit or (from_remote and git.commit_remote_changes)):
         return
     if not gitops.is_git_repo(node.layout().root):
         return  # a repository that is not (yet) a git one has nothing to commit to
@@ -389,7 +389,7 @@ def git_commit_pending() -> int:
     if not PendingCommit.objects.exists():
         return 0
     lay = node.layout()
-    cfg = node.config()
+    git = node.git_settings()
     with file_lock(lay.lock_path("git")):
         owed = list(PendingCommit.objects.all())
         if not owed:
@@ -404,7 +404,7 @@ def git_commit_pending() -> int:
         claimed = PendingCommit.objects.filter(pk__in=[row.pk for row in owed])
         try:
             sha = gitops.commit_files(lay.root, paths, message)
-            if sha and cfg is not None and cfg.git.push:
+            if sha and git is not None and git.push:
                 gitops.push(lay.root)
         except gitops.GitBusy as exc:
             claimed.update(attempts=F("attempts") + 1, last_error=str(exc))

@@ -273,6 +273,72 @@ def test_auto_commit_commits_the_jsonl_with_who_and_what(inited):
     assert git(inited, "show", "--name-only", "--format=", "HEAD").split() == [".sudocode/issues.jsonl"]
 
 
+def test_git_keys_edited_between_creates_take_effect_and_a_broken_edit_stops_the_create(inited):
+    # A create reads git.auto_commit from a config the database records as good without validating it again
+    # (issue 16): each edit must still be seen, and a broken one still stop the write with its message.
+    path = inited / ".sudocode" / "federation.config.json"
+    config = json.loads(path.read_text())
+    git(inited, "commit", "-q", "--allow-empty", "-m", "start")
+
+    def create(title: str):
+        result = fed(inited, "issue", "create", title)
+        assert result.code == 0, result.err
+        return git(inited, "log", "--format=%s", "--", ".sudocode/issues.jsonl")
+
+    assert create("Not committed") == ""
+    config["git"]["auto_commit"] = True
+    path.write_text(json.dumps(config))
+    assert "Committed once" in create("Committed once")  # the edit, validated
+    assert "Committed twice" in create("Committed twice")  # the same file, now recorded as good
+    config["git"]["auto_commit"] = False
+    path.write_text(json.dumps(config))
+    assert "Left out" not in create("Left out")
+    assert "Left out again" not in create("Left out again")
+    config["git"]["auto_commit"] = "yes"
+    path.write_text(json.dumps(config))
+    result = fed(inited, "issue", "create", "Never written")
+    assert result.code == 1
+    assert "error: federation.config.json: git.auto_commit:" in result.err
+    assert "Never written" not in (inited / ".sudocode" / "issues.jsonl").read_text()
+
+
+def test_a_create_with_an_unchanged_config_loads_no_validation_and_no_network_stack(inited):
+    # What a create skips (issue 16): pydantic and the config models (~140 ms), the HTTP, crypto, Celery and
+    # wire-format modules no local write uses, logging.config for the plain CLI logging and the migrate command.
+    assert fed(inited, "issue", "create", "First").code == 0  # the database records the config as good
+    script = (
+        "import json, sys\n"
+        "from sudocode_cli.main import main\n"
+        f"code = main(['--repo', {str(inited)!r}, 'issue', 'create', 'Second'])\n"
+        "heavy = ('pydantic', 'federation_site.config', 'cryptography', 'celery', 'kombu', 'requests', 'httpx',"
+        " 'protocol.messages', 'logging.config', 'django.core.management')\n"
+        "print(json.dumps([code, sorted(m for m in sys.modules if m in heavy)]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [0, []]
+    assert "Second" in (inited / ".sudocode" / "issues.jsonl").read_text()
+
+
+def test_the_garbage_collector_runs_again_once_a_command_has_started(inited):
+    # runtime.setup() pauses it while Django and our apps load and freezes what they made (issue 16): what the
+    # command makes afterwards (a long `serve`, `mcp`) must still be collected.
+    script = (
+        "import gc, json, sys\n"
+        "from sudocode_cli.main import main\n"
+        f"code = main(['--repo', {str(inited)!r}, 'issue', 'list'])\n"
+        "import weakref\n"
+        "class Cycle:\n"
+        "    pass\n"
+        "c = Cycle(); c.me = c; ref = weakref.ref(c); del c\n"
+        "made = [[] for _ in range(20000)]  # enough allocations for the collector's automatic passes\n"
+        "print(json.dumps([code, gc.isenabled(), gc.get_freeze_count() > 1000, ref() is None]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [0, True, True, True]
+
+
 def test_status_warns_when_git_tracks_the_secrets(inited):
     git(inited, "add", "-f", ".sudocode/secrets.env")
     result = fed(inited, "status", "--format", "json")

@@ -90,3 +90,29 @@ def test_debug_a2a_follows_the_switch(monkeypatch):
     assert logs.a2a_debug_enabled()
     monkeypatch.delenv(logs.DEBUG_A2A_ENV)
     assert not logs.a2a_debug_enabled()  # no repository here: no config, no switch
+
+
+def _root_state() -> tuple:
+    root = logging.getLogger()
+    return root.level, [(type(h), getattr(h, "stream", None), h.level, h.formatter) for h in root.handlers]
+
+
+@pytest.mark.parametrize("level", ["WARNING", "DEBUG"])
+def test_the_plain_cli_logging_is_applied_as_dictconfig_would(level):
+    # CLI commands apply their plain config by hand, without importing logging.config (issue 16): same effect.
+    import logging.config
+
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    try:
+        logging.config.dictConfig(logs.plain_logging_config(level))
+        expected = _root_state()
+        root.addHandler(logging.NullHandler())  # a handler the config replaces, as dictConfig does
+        logs.apply_logging(logs.plain_logging_config(level))
+        assert _root_state() == expected
+        assert expected[0] == getattr(logging, level)
+        with pytest.raises(ValueError):
+            logs.apply_logging(logs.plain_logging_config("LOUD"))
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
