@@ -298,7 +298,7 @@ def _execute(request: CrossRepoRequest) -> None:
             )
     except (ValidationError, ObjectDoesNotExist) as exc:
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        transition(request, FAILED, actor="node", last_error=reason, result={"error": reason})
+        moved = transition(request, FAILED, actor="node", last_error=reason, result={"error": reason})
     else:
         created = {
             "id": entity.sudocode_id,
@@ -307,36 +307,55 @@ def _execute(request: CrossRepoRequest) -> None:
             "canonical_ref": identity.canonical_ref(entity.sudocode_id),
             "url": request.approval_url.split("/approvals/")[0] + f"/{entity.kind}s/{entity.sudocode_id}",
         }
-        transition(request, COMPLETED, actor="node", result={"created": created, **promise})
+        moved = transition(request, COMPLETED, actor="node", result={"created": created, **promise})
+    if not moved:
+        # Another process carried it out too (request_resume took it for abandoned while this one waited for the
+        # file lock) and recorded the outcome first: answer with that outcome; its callback is queued already.
+        request.refresh_from_db()
+        return
     delivery.queue_callback(request)
+
+
+def _created_once(entity_uuid: str, create: Any) -> Entity:
+    """`create()` the entity of a request, or the one another process created for it first: the uuid comes from
+    the request, so the tracker refuses a second one (a ValidationError at `uuid`) and the first is the answer."""
+    existing = Entity.objects.filter(uuid=entity_uuid).first()
+    if existing is not None:
+        return existing  # created before the process that did it died: carried out once
+    try:
+        return create()
+    except ValidationError as exc:
+        existing = Entity.objects.filter(uuid=entity_uuid).first()
+        if existing is None or "uuid" not in getattr(exc, "error_dict", {}):
+            raise
+        return existing
 
 
 def _accept(request: CrossRepoRequest, *, actor: str, entity_uuid: str, assignee: str | None) -> Entity:
     """Create the spec or issue a delegation asks for, with its provenance (requests_app.delegation)."""
-    existing = Entity.objects.filter(uuid=entity_uuid).first()
-    if existing is not None:
-        return existing
     fields = delegation.created_fields(request, actor)
     if request.data["type"] == "spec":
-        return tracker.spec_create(uuid=entity_uuid, **fields)
-    return tracker.issue_create(uuid=entity_uuid, assignee=assignee or None, **fields)
+        return _created_once(entity_uuid, lambda: tracker.spec_create(uuid=entity_uuid, **fields))
+    return _created_once(
+        entity_uuid, lambda: tracker.issue_create(uuid=entity_uuid, assignee=assignee or None, **fields)
+    )
 
 
 def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: list[dict], entity_uuid: str) -> Entity:
     create = {RequestType.CREATE_ISSUE: tracker.issue_create, RequestType.CREATE_SPEC: tracker.spec_create}
     if operation in create:
-        existing = Entity.objects.filter(uuid=entity_uuid).first()
-        if existing is not None:
-            return existing  # created before the process that did it died: carried out once
-        return create[operation](
-            uuid=entity_uuid,
-            title=data["title"],
-            content=data.get("description") or "",
-            priority=2 if data.get("priority") is None else data["priority"],
-            tags=data.get("labels") or [],
-            actor=actor,
-            remote_relationships=remote_relationships,
-            from_remote=True,
+        return _created_once(
+            entity_uuid,
+            lambda: create[operation](
+                uuid=entity_uuid,
+                title=data["title"],
+                content=data.get("description") or "",
+                priority=2 if data.get("priority") is None else data["priority"],
+                tags=data.get("labels") or [],
+                actor=actor,
+                remote_relationships=remote_relationships,
+                from_remote=True,
+            ),
         )
     fields: dict[str, Any] = {}
     for key, target in (
