@@ -44,6 +44,7 @@ __all__ = [
     "parse_line",
     "parse_timestamp",
     "read_jsonl",
+    "render",
     "render_lines",
     "sort_key",
     "sqlite_timestamp",
@@ -399,13 +400,14 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         return JsonlSnapshot(path, kind, (), (), _EMPTY_SHA256, 0, 0, False)
 
     known = _known.get((str(path), kind))
-    if known is not None and known[0] == data:
-        _, lines_, records_, sha256 = known
-        numbers_ = tuple(range(1, len(lines_) + 1)) if data.count(b"\n") == len(lines_) else ()
-        if numbers_:
-            return JsonlSnapshot(
-                path, kind, lines_, records_, sha256, stat.st_size, stat.st_mtime_ns, True, numbers_, data
-            )
+    if known is not None and known.whole:
+        if known.data == data:
+            return known.snapshot(path, kind, stat)
+        if len(data) > len(known.data) and data.startswith(known.data):
+            # Another process appended (a create): parse only what it added.
+            appended = _read_appended(path, kind, known, data)
+            if appended is not None:
+                return appended.snapshot(path, kind, stat)
 
     try:
         text = data.decode("utf-8")
@@ -437,8 +439,23 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         lines.append(raw)
         records.append(record)
         numbers.append(number)
-    sha256 = hashlib.sha256(data).hexdigest()
-    _remember(path, kind, data, tuple(lines), tuple(records), sha256, ordered=_sorted.get(sha256, False))
+    hasher = hashlib.sha256(data)
+    sha256 = hasher.hexdigest()
+    _remember(
+        path,
+        kind,
+        _Known(
+            data=data,
+            lines=tuple(lines),
+            records=tuple(records),
+            sha256=sha256,
+            hasher=hasher,
+            whole=data.endswith(b"\n") and data.count(b"\n") == len(lines),
+            uuids=frozenset(first_line_of_uuid),
+            cr_lines=sum(raw.endswith("\r") for raw in lines),
+            ordered=_sorted.get(sha256, False),
+        ),
+    )
     return JsonlSnapshot(
         path=path,
         kind=kind,
@@ -450,6 +467,59 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         exists=True,
         line_numbers=tuple(numbers),
         data=data,
+    )
+
+
+def _read_appended(path: Path, kind: str, known: _Known, data: bytes) -> _Known | None:
+    """What `data` holds when it is `known.data` plus whole new lines: the known lines and records with the new
+    ones parsed, the sha256 continued from the known one (so the cost is the new lines', not the file's). None
+    when the new bytes are anything else (a blank line, a bad line, a uuid seen before, a conflict marker): the
+    caller reads the whole file, which names the problem and its line."""
+    tail = data[len(known.data) :]
+    try:
+        text = tail.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("\n") or any(marker in text for marker in _MARKER_STARTS):
+        return None
+    lines: list[str] = []
+    records: list[dict] = []
+    uuids: set[str] = set()
+    for offset, raw in enumerate(text[:-1].split("\n")):
+        if not raw.strip(_JS_WHITESPACE):
+            return None
+        record = _parsed.get((kind, raw))
+        if record is None:
+            try:
+                record = parse_line(raw, path=str(path), line=len(known.lines) + offset + 1, kind=kind)
+            except JsonlFormatError:
+                return None
+            if len(_parsed) >= _PARSED_MAX:
+                _parsed.clear()
+            _parsed[(kind, raw)] = record
+        if record["uuid"] in known.uuids or record["uuid"] in uuids:
+            return None
+        uuids.add(record["uuid"])
+        lines.append(raw)
+        records.append(record)
+    hasher = known.hasher.copy()
+    hasher.update(tail)
+    keys = [sort_key(record) for record in records]
+    in_order = all(a <= b for a, b in zip(keys, keys[1:], strict=False))
+    return _remember(
+        path,
+        kind,
+        _Known(
+            data=data,
+            lines=known.lines + tuple(lines),
+            records=known.records + tuple(records),
+            sha256=hasher.hexdigest(),
+            hasher=hasher,
+            whole=True,
+            uuids=known.uuids | uuids,
+            cr_lines=known.cr_lines + sum(raw.endswith("\r") for raw in lines),
+            ordered=known.ordered and (not known.records or sort_key(known.records[-1]) <= keys[0]) and in_order,
+        ),
     )
 
 
@@ -492,7 +562,9 @@ def carriage_return(snapshot: JsonlSnapshot) -> str:
     """What a line we write ends with before its LF: a CR when most lines of the file end with CRLF (an editor's
     choice, git's autocrlf on Windows), so a CRLF file stays CRLF on every line; else nothing."""
     lines = snapshot.lines
-    return "\r" if lines and sum(raw.endswith("\r") for raw in lines) * 2 > len(lines) else ""
+    known = _known_for(snapshot)
+    cr_lines = known.cr_lines if known is not None else sum(raw.endswith("\r") for raw in lines)
+    return "\r" if lines and cr_lines * 2 > len(lines) else ""
 
 
 def render_lines(
@@ -506,6 +578,17 @@ def render_lines(
 
     The result is a stable sort by `sort_key`, so an already sorted file changes only where it must.
     """
+    return render(snapshot, upserts=upserts, deletes=deletes)[0]
+
+
+def render(
+    snapshot: JsonlSnapshot,
+    *,
+    upserts: Mapping[str, dict] = _NO_UPSERTS,
+    deletes: Collection[str] = (),
+) -> tuple[bytes, str]:
+    """`render_lines`' content and its sha256 (hex). A create's sha256 continues the file's (the cost of the
+    new lines, not of the file)."""
     both = set(upserts).intersection(deletes)
     if both:
         raise ValueError(f"uuid both upserted and deleted: {', '.join(sorted(both))}")
@@ -538,57 +621,105 @@ def render_lines(
 
     entries.sort(key=lambda entry: entry[0])
     content = "".join(f"{line}\n" for _, line in entries).encode("utf-8")
-    _sorted[hashlib.sha256(content).hexdigest()] = True
-    return content
+    sha256 = hashlib.sha256(content).hexdigest()
+    _sorted[sha256] = True
+    return content, sha256
 
 
-# Contents this process read or wrote, by file: the bytes and what they hold. A file read again that still holds
-# those exact bytes (compared, not trusted to a stat) is not decoded and split again; a write that appends
-# (`_merge_tail`) records the new contents here, so the next write reads it back for the price of a compare.
-_known: dict[tuple[str, str], tuple[bytes, tuple[str, ...], tuple[dict, ...], str]] = {}
+@dataclass(frozen=True)
+class _Known:
+    """One file's contents as this process last read or wrote them, and what they hold."""
+
+    data: bytes
+    lines: tuple[str, ...]
+    records: tuple[dict, ...]
+    sha256: str
+    hasher: Any  # a sha256 object fed exactly `data`: copied and fed an appended tail, it hashes the new file
+    whole: bool  # every line holds a record and the file ends with LF: record i is on line i + 1
+    uuids: frozenset[str]
+    cr_lines: int  # lines ending with CR (carriage_return)
+    ordered: bool  # in sudocode's order (this process wrote it so, or saw it appended in order)
+
+    def snapshot(self, path: Path, kind: str, stat: os.stat_result) -> JsonlSnapshot:
+        numbers = tuple(range(1, len(self.lines) + 1))
+        return JsonlSnapshot(
+            path, kind, self.lines, self.records, self.sha256, stat.st_size, stat.st_mtime_ns, True, numbers, self.data
+        )
+
+
+# Contents this process read or wrote, by file. A file read again that still holds those exact bytes (compared,
+# not trusted to a stat) is not decoded and split again; one that holds them plus new lines (another process
+# appended) costs the new lines; a write that appends (`_merge_tail`) records the new contents here, so the next
+# write reads it back for the price of a compare.
+_known: dict[tuple[str, str], _Known] = {}
 # The content sha256s this process knows to be sorted in sudocode's order (it wrote them so).
 _sorted: dict[str, bool] = {}
 
 
-def _remember(path: Path, kind: str, data: bytes, lines: tuple, records: tuple, sha256: str, *, ordered: bool):
-    _known[(str(path), kind)] = (data, lines, records, sha256)
+def _remember(path: Path, kind: str, known: _Known) -> _Known:
+    _known[(str(path), kind)] = known
     if len(_sorted) > 64:
         _sorted.clear()
-    _sorted[sha256] = ordered
+    _sorted[known.sha256] = known.ordered
+    return known
+
+
+def _known_for(snapshot: JsonlSnapshot) -> _Known | None:
+    """What this process knows of `snapshot`'s exact contents, if it still knows them."""
+    known = _known.get((str(snapshot.path), snapshot.kind))
+    if known is None or known.sha256 != snapshot.content_sha256 or not snapshot.exists:
+        return None
+    return known
 
 
 def _merge_tail(
     snapshot: JsonlSnapshot, upserts: Mapping[str, dict], deletes: Collection[str], crlf: str
-) -> bytes | None:
-    """render_lines' answer, without sorting or re-joining the whole file, when the edit only adds records (a
-    create) to a file this process knows to be sorted and without blank lines: the lines that sort after the
-    first new record (those created in the same second, usually none) are merged with the new ones, the rest
-    of the file is kept as bytes. Else None (render the whole file)."""
-    data = snapshot.data
-    ordered = _sorted.get(snapshot.content_sha256)
-    if deletes or not upserts or not ordered or not data.endswith(b"\n") or data.count(b"\n") != len(snapshot.lines):
+) -> tuple[bytes, str] | None:
+    """render's answer, without sorting or re-joining the whole file, when the edit only adds records (a create)
+    to a file this process knows to be sorted and without blank lines: the lines that sort after the first new
+    record (those created in the same second, usually none) are merged with the new ones, the rest of the file is
+    kept as bytes, and its sha256 is continued rather than computed again when nothing was merged. Else None
+    (render the whole file)."""
+    known = _known_for(snapshot)
+    if deletes or not upserts or known is None or not known.whole:
         return None
-    if any(record["uuid"] in upserts for record in snapshot.records):
+    if not (known.ordered or _sorted.get(snapshot.content_sha256)) or not known.uuids.isdisjoint(upserts):
         return None
+    data = known.data
     new = sorted(((sort_key(record), dump_record(record) + crlf, record) for record in upserts.values()), key=_first)
     first = new[0][0]
-    keep = len(snapshot.records)
-    while keep and sort_key(snapshot.records[keep - 1]) > first:
+    keep = len(known.records)
+    while keep and sort_key(known.records[keep - 1]) > first:
         keep -= 1
-    tail = [(sort_key(r), line, r) for line, r in zip(snapshot.lines[keep:], snapshot.records[keep:], strict=True)]
+    tail = [(sort_key(r), line, r) for line, r in zip(known.lines[keep:], known.records[keep:], strict=True)]
     merged = sorted(tail + new, key=_first)  # stable: an old line before a new one with the same key
-    cut = len(data) - sum(len(line.encode("utf-8")) + 1 for line in snapshot.lines[keep:])
-    content = data[:cut] + "".join(f"{line}\n" for _, line, _ in merged).encode("utf-8")
+    cut = len(data) - sum(len(line.encode("utf-8")) + 1 for line in known.lines[keep:])
+    added = "".join(f"{line}\n" for _, line, _ in merged).encode("utf-8")
+    content = data[:cut] + added
+    if keep == len(known.records):
+        hasher = known.hasher.copy()
+        hasher.update(added)
+    else:
+        hasher = hashlib.sha256(content)
+    lines = tuple(line for _, line, _ in merged)
     _remember(
         snapshot.path,
         snapshot.kind,
-        content,
-        snapshot.lines[:keep] + tuple(line for _, line, _ in merged),
-        snapshot.records[:keep] + tuple(r for _, _, r in merged),
-        hashlib.sha256(content).hexdigest(),
-        ordered=True,
+        _Known(
+            data=content,
+            lines=known.lines[:keep] + lines,
+            records=known.records[:keep] + tuple(r for _, _, r in merged),
+            sha256=hasher.hexdigest(),
+            hasher=hasher,
+            whole=True,
+            uuids=known.uuids | frozenset(upserts),
+            cr_lines=known.cr_lines
+            - sum(line.endswith("\r") for line in known.lines[keep:])
+            + sum(line.endswith("\r") for line in lines),
+            ordered=True,
+        ),
     )
-    return content
+    return content, hasher.hexdigest()
 
 
 def _first(entry: tuple) -> tuple:

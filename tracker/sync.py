@@ -199,7 +199,7 @@ def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> 
                 edit = compute(snapshot)
                 if not edit.upserts and not edit.deletes:
                     return edit, imported
-                content = jsonl.render_lines(snapshot, upserts=edit.upserts, deletes=edit.deletes)
+                content, sha256 = jsonl.render(snapshot, upserts=edit.upserts, deletes=edit.deletes)
                 _apply_edit(kind, snapshot, edit)
                 if _changed_since(path, snapshot):
                     transaction.set_rollback(True)
@@ -207,7 +207,7 @@ def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> 
                     continue
                 jsonl.write_atomic(path, content)
                 size, mtime_ns = _stat(path)
-                _remember(kind, size, mtime_ns, hashlib.sha256(content).hexdigest())
+                _remember(kind, size, mtime_ns, sha256)
             _seen[(str(path), kind)] = (size, mtime_ns)
             _problems.pop((str(path), kind), None)
             return edit, imported

@@ -50,7 +50,7 @@ def test_an_appended_create_writes_what_a_full_render_writes(tmp_path, seed):
             record = _issue(100 + round_ * 10 + n, seconds[2], f"i-{rng.randrange(36**4):04x}")
             new[record["uuid"]] = record
         appended = jsonl.render_lines(snapshot, upserts=new)
-        assert jsonl._known[(str(path), "issue")][0] == appended, "not appended"
+        assert jsonl._known[(str(path), "issue")].data == appended, "not appended"
         assert appended == _full_render(snapshot, new)
         path.write_bytes(appended)
         reread = jsonl.read_jsonl(path, "issue")  # what the append remembered
