@@ -46,6 +46,7 @@ __all__ = [
     "read_jsonl",
     "render",
     "render_lines",
+    "snapshot_uuids",
     "sort_key",
     "sqlite_timestamp",
     "with_sudocode_key_order",
@@ -662,6 +663,12 @@ def _remember(path: Path, kind: str, known: _Known) -> _Known:
         _sorted.clear()
     _sorted[known.sha256] = known.ordered
     return known
+
+
+def snapshot_uuids(snapshot: JsonlSnapshot) -> frozenset[str]:
+    """The uuids in `snapshot` (remembered with the file's contents: no pass over its records when known)."""
+    known = _known_for(snapshot)
+    return known.uuids if known is not None else frozenset(record["uuid"] for record in snapshot.records)
 
 
 def _known_for(snapshot: JsonlSnapshot) -> _Known | None:
