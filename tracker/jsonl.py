@@ -404,8 +404,9 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
     if known is not None and known.whole:
         if known.data == data:
             return known.snapshot(path, kind, stat)
-        if len(data) > len(known.data) and data.startswith(known.data):
-            # Another process appended (a create): parse only what it added.
+        if len(data) > known.group_offset and data.startswith(known.data[: known.group_offset]):
+            # Another process created something: it kept the file up to the last second's lines and rewrote
+            # those with its new lines merged in. Parse only that tail.
             appended = _read_appended(path, kind, known, data)
             if appended is not None:
                 return appended.snapshot(path, kind, stat)
@@ -440,23 +441,20 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         lines.append(raw)
         records.append(record)
         numbers.append(number)
-    hasher = hashlib.sha256(data)
-    sha256 = hasher.hexdigest()
-    _remember(
+    known = _remember(
         path,
         kind,
-        _Known(
+        _new_known(
             data=data,
             lines=tuple(lines),
             records=tuple(records),
-            sha256=sha256,
-            hasher=hasher,
             whole=data.endswith(b"\n") and data.count(b"\n") == len(lines),
             uuids=frozenset(first_line_of_uuid),
             cr_lines=sum(raw.endswith("\r") for raw in lines),
-            ordered=_sorted.get(sha256, False),
+            ordered=None,
         ),
     )
+    sha256 = known.sha256
     return JsonlSnapshot(
         path=path,
         kind=kind,
@@ -472,17 +470,20 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
 
 
 def _read_appended(path: Path, kind: str, known: _Known, data: bytes) -> _Known | None:
-    """What `data` holds when it is `known.data` plus whole new lines: the known lines and records with the new
-    ones parsed, the sha256 continued from the known one (so the cost is the new lines', not the file's). None
-    when the new bytes are anything else (a blank line, a bad line, a uuid seen before, a conflict marker): the
-    caller reads the whole file, which names the problem and its line."""
-    tail = data[len(known.data) :]
+    """What `data` holds when it keeps `known.data` up to the last second's lines (`group_offset`) and whole
+    lines follow: the known lines and records up to there, the rest parsed, the sha256 continued from the state
+    kept at that offset (so the cost is the tail's, not the file's). None when the tail is anything else (a blank
+    line, a bad line, a uuid seen before, a conflict marker): the caller reads the whole file, which names the
+    problem and its line."""
+    tail = data[known.group_offset :]
     try:
         text = tail.decode("utf-8")
     except UnicodeDecodeError:
         return None
     if not text.endswith("\n") or any(marker in text for marker in _MARKER_STARTS):
         return None
+    base = known.group_start
+    rewritten = {record["uuid"] for record in known.records[base:]}
     lines: list[str] = []
     records: list[dict] = []
     uuids: set[str] = set()
@@ -492,34 +493,37 @@ def _read_appended(path: Path, kind: str, known: _Known, data: bytes) -> _Known 
         record = _parsed.get((kind, raw))
         if record is None:
             try:
-                record = parse_line(raw, path=str(path), line=len(known.lines) + offset + 1, kind=kind)
+                record = parse_line(raw, path=str(path), line=base + offset + 1, kind=kind)
             except JsonlFormatError:
                 return None
             if len(_parsed) >= _PARSED_MAX:
                 _parsed.clear()
             _parsed[(kind, raw)] = record
-        if record["uuid"] in known.uuids or record["uuid"] in uuids:
+        uuid = record["uuid"]
+        if uuid in uuids or (uuid in known.uuids and uuid not in rewritten):
             return None
-        uuids.add(record["uuid"])
+        uuids.add(uuid)
         lines.append(raw)
         records.append(record)
-    hasher = known.hasher.copy()
-    hasher.update(tail)
     keys = [sort_key(record) for record in records]
     in_order = all(a <= b for a, b in zip(keys, keys[1:], strict=False))
+    after_prefix = not base or sort_key(known.records[base - 1]) <= keys[0]
     return _remember(
         path,
         kind,
-        _Known(
+        _new_known(
             data=data,
-            lines=known.lines + tuple(lines),
-            records=known.records + tuple(records),
-            sha256=hasher.hexdigest(),
-            hasher=hasher,
+            lines=known.lines[:base] + tuple(lines),
+            records=known.records[:base] + tuple(records),
             whole=True,
-            uuids=known.uuids | uuids,
-            cr_lines=known.cr_lines + sum(raw.endswith("\r") for raw in lines),
-            ordered=known.ordered and (not known.records or sort_key(known.records[-1]) <= keys[0]) and in_order,
+            uuids=(known.uuids - rewritten) | uuids,
+            cr_lines=known.cr_lines
+            - sum(raw.endswith("\r") for raw in known.lines[base:])
+            + sum(raw.endswith("\r") for raw in lines),
+            ordered=known.ordered and after_prefix and in_order,
+            base=base,
+            base_offset=known.group_offset,
+            base_hasher=known.group_hasher,
         ),
     )
 
@@ -640,6 +644,12 @@ class _Known:
     uuids: frozenset[str]
     cr_lines: int  # lines ending with CR (carriage_return)
     ordered: bool  # in sudocode's order (this process wrote it so, or saw it appended in order)
+    # The last second's lines: the first of them (by index and byte offset) and the sha256 state over the bytes
+    # before it. A create rewrites only from there (`_merge_tail`), so hashing it, or reading what another
+    # process wrote, continues from this state instead of hashing the whole file again.
+    group_start: int
+    group_offset: int
+    group_hasher: Any
 
     def snapshot(self, path: Path, kind: str, stat: os.stat_result) -> JsonlSnapshot:
         numbers = tuple(range(1, len(self.lines) + 1))
@@ -655,6 +665,50 @@ class _Known:
 _known: dict[tuple[str, str], _Known] = {}
 # The content sha256s this process knows to be sorted in sudocode's order (it wrote them so).
 _sorted: dict[str, bool] = {}
+
+
+def _new_known(
+    *,
+    data: bytes,
+    lines: tuple[str, ...],
+    records: tuple[dict, ...],
+    whole: bool,
+    uuids: frozenset[str],
+    cr_lines: int,
+    ordered: bool | None,
+    base: int = 0,
+    base_offset: int = 0,
+    base_hasher: Any = None,
+) -> _Known:
+    """A _Known for `data`, hashing only from `base_offset` on: `base_hasher` is the sha256 state over
+    `data[:base_offset]`, the bytes of the first `base` records (none: hash it all). `ordered` None: as _sorted
+    says of the content."""
+    start = len(records)
+    if whole and records:
+        last = records[-1].get("created_at")
+        while start > base and records[start - 1].get("created_at") == last:
+            start -= 1
+    offset = len(data) - sum(len(line.encode("utf-8")) + 1 for line in lines[start:]) if whole else len(data)
+    view = memoryview(data)
+    group_hasher = base_hasher.copy() if base_hasher is not None else hashlib.sha256()
+    group_hasher.update(view[base_offset:offset])
+    hasher = group_hasher.copy()
+    hasher.update(view[offset:])
+    sha256 = hasher.hexdigest()
+    return _Known(
+        data=data,
+        lines=lines,
+        records=records,
+        sha256=sha256,
+        hasher=hasher,
+        whole=whole,
+        uuids=uuids,
+        cr_lines=cr_lines,
+        ordered=_sorted.get(sha256, False) if ordered is None else ordered,
+        group_start=start,
+        group_offset=offset,
+        group_hasher=group_hasher,
+    )
 
 
 def _remember(path: Path, kind: str, known: _Known) -> _Known:
@@ -701,32 +755,29 @@ def _merge_tail(
     tail = [(sort_key(r), line, r) for line, r in zip(known.lines[keep:], known.records[keep:], strict=True)]
     merged = sorted(tail + new, key=_first)  # stable: an old line before a new one with the same key
     cut = len(data) - sum(len(line.encode("utf-8")) + 1 for line in known.lines[keep:])
-    added = "".join(f"{line}\n" for _, line, _ in merged).encode("utf-8")
-    content = data[:cut] + added
-    if keep == len(known.records):
-        hasher = known.hasher.copy()
-        hasher.update(added)
-    else:
-        hasher = hashlib.sha256(content)
+    content = data[:cut] + "".join(f"{line}\n" for _, line, _ in merged).encode("utf-8")
     lines = tuple(line for _, line, _ in merged)
-    _remember(
+    # Only the last second's lines moved (or none): hash from there. Else (a record dated in the past) hash it all.
+    base = known.group_start if keep >= known.group_start else 0
+    written = _remember(
         snapshot.path,
         snapshot.kind,
-        _Known(
+        _new_known(
             data=content,
             lines=known.lines[:keep] + lines,
             records=known.records[:keep] + tuple(r for _, _, r in merged),
-            sha256=hasher.hexdigest(),
-            hasher=hasher,
             whole=True,
             uuids=known.uuids | frozenset(upserts),
             cr_lines=known.cr_lines
             - sum(line.endswith("\r") for line in known.lines[keep:])
             + sum(line.endswith("\r") for line in lines),
             ordered=True,
+            base=base,
+            base_offset=known.group_offset if base else 0,
+            base_hasher=known.group_hasher if base else None,
         ),
     )
-    return content, hasher.hexdigest()
+    return content, written.sha256
 
 
 def _first(entry: tuple) -> tuple:

@@ -133,3 +133,27 @@ def test_an_appended_line_that_is_wrong_is_named_with_its_line_number(tmp_path, 
     with pytest.raises(jsonl.JsonlFormatError) as caught:
         jsonl.read_jsonl(path, "issue")
     assert caught.value.line == 4 and problem in caught.value.reason
+
+
+def test_a_create_another_process_merged_into_the_last_second_is_read_from_that_second_on(tmp_path, monkeypatch):
+    path = tmp_path / "issues.jsonl"
+    old = [_issue(n, "2025-11-06 12:00:00", f"i-{n:04d}") for n in range(4)]
+    last_second = [_issue(n, "2025-11-06 12:00:01", f"i-{n:04d}") for n in (10, 30)]
+    records = {r["uuid"]: r for r in old + last_second}
+    path.write_bytes(jsonl.render_lines(jsonl.read_jsonl(path, "issue"), upserts=records))
+    jsonl.read_jsonl(path, "issue")
+    # Another process created i-0020 in that second: it sorts between i-0010 and i-0030.
+    merged = old + [last_second[0], _issue(20, "2025-11-06 12:00:01", "i-0020"), last_second[1]]
+    path.write_bytes("".join(jsonl.dump_record(r) + "\n" for r in merged).encode())
+
+    def whole_file_read(*_args):
+        raise AssertionError("read the whole file again")
+
+    monkeypatch.setattr(jsonl, "_refuse_conflict_markers", whole_file_read)  # only a whole-file read calls it
+    read = jsonl.read_jsonl(path, "issue")
+    monkeypatch.undo()
+    jsonl._known.clear()
+    fresh = jsonl.read_jsonl(path, "issue")
+    assert read.records == fresh.records and read.lines == fresh.lines
+    assert read.content_sha256 == fresh.content_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [r["id"] for r in read.records][-3:] == ["i-0010", "i-0020", "i-0030"]
