@@ -184,9 +184,11 @@ def write_batch(kind: str) -> Iterator[None]:
     `write_through` of `kind` inside is part of that transaction, and so is whatever else the caller records
     around it (a request's row, its audit rows and events): one BEGIN, one COMMIT, one wake-up of the outbox's
     listeners instead of one per step. The file is written (and fsynced) by each write_through inside; the
-    transaction commits when the block ends, still under the lock. Lock order: the file's lock, then the
-    database's (SQLite's BEGIN IMMEDIATE), as in every writer, so two writers never wait for each other."""
-    with file_lock(layout().lock_path(kind)), transaction.atomic():
+    transaction commits when the block ends. Lock order: the file's lock, then the
+    database's (SQLite's BEGIN IMMEDIATE), as in every writer, so two writers never wait for each other. The lock
+    is let go as the transaction commits, before its on-commit hooks (wake-ups, a git commit) run."""
+    with file_lock(layout().lock_path(kind)) as lock, transaction.atomic():
+        transaction.on_commit(lock.release)  # the first hook: the others run without the lock
         yield
 
 
