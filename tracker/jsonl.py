@@ -520,7 +520,8 @@ def _read_appended(path: Path, kind: str, known: _Known, data: bytes) -> _Known 
             cr_lines=known.cr_lines
             - sum(raw.endswith("\r") for raw in known.lines[base:])
             + sum(raw.endswith("\r") for raw in lines),
-            ordered=known.ordered and after_prefix and in_order,
+            # In order as far as this read can tell; else as _sorted says (this process rendered it sorted).
+            ordered=True if known.ordered and after_prefix and in_order else None,
             base=base,
             base_offset=known.group_offset,
             base_hasher=known.group_hasher,

@@ -157,3 +157,18 @@ def test_a_create_another_process_merged_into_the_last_second_is_read_from_that_
     assert read.records == fresh.records and read.lines == fresh.lines
     assert read.content_sha256 == fresh.content_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert [r["id"] for r in read.records][-3:] == ["i-0010", "i-0020", "i-0030"]
+
+
+def test_once_this_process_wrote_a_file_sorted_its_next_creates_append(tmp_path):
+    # A file from elsewhere is not known to be sorted: the first create renders it whole (and sorted); the ones
+    # after it must append, although the file is read back as the old bytes plus new lines.
+    path = tmp_path / "issues.jsonl"
+    path.write_bytes(
+        "".join(jsonl.dump_record(_issue(n, "2025-11-06 12:00:00", f"i-{n:04d}")) + "\n" for n in range(5)).encode()
+    )
+    for n in range(5, 8):
+        snapshot = jsonl.read_jsonl(path, "issue")
+        record = _issue(n, f"2025-11-06 12:00:0{n}", f"i-{n:04d}")
+        if n > 5:
+            assert jsonl._merge_tail(snapshot, {record["uuid"]: record}, (), "") is not None, "rendered whole"
+        path.write_bytes(jsonl.render_lines(snapshot, upserts={record["uuid"]: record}))
