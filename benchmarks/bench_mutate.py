@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "federation_site.test_settings")
 
 import requests  # noqa: E402
-from common import peak_memory, percentile, progress  # noqa: E402
+from common import cpu_seconds, peak_memory, percentile, progress  # noqa: E402
 
 from tests.nodes import Node, link  # noqa: E402
 
@@ -55,9 +55,13 @@ def message(sender: str, to: str, n: int) -> dict:
 
 
 def run(node: Node, sender: Node, key: str, total: int, concurrency: int) -> dict:
+    """`total` create_issue messages from `concurrency` clients. Figures: requests/s (wall clock: trust it only on
+    an idle machine), latency, and the server's CPU per request, which load on the machine does not inflate:
+    its web processes' alone and the whole node's (web processes, `serve`, the Celery worker and beat)."""
     url = f"{node.api}/federation/mutate"
     latencies: list[float] = []
     errors: list[str] = []
+    statuses: dict[str, int] = {}
     lock = threading.Lock()
     counter = iter(range(total))
 
@@ -72,30 +76,41 @@ def run(node: Node, sender: Node, key: str, total: int, concurrency: int) -> dic
             started = time.perf_counter()
             response = session.post(url, json=message(sender.identity, node.identity, n), timeout=60)
             elapsed = (time.perf_counter() - started) * 1000
+            status = response.json().get("status") if response.status_code == 200 else str(response.status_code)
             with lock:
                 latencies.append(elapsed)
-                if response.status_code != 200 or response.json().get("status") != "completed":
+                statuses[status] = statuses.get(status, 0) + 1
+                if status != "completed":
                     errors.append(f"{response.status_code} {response.text[:200]}")
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    web_cpu, node_cpu = cpu_seconds(node.proc.pid, kind="web (daphne)"), cpu_seconds(node.proc.pid)
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
+    web_cpu_after, node_cpu_after = cpu_seconds(node.proc.pid, kind="web (daphne)"), cpu_seconds(node.proc.pid)
     return {
         "requests": total,
         "concurrency": concurrency,
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
+        "answers": statuses,
         "requests_per_s": round(total / wall, 1),
+        "server_cpu_ms_per_request": _per_request(web_cpu, web_cpu_after, total),
+        "node_cpu_ms_per_request": _per_request(node_cpu, node_cpu_after, total),
         "latency_ms": {
             "p50": round(percentile(latencies, 0.50), 1),
             "p99": round(percentile(latencies, 0.99), 1),
             "max": round(max(latencies), 1),
         },
     }
+
+
+def _per_request(before: float | None, after: float | None, total: int) -> float | None:
+    return None if before is None or after is None else round((after - before) * 1000 / total, 2)
 
 
 def main() -> None:
@@ -110,7 +125,7 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="web processes (`serve --workers`; default: cores)"
     )
-    parser.add_argument("--no-git", action="store_true", help="only the scenario without git.auto_commit")
+    parser.add_argument("--no-git", action="store_true", help="only the scenario without git commits")
     args = parser.parse_args()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     results = {}
@@ -126,7 +141,9 @@ def main() -> None:
             )
             caller = Node(root / name, "frontend")
             config = api.config()
-            config["git"]["auto_commit"] = git_commit
+            # Both switches: a create asked for by another repository is committed by `commit_remote_changes`
+            # (on by default), whatever `auto_commit` says.
+            config["git"]["auto_commit"] = config["git"]["commit_remote_changes"] = git_commit
             api.write_config(config)
             api.start()
             try:

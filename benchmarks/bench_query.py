@@ -39,10 +39,10 @@ from pathlib import Path
 from common import (  # noqa: E402
     corpus_dir,
     count_lines,
+    cpu_seconds,
     largest_dataset,
     peak_memory,
     percentile,
-    process_tree,
     progress,
     wrk_load,
 )
@@ -183,19 +183,6 @@ def start_floor_server(tmp: Path, repo: Path, port: int, env: dict[str, str]) ->
         stop(proc)
         raise SystemExit(f"the floor server did not start:\n{log.read_text()}") from None
     return proc, log
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process and its descendants alive now (Linux /proc: `serve --workers N`'s
-    web processes are children of the one started), or None elsewhere."""
-    total = None
-    for one in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
 
 
 # --- the audit table --------------------------------------------------------------------------------------------

@@ -79,25 +79,48 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def process_kind(pid: int) -> str | None:
+    """What a process of a node runs: "web (daphne)", "celery worker", "celery beat" or "serve" (None: gone)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    if "webprocess" in cmdline or "daphne" in cmdline:
+        return "web (daphne)"
+    if "celery" in cmdline:
+        return "celery beat" if " beat" in cmdline else "celery worker"
+    return "serve"
+
+
 def peak_memory(pid: int) -> list[dict]:
     """The peak resident memory (VmHWM, MiB) of `pid` and each descendant, with what each runs."""
     out = []
     for one in process_tree(pid):
         try:
             status = Path(f"/proc/{one}/status").read_text()
-            cmdline = Path(f"/proc/{one}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        what = process_kind(one)
         hwm = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), None)
-        if hwm is not None:
-            if "webprocess" in cmdline or "daphne" in cmdline:
-                what = "web (daphne)"
-            elif "celery" in cmdline:
-                what = "celery beat" if " beat" in cmdline else "celery worker"
-            else:
-                what = "serve"
+        if hwm is not None and what is not None:
             out.append({"pid": one, "process": what, "peak_rss_mib": round(int(hwm) / 1024, 1)})
     return out
+
+
+def cpu_seconds(pid: int, *, kind: str | None = None) -> float | None:
+    """User + system CPU time of a process and its descendants alive now (Linux /proc: `serve --workers N`'s
+    web processes are children of the one started), or None elsewhere. `kind`: only the processes of that
+    `process_kind` (e.g. "web (daphne)")."""
+    total = None
+    for one in process_tree(pid):
+        if kind is not None and process_kind(one) != kind:
+            continue
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def wrk_load(url: str, *, body: bytes | None, headers: dict[str, str], concurrency: int, seconds: float) -> dict:

@@ -95,15 +95,32 @@ def _append(rows: Sequence[Event]) -> list[Event]:
         row.seq = first + offset
     EventCounter.objects.filter(pk=1).update(last_seq=first + len(rows) - 1)
     Event.objects.bulk_create(rows, batch_size=500)
-    last = rows[-1].seq
-    transaction.on_commit(lambda: _announce(last))
+    _announce_after_commit(rows[-1].seq)
     return list(rows)
 
 
-def _announce(seq: int) -> None:
-    from events.publish import announce
+class _Announce:
+    """The one wake-up a transaction owes the outbox's listeners, for its highest seq (a wake-up is a hint that
+    says "read after your cursor": one per commit tells as much as one per event)."""
 
-    announce(seq)
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+
+    def __call__(self) -> None:
+        from events.publish import announce
+
+        announce(self.seq)
+
+
+def _announce_after_commit(seq: int) -> None:
+    connection = transaction.get_connection()
+    pending = getattr(connection, "_events_announce", None)
+    # Still queued in this transaction (a rolled-back savepoint drops what it queued, so look rather than trust).
+    if pending is not None and any(hook is pending for _sids, hook, _robust in connection.run_on_commit):
+        pending.seq = max(pending.seq, seq)
+        return
+    connection._events_announce = _Announce(seq)
+    transaction.on_commit(connection._events_announce)
 
 
 def events_prune(*, before: datetime, passed_seq: int, dry_run: bool = False) -> dict[str, Any]:

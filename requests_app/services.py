@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -107,53 +108,64 @@ def request_receive(
         )
         raise
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            request = CrossRepoRequest.objects.create(
-                request_id=request_id,
-                direction=Direction.INCOMING,
-                from_repo=caller.identity,
-                to_repo=identity.local_url(),
-                request_type=operation,
-                payload=messages.dump(message),
-                requires_approval=not decision.auto,
-                requester=message.metadata.requester or "",
-                correlation_id=correlation_id,
-                approval_url=f"{base_url.rstrip('/')}/approvals/{request_id}",
-                decision=decision.as_json(),
-                created_at=now,
-                updated_at=now,
+    # Carried out at once: the request's row, its approval, the entity and the outcome are one writer's turn at the
+    # file (tracker.sync.write_batch), one transaction committed before the answer, so one BEGIN, one COMMIT and
+    # one wake-up of the outbox's listeners instead of four.
+    turn = tracker_sync.write_batch(_kind_written(operation, data)) if decision.auto else nullcontext()
+    with turn:
+        try:
+            with transaction.atomic():
+                request = CrossRepoRequest.objects.create(
+                    request_id=request_id,
+                    direction=Direction.INCOMING,
+                    from_repo=caller.identity,
+                    to_repo=identity.local_url(),
+                    request_type=operation,
+                    payload=messages.dump(message),
+                    requires_approval=not decision.auto,
+                    requester=message.metadata.requester or "",
+                    correlation_id=correlation_id,
+                    approval_url=f"{base_url.rstrip('/')}/approvals/{request_id}",
+                    decision=decision.as_json(),
+                    created_at=now,
+                    updated_at=now,
+                )
+                audit_record(
+                    operation="delegate" if delegate else "mutate",
+                    direction="incoming",
+                    local_repo=request.to_repo,
+                    remote_repo=caller.identity,
+                    status="pending",
+                    request_id=request_id,
+                    correlation_id=correlation_id,
+                    payload={"operation": operation, "title": data.get("title"), "decision": decision.as_json()},
+                )
+                request_event(request, type="request_created", status_from=None)
+        except IntegrityError:  # the same request arrived twice at once: the other one is recorded
+            request = None
+        if request is not None and decision.auto:
+            transition(
+                request, APPROVED, actor=f"policy: {decision.rule}", approved_by="policy", approved_at=timezone.now()
             )
-            audit_record(
-                operation="delegate" if delegate else "mutate",
-                direction="incoming",
-                local_repo=request.to_repo,
-                remote_repo=caller.identity,
-                status="pending",
-                request_id=request_id,
-                correlation_id=correlation_id,
-                payload={"operation": operation, "title": data.get("title"), "decision": decision.as_json()},
-            )
-            request_event(request, type="request_created", status_from=None)
-    except IntegrityError:  # the same request arrived twice at once: the other one is recorded
+            _execute(request)
+            if decision.notify:
+                delivery.queue_notifications(request, "request_auto_approved", mentions=decision.notify)
+    if request is None:  # answered outside the file's lock: the other copy may need it to finish
         return _answer_duplicate(
             CrossRepoRequest.objects.get(request_id=request_id, direction=Direction.INCOMING), caller
         )
-    if decision.auto:
-        if not transition(
-            request, APPROVED, actor=f"policy: {decision.rule}", approved_by="policy", approved_at=timezone.now()
-        ):
-            # The periodic resume took it up first: its arrival waited so long for the database that the row
-            # already looked abandoned (ABANDONED_AFTER). It is being carried out there: answer with its outcome.
-            request.refresh_from_db()
-            return _answer_duplicate(request, caller)
-        _execute(request)
-        if decision.notify:
-            delivery.queue_notifications(request, "request_auto_approved", mentions=decision.notify)
-    else:
+    if not decision.auto:
         event = "delegation_pending_acceptance" if delegate else "request_pending_approval"
         delivery.queue_notifications(request, event, mentions=decision.notify)
     return response_for(request), 200
+
+
+def _kind_written(operation: str, data: dict) -> str:
+    """Which file carrying out an incoming request writes: a spec's for create_spec and a spec's delegation,
+    else the issues' (create_issue, update_issue, an issue's delegation)."""
+    if operation == RequestType.CREATE_SPEC or (operation == RequestType.DELEGATE and data.get("type") == "spec"):
+        return "spec"
+    return "issue"
 
 
 def _answer_duplicate(request: CrossRepoRequest, caller: Caller) -> tuple[dict, int]:
@@ -302,7 +314,7 @@ def _execute(request: CrossRepoRequest) -> None:
             )
     except (ValidationError, ObjectDoesNotExist) as exc:
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        transition(request, FAILED, actor="node", last_error=reason, result={"error": reason})
+        moved = transition(request, FAILED, actor="node", last_error=reason, result={"error": reason})
     else:
         created = {
             "id": entity.sudocode_id,
@@ -311,36 +323,52 @@ def _execute(request: CrossRepoRequest) -> None:
             "canonical_ref": identity.canonical_ref(entity.sudocode_id),
             "url": request.approval_url.split("/approvals/")[0] + f"/{entity.kind}s/{entity.sudocode_id}",
         }
-        transition(request, COMPLETED, actor="node", result={"created": created, **promise})
+        moved = transition(request, COMPLETED, actor="node", result={"created": created, **promise})
+    if not moved:
+        # Another process carried it out too (request_resume took it for abandoned while this one waited for the
+        # file lock) and recorded the outcome first: answer with that outcome; its callback is queued already.
+        request.refresh_from_db()
+        return
     delivery.queue_callback(request)
+
+
+def _created_once(entity_uuid: str, create: Any) -> Entity:
+    """`create()` the entity of a request, or the one another process created for it first: the uuid comes from
+    the request, so the tracker refuses a second one (a ValidationError at `uuid`) and the first is the answer."""
+    try:
+        return create()
+    except ValidationError as exc:
+        existing = Entity.objects.filter(uuid=entity_uuid).first()
+        if existing is None or "uuid" not in getattr(exc, "error_dict", {}):
+            raise
+        return existing
 
 
 def _accept(request: CrossRepoRequest, *, actor: str, entity_uuid: str, assignee: str | None) -> Entity:
     """Create the spec or issue a delegation asks for, with its provenance (requests_app.delegation)."""
-    existing = Entity.objects.filter(uuid=entity_uuid).first()
-    if existing is not None:
-        return existing
     fields = delegation.created_fields(request, actor)
     if request.data["type"] == "spec":
-        return tracker.spec_create(uuid=entity_uuid, **fields)
-    return tracker.issue_create(uuid=entity_uuid, assignee=assignee or None, **fields)
+        return _created_once(entity_uuid, lambda: tracker.spec_create(uuid=entity_uuid, **fields))
+    return _created_once(
+        entity_uuid, lambda: tracker.issue_create(uuid=entity_uuid, assignee=assignee or None, **fields)
+    )
 
 
 def _mutate(operation: str, data: dict, *, actor: str, remote_relationships: list[dict], entity_uuid: str) -> Entity:
     create = {RequestType.CREATE_ISSUE: tracker.issue_create, RequestType.CREATE_SPEC: tracker.spec_create}
     if operation in create:
-        existing = Entity.objects.filter(uuid=entity_uuid).first()
-        if existing is not None:
-            return existing  # created before the process that did it died: carried out once
-        return create[operation](
-            uuid=entity_uuid,
-            title=data["title"],
-            content=data.get("description") or "",
-            priority=2 if data.get("priority") is None else data["priority"],
-            tags=data.get("labels") or [],
-            actor=actor,
-            remote_relationships=remote_relationships,
-            from_remote=True,
+        return _created_once(
+            entity_uuid,
+            lambda: create[operation](
+                uuid=entity_uuid,
+                title=data["title"],
+                content=data.get("description") or "",
+                priority=2 if data.get("priority") is None else data["priority"],
+                tags=data.get("labels") or [],
+                actor=actor,
+                remote_relationships=remote_relationships,
+                from_remote=True,
+            ),
         )
     fields: dict[str, Any] = {}
     for key, target in (

@@ -44,7 +44,9 @@ __all__ = [
     "parse_line",
     "parse_timestamp",
     "read_jsonl",
+    "render",
     "render_lines",
+    "snapshot_uuids",
     "sort_key",
     "sqlite_timestamp",
     "with_sudocode_key_order",
@@ -399,13 +401,15 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         return JsonlSnapshot(path, kind, (), (), _EMPTY_SHA256, 0, 0, False)
 
     known = _known.get((str(path), kind))
-    if known is not None and known[0] == data:
-        _, lines_, records_, sha256 = known
-        numbers_ = tuple(range(1, len(lines_) + 1)) if data.count(b"\n") == len(lines_) else ()
-        if numbers_:
-            return JsonlSnapshot(
-                path, kind, lines_, records_, sha256, stat.st_size, stat.st_mtime_ns, True, numbers_, data
-            )
+    if known is not None and known.whole:
+        if known.data == data:
+            return known.snapshot(path, kind, stat)
+        if len(data) > known.group_offset and data.startswith(known.data[: known.group_offset]):
+            # Another process created something: it kept the file up to the last second's lines and rewrote
+            # those with its new lines merged in. Parse only that tail.
+            appended = _read_appended(path, kind, known, data)
+            if appended is not None:
+                return appended.snapshot(path, kind, stat)
 
     try:
         text = data.decode("utf-8")
@@ -437,8 +441,20 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         lines.append(raw)
         records.append(record)
         numbers.append(number)
-    sha256 = hashlib.sha256(data).hexdigest()
-    _remember(path, kind, data, tuple(lines), tuple(records), sha256, ordered=_sorted.get(sha256, False))
+    known = _remember(
+        path,
+        kind,
+        _new_known(
+            data=data,
+            lines=tuple(lines),
+            records=tuple(records),
+            whole=data.endswith(b"\n") and data.count(b"\n") == len(lines),
+            uuids=frozenset(first_line_of_uuid),
+            cr_lines=sum(raw.endswith("\r") for raw in lines),
+            ordered=None,
+        ),
+    )
+    sha256 = known.sha256
     return JsonlSnapshot(
         path=path,
         kind=kind,
@@ -450,6 +466,66 @@ def read_jsonl(path: Path, kind: str) -> JsonlSnapshot:
         exists=True,
         line_numbers=tuple(numbers),
         data=data,
+    )
+
+
+def _read_appended(path: Path, kind: str, known: _Known, data: bytes) -> _Known | None:
+    """What `data` holds when it keeps `known.data` up to the last second's lines (`group_offset`) and whole
+    lines follow: the known lines and records up to there, the rest parsed, the sha256 continued from the state
+    kept at that offset (so the cost is the tail's, not the file's). None when the tail is anything else (a blank
+    line, a bad line, a uuid seen before, a conflict marker): the caller reads the whole file, which names the
+    problem and its line."""
+    tail = data[known.group_offset :]
+    try:
+        text = tail.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("\n") or any(marker in text for marker in _MARKER_STARTS):
+        return None
+    base = known.group_start
+    rewritten = {record["uuid"] for record in known.records[base:]}
+    lines: list[str] = []
+    records: list[dict] = []
+    uuids: set[str] = set()
+    for offset, raw in enumerate(text[:-1].split("\n")):
+        if not raw.strip(_JS_WHITESPACE):
+            return None
+        record = _parsed.get((kind, raw))
+        if record is None:
+            try:
+                record = parse_line(raw, path=str(path), line=base + offset + 1, kind=kind)
+            except JsonlFormatError:
+                return None
+            if len(_parsed) >= _PARSED_MAX:
+                _parsed.clear()
+            _parsed[(kind, raw)] = record
+        uuid = record["uuid"]
+        if uuid in uuids or (uuid in known.uuids and uuid not in rewritten):
+            return None
+        uuids.add(uuid)
+        lines.append(raw)
+        records.append(record)
+    keys = [sort_key(record) for record in records]
+    in_order = all(a <= b for a, b in zip(keys, keys[1:], strict=False))
+    after_prefix = not base or sort_key(known.records[base - 1]) <= keys[0]
+    return _remember(
+        path,
+        kind,
+        _new_known(
+            data=data,
+            lines=known.lines[:base] + tuple(lines),
+            records=known.records[:base] + tuple(records),
+            whole=True,
+            uuids=(known.uuids - rewritten) | uuids,
+            cr_lines=known.cr_lines
+            - sum(raw.endswith("\r") for raw in known.lines[base:])
+            + sum(raw.endswith("\r") for raw in lines),
+            # In order as far as this read can tell; else as _sorted says (this process rendered it sorted).
+            ordered=True if known.ordered and after_prefix and in_order else None,
+            base=base,
+            base_offset=known.group_offset,
+            base_hasher=known.group_hasher,
+        ),
     )
 
 
@@ -492,7 +568,9 @@ def carriage_return(snapshot: JsonlSnapshot) -> str:
     """What a line we write ends with before its LF: a CR when most lines of the file end with CRLF (an editor's
     choice, git's autocrlf on Windows), so a CRLF file stays CRLF on every line; else nothing."""
     lines = snapshot.lines
-    return "\r" if lines and sum(raw.endswith("\r") for raw in lines) * 2 > len(lines) else ""
+    known = _known_for(snapshot)
+    cr_lines = known.cr_lines if known is not None else sum(raw.endswith("\r") for raw in lines)
+    return "\r" if lines and cr_lines * 2 > len(lines) else ""
 
 
 def render_lines(
@@ -506,6 +584,17 @@ def render_lines(
 
     The result is a stable sort by `sort_key`, so an already sorted file changes only where it must.
     """
+    return render(snapshot, upserts=upserts, deletes=deletes)[0]
+
+
+def render(
+    snapshot: JsonlSnapshot,
+    *,
+    upserts: Mapping[str, dict] = _NO_UPSERTS,
+    deletes: Collection[str] = (),
+) -> tuple[bytes, str]:
+    """`render_lines`' content and its sha256 (hex). A create's sha256 continues the file's (the cost of the
+    new lines, not of the file)."""
     both = set(upserts).intersection(deletes)
     if both:
         raise ValueError(f"uuid both upserted and deleted: {', '.join(sorted(both))}")
@@ -538,57 +627,158 @@ def render_lines(
 
     entries.sort(key=lambda entry: entry[0])
     content = "".join(f"{line}\n" for _, line in entries).encode("utf-8")
-    _sorted[hashlib.sha256(content).hexdigest()] = True
-    return content
+    sha256 = hashlib.sha256(content).hexdigest()
+    _sorted[sha256] = True
+    return content, sha256
 
 
-# Contents this process read or wrote, by file: the bytes and what they hold. A file read again that still holds
-# those exact bytes (compared, not trusted to a stat) is not decoded and split again; a write that appends
-# (`_merge_tail`) records the new contents here, so the next write reads it back for the price of a compare.
-_known: dict[tuple[str, str], tuple[bytes, tuple[str, ...], tuple[dict, ...], str]] = {}
+@dataclass(frozen=True)
+class _Known:
+    """One file's contents as this process last read or wrote them, and what they hold."""
+
+    data: bytes
+    lines: tuple[str, ...]
+    records: tuple[dict, ...]
+    sha256: str
+    hasher: Any  # a sha256 object fed exactly `data`: copied and fed an appended tail, it hashes the new file
+    whole: bool  # every line holds a record and the file ends with LF: record i is on line i + 1
+    uuids: frozenset[str]
+    cr_lines: int  # lines ending with CR (carriage_return)
+    ordered: bool  # in sudocode's order (this process wrote it so, or saw it appended in order)
+    # The last second's lines: the first of them (by index and byte offset) and the sha256 state over the bytes
+    # before it. A create rewrites only from there (`_merge_tail`), so hashing it, or reading what another
+    # process wrote, continues from this state instead of hashing the whole file again.
+    group_start: int
+    group_offset: int
+    group_hasher: Any
+
+    def snapshot(self, path: Path, kind: str, stat: os.stat_result) -> JsonlSnapshot:
+        numbers = tuple(range(1, len(self.lines) + 1))
+        return JsonlSnapshot(
+            path, kind, self.lines, self.records, self.sha256, stat.st_size, stat.st_mtime_ns, True, numbers, self.data
+        )
+
+
+# Contents this process read or wrote, by file. A file read again that still holds those exact bytes (compared,
+# not trusted to a stat) is not decoded and split again; one that holds them plus new lines (another process
+# appended) costs the new lines; a write that appends (`_merge_tail`) records the new contents here, so the next
+# write reads it back for the price of a compare.
+_known: dict[tuple[str, str], _Known] = {}
 # The content sha256s this process knows to be sorted in sudocode's order (it wrote them so).
 _sorted: dict[str, bool] = {}
 
 
-def _remember(path: Path, kind: str, data: bytes, lines: tuple, records: tuple, sha256: str, *, ordered: bool):
-    _known[(str(path), kind)] = (data, lines, records, sha256)
+def _new_known(
+    *,
+    data: bytes,
+    lines: tuple[str, ...],
+    records: tuple[dict, ...],
+    whole: bool,
+    uuids: frozenset[str],
+    cr_lines: int,
+    ordered: bool | None,
+    base: int = 0,
+    base_offset: int = 0,
+    base_hasher: Any = None,
+) -> _Known:
+    """A _Known for `data`, hashing only from `base_offset` on: `base_hasher` is the sha256 state over
+    `data[:base_offset]`, the bytes of the first `base` records (none: hash it all). `ordered` None: as _sorted
+    says of the content."""
+    start = len(records)
+    if whole and records:
+        last = records[-1].get("created_at")
+        while start > base and records[start - 1].get("created_at") == last:
+            start -= 1
+    offset = len(data) - sum(len(line.encode("utf-8")) + 1 for line in lines[start:]) if whole else len(data)
+    view = memoryview(data)
+    group_hasher = base_hasher.copy() if base_hasher is not None else hashlib.sha256()
+    group_hasher.update(view[base_offset:offset])
+    hasher = group_hasher.copy()
+    hasher.update(view[offset:])
+    sha256 = hasher.hexdigest()
+    return _Known(
+        data=data,
+        lines=lines,
+        records=records,
+        sha256=sha256,
+        hasher=hasher,
+        whole=whole,
+        uuids=uuids,
+        cr_lines=cr_lines,
+        ordered=_sorted.get(sha256, False) if ordered is None else ordered,
+        group_start=start,
+        group_offset=offset,
+        group_hasher=group_hasher,
+    )
+
+
+def _remember(path: Path, kind: str, known: _Known) -> _Known:
+    _known[(str(path), kind)] = known
     if len(_sorted) > 64:
         _sorted.clear()
-    _sorted[sha256] = ordered
+    _sorted[known.sha256] = known.ordered
+    return known
+
+
+def snapshot_uuids(snapshot: JsonlSnapshot) -> frozenset[str]:
+    """The uuids in `snapshot` (remembered with the file's contents: no pass over its records when known)."""
+    known = _known_for(snapshot)
+    return known.uuids if known is not None else frozenset(record["uuid"] for record in snapshot.records)
+
+
+def _known_for(snapshot: JsonlSnapshot) -> _Known | None:
+    """What this process knows of `snapshot`'s exact contents, if it still knows them."""
+    known = _known.get((str(snapshot.path), snapshot.kind))
+    if known is None or known.sha256 != snapshot.content_sha256 or not snapshot.exists:
+        return None
+    return known
 
 
 def _merge_tail(
     snapshot: JsonlSnapshot, upserts: Mapping[str, dict], deletes: Collection[str], crlf: str
-) -> bytes | None:
-    """render_lines' answer, without sorting or re-joining the whole file, when the edit only adds records (a
-    create) to a file this process knows to be sorted and without blank lines: the lines that sort after the
-    first new record (those created in the same second, usually none) are merged with the new ones, the rest
-    of the file is kept as bytes. Else None (render the whole file)."""
-    data = snapshot.data
-    ordered = _sorted.get(snapshot.content_sha256)
-    if deletes or not upserts or not ordered or not data.endswith(b"\n") or data.count(b"\n") != len(snapshot.lines):
+) -> tuple[bytes, str] | None:
+    """render's answer, without sorting or re-joining the whole file, when the edit only adds records (a create)
+    to a file this process knows to be sorted and without blank lines: the lines that sort after the first new
+    record (those created in the same second, usually none) are merged with the new ones, the rest of the file is
+    kept as bytes, and its sha256 is continued rather than computed again when nothing was merged. Else None
+    (render the whole file)."""
+    known = _known_for(snapshot)
+    if deletes or not upserts or known is None or not known.whole:
         return None
-    if any(record["uuid"] in upserts for record in snapshot.records):
+    if not (known.ordered or _sorted.get(snapshot.content_sha256)) or not known.uuids.isdisjoint(upserts):
         return None
+    data = known.data
     new = sorted(((sort_key(record), dump_record(record) + crlf, record) for record in upserts.values()), key=_first)
     first = new[0][0]
-    keep = len(snapshot.records)
-    while keep and sort_key(snapshot.records[keep - 1]) > first:
+    keep = len(known.records)
+    while keep and sort_key(known.records[keep - 1]) > first:
         keep -= 1
-    tail = [(sort_key(r), line, r) for line, r in zip(snapshot.lines[keep:], snapshot.records[keep:], strict=True)]
+    tail = [(sort_key(r), line, r) for line, r in zip(known.lines[keep:], known.records[keep:], strict=True)]
     merged = sorted(tail + new, key=_first)  # stable: an old line before a new one with the same key
-    cut = len(data) - sum(len(line.encode("utf-8")) + 1 for line in snapshot.lines[keep:])
+    cut = len(data) - sum(len(line.encode("utf-8")) + 1 for line in known.lines[keep:])
     content = data[:cut] + "".join(f"{line}\n" for _, line, _ in merged).encode("utf-8")
-    _remember(
+    lines = tuple(line for _, line, _ in merged)
+    # Only the last second's lines moved (or none): hash from there. Else (a record dated in the past) hash it all.
+    base = known.group_start if keep >= known.group_start else 0
+    written = _remember(
         snapshot.path,
         snapshot.kind,
-        content,
-        snapshot.lines[:keep] + tuple(line for _, line, _ in merged),
-        snapshot.records[:keep] + tuple(r for _, _, r in merged),
-        hashlib.sha256(content).hexdigest(),
-        ordered=True,
+        _new_known(
+            data=content,
+            lines=known.lines[:keep] + lines,
+            records=known.records[:keep] + tuple(r for _, _, r in merged),
+            whole=True,
+            uuids=known.uuids | frozenset(upserts),
+            cr_lines=known.cr_lines
+            - sum(line.endswith("\r") for line in known.lines[keep:])
+            + sum(line.endswith("\r") for line in lines),
+            ordered=True,
+            base=base,
+            base_offset=known.group_offset if base else 0,
+            base_hasher=known.group_hasher if base else None,
+        ),
     )
-    return content
+    return content, written.sha256
 
 
 def _first(entry: tuple) -> tuple:

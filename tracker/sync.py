@@ -21,7 +21,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -177,11 +178,26 @@ def jsonl_sync(
     return result
 
 
+@contextmanager
+def write_batch(kind: str) -> Iterator[None]:
+    """One writer's turn at the file of `kind`: its cross-process lock, then one database transaction. Every
+    `write_through` of `kind` inside is part of that transaction, and so is whatever else the caller records
+    around it (a request's row, its audit rows and events): one BEGIN, one COMMIT, one wake-up of the outbox's
+    listeners instead of one per step. The file is written (and fsynced) by each write_through inside; the
+    transaction commits when the block ends. Lock order: the file's lock, then the
+    database's (SQLite's BEGIN IMMEDIATE), as in every writer, so two writers never wait for each other. The lock
+    is let go as the transaction commits, before its on-commit hooks (wake-ups, a git commit) run."""
+    with file_lock(layout().lock_path(kind)) as lock, transaction.atomic():
+        transaction.on_commit(lock.release)  # the first hook: the others run without the lock
+        yield
+
+
 def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> tuple[Edit, SyncResult]:
     """Apply `compute(snapshot)` to the file of `kind` and to the database, atomically and without losing a
     change another tool made. `compute` may run more than once (after a conflict) and must not have side
     effects outside the database. Returns the edit that was applied and what was imported on the way.
-    Raises `DataDamaged` while any JSONL file cannot be read (all writes wait for a human to fix it)."""
+    Raises `DataDamaged` while any JSONL file cannot be read (all writes wait for a human to fix it). Inside
+    `write_batch(kind)` it is part of the batch's transaction."""
     lay = layout()
     path = lay.jsonl_path(kind)
     for problem in data_problems():
@@ -199,7 +215,7 @@ def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> 
                 edit = compute(snapshot)
                 if not edit.upserts and not edit.deletes:
                     return edit, imported
-                content = jsonl.render_lines(snapshot, upserts=edit.upserts, deletes=edit.deletes)
+                content, sha256 = jsonl.render(snapshot, upserts=edit.upserts, deletes=edit.deletes)
                 _apply_edit(kind, snapshot, edit)
                 if _changed_since(path, snapshot):
                     transaction.set_rollback(True)
@@ -207,9 +223,10 @@ def write_through(kind: str, compute: Callable[[jsonl.JsonlSnapshot], Edit]) -> 
                     continue
                 jsonl.write_atomic(path, content)
                 size, mtime_ns = _stat(path)
-                _remember(kind, size, mtime_ns, hashlib.sha256(content).hexdigest())
-            _seen[(str(path), kind)] = (size, mtime_ns)
-            _problems.pop((str(path), kind), None)
+                _remember(kind, size, mtime_ns, sha256)
+                # Imported as far as this process knows once the database says so (a batch commits later; one
+                # rolled back leaves the file to be imported again).
+                transaction.on_commit(lambda seen=(size, mtime_ns): _imported(path, kind, seen))
             return edit, imported
     raise WriteConflict(f"{path} kept changing while we tried to write it; try again")
 
@@ -225,11 +242,15 @@ def _changed_since(path, snapshot: jsonl.JsonlSnapshot) -> bool:
         return hashlib.sha256(fh.read()).hexdigest() != snapshot.content_sha256
 
 
+def _imported(path, kind: str, seen: tuple[int, int]) -> None:
+    _seen[(str(path), kind)] = seen
+    _problems.pop((str(path), kind), None)
+
+
 def _remember(kind: str, size: int, mtime_ns: int, sha256: str) -> None:
-    JsonlFile.objects.update_or_create(
-        kind=kind,
-        defaults={"size": size, "mtime_ns": mtime_ns, "sha256": sha256, "imported_at": timezone.now()},
-    )
+    fields = {"size": size, "mtime_ns": mtime_ns, "sha256": sha256, "imported_at": timezone.now()}
+    if not JsonlFile.objects.filter(kind=kind).update(**fields):
+        JsonlFile.objects.create(kind=kind, **fields)
 
 
 def _import_if_changed(snapshot: jsonl.JsonlSnapshot) -> list[Change]:
@@ -286,7 +307,9 @@ def _delete(uuids: list[str]) -> None:
 
 
 def _apply_edit(kind: str, snapshot: jsonl.JsonlSnapshot, edit: Edit) -> None:
-    uuids = list(edit.upserts) + list(edit.deletes)
+    # Only entities already in the file have rows to read and replace (a create has none: no query).
+    known = jsonl.snapshot_uuids(snapshot)
+    uuids = [u for u in [*edit.upserts, *edit.deletes] if u in known]
     before = _records(uuids)
     _delete(uuids)
     ending = jsonl.carriage_return(snapshot)  # the line as render_lines writes it

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -157,6 +158,41 @@ def test_the_same_request_twice_is_one_request_one_issue_one_answer(node):
     assert first["created"] == second["created"]
     assert len(issues(node)) == 1
     assert CrossRepoRequest.objects.filter(request_id="req-twice").count() == 1
+
+
+def test_a_request_carried_out_by_two_processes_at_once_is_answered_with_its_outcome_and_called_back_once(node):
+    # Under load an auto-approved create may wait for the file lock longer than ABANDONED_AFTER, and the periodic
+    # resume carries it out too. The slower of the two must answer `completed` with the entity (it used to
+    # answer `approved`: its own transition lost and it answered from its stale copy).
+    from requests_app import services as request_services
+
+    first = send(node, "github.com/org/bot", mutate_message("github.com/org/bot", "req-raced")).json()
+    request = CrossRepoRequest.objects.get(request_id="req-raced")
+    callbacks = Delivery.objects.filter(request=request, kind=Delivery.Kind.CALLBACK).count()
+    request.status = "approved"  # this process's copy, read before the other process completed it
+    request_services._execute(request)
+    assert request.status == "completed" and request.result["created"] == first["created"]
+    assert len(issues(node)) == 1
+    assert Delivery.objects.filter(request=request, kind=Delivery.Kind.CALLBACK).count() == callbacks
+
+
+def test_an_entity_another_process_created_for_the_request_first_is_the_answer_not_a_failure(node):
+    from requests_app import services as request_services
+    from tracker import services as tracker
+
+    entity_uuid = "7b0f7c51-4a57-4c1a-9a37-0d6c1f0b9a11"
+
+    def create_racing_the_other_process():
+        other = tracker.issue_create(uuid=entity_uuid, title="Made by the other process", actor="resume")
+        assert other.uuid == entity_uuid
+        return tracker.issue_create(uuid=entity_uuid, title="Made by the other process", actor="original")
+
+    entity = request_services._created_once(entity_uuid, create_racing_the_other_process)
+    assert entity.uuid == entity_uuid and len(issues(node)) == 1
+    with pytest.raises(ValidationError):  # any other refusal is still the request's failure
+        request_services._created_once(
+            "9c1d6a0e-0a57-4c1a-9a37-0d6c1f0b9a12", lambda: tracker.issue_create(title="", actor="x")
+        )
 
 
 def test_a_request_id_taken_by_another_repository_is_a_conflict(node):

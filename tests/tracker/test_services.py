@@ -219,3 +219,26 @@ def test_a_crlf_file_keeps_crlf_on_every_line_it_rewrites_and_adds(node_repo):
     assert sorted(r["title"] for r in lines(node_repo)) == ["First, renamed", "Second", "Third"]
     # The database keeps each line as the file has it: reading the file again finds nothing changed.
     assert jsonl_sync(force=True).changes == [] and Entity.objects.count() == entities_before + 1
+
+
+def test_writes_in_one_batch_commit_together_and_a_batch_that_fails_leaves_the_file_to_be_imported(node_repo):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tracker.sync import write_batch
+
+    with CaptureQueriesContext(connection) as queries, write_batch("issue"):
+        first = services.issue_create(title="First of the batch", actor="alice")
+        second = services.issue_create(title="Second of the batch", actor="alice")
+    assert [q["sql"] for q in queries].count("COMMIT") == 1
+    assert [r["title"] for r in lines(node_repo)] == ["First of the batch", "Second of the batch"]
+    assert {e.uuid for e in Entity.objects.all()} == {first.uuid, second.uuid}
+
+    # The file is written (and fsynced) inside the batch; a batch that fails after it rolls back the database,
+    # and the entity the file holds is imported by the next look at the file, not lost or left out.
+    with pytest.raises(RuntimeError), write_batch("issue"):
+        third = services.issue_create(title="Third, its batch failed", actor="alice")
+        raise RuntimeError("the request's outcome could not be recorded")
+    assert not Entity.objects.filter(uuid=third.uuid).exists()
+    jsonl_sync()
+    assert Entity.objects.get(uuid=third.uuid).title == "Third, its batch failed"
