@@ -98,9 +98,16 @@ def _answer(request: Request, parse: Callable[[object], object] | None, *, only:
         if parse is None:
             message, handler = None, DISPATCH["discover"]
         else:
-            message = parse(_read(request))
-            if only and message.type != only:
-                raise messages.MessageError.at("type", f"{message.type!r} is not supported here (supported: {only})")
+            try:
+                message = parse(_read(request))
+                if only and message.type != only:
+                    raise messages.MessageError.at(
+                        "type", f"{message.type!r} is not supported here (supported: {only})"
+                    )
+            except messages.MessageError as exc:
+                operation = request.path.rstrip("/").rsplit("/", 1)[-1]  # the endpoint: mutate, delegate, ...
+                services.audit_invalid(caller=caller, operation=operation, error=exc, correlation_id=correlation_id)
+                raise
             handler = DISPATCH[message.type]
             metadata = getattr(message, "metadata", None)
             logs.bind(request_id=getattr(metadata, "request_id", None))

@@ -173,7 +173,11 @@ def _answer(
         if path == INFO_PATH:
             rest_base = f"{scheme}://{host}/api/v1"
             return 200, services.answer_discover(caller=caller, rest_base=rest_base, correlation_id=correlation_id)
-        message = messages.parse_query(read_message(headers, body))
+        try:
+            message = messages.parse_query(read_message(headers, body))
+        except messages.MessageError as exc:
+            services.audit_invalid(caller=caller, operation="query", error=exc, correlation_id=correlation_id)
+            raise
         logs.bind(request_id=getattr(getattr(message, "metadata", None), "request_id", None))
         return 200, services.answer_query_json(
             caller=caller, message=message, correlation_id=correlation_id, client_address=client_address

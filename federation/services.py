@@ -78,6 +78,15 @@ def _audit(caller: Caller, operation: str, *, status: str, started: float, corre
     )
 
 
+def audit_invalid(*, caller: Caller, operation: str, error: Exception, correlation_id: str = "") -> None:
+    """Audit a message refused before any service saw it (answered 400: not a valid message) as a `failed` call
+    with the reason, whichever door it came through, so every call is in the log (the seed's audit trail).
+    `operation`: the endpoint's (query, mutate, delegate, subscribe, ...). Written like a read's row (batched)."""
+    _audit(
+        caller, operation, status="failed", started=time.perf_counter(), correlation_id=correlation_id, error=str(error)
+    )
+
+
 def answer_discover(*, caller: Caller, rest_base: str, correlation_id: str = "") -> dict:
     """The discover_response: what this node can do and how much it trusts the caller. Everything in it but the
     timestamp follows from the config, the caller's identity and trust level and `rest_base`, so it is built once

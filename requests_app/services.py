@@ -612,6 +612,8 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse 
         promise = {k: v for k, v in messages.dump(response).items() if k in ("assignee", "estimated_completion")}
         if transition(request, COMPLETED, actor=request.to_repo, result={"created": created, **promise}, **fields):
             _link_delegator(request, created)
+        else:
+            _outcome_applied_elsewhere(request)
         return
     if response.status in ("pending_approval", "approved", "pending_acceptance") or request.status in FINAL:
         fields["next_poll_at"] = _next_poll(request)
@@ -619,17 +621,28 @@ def _apply_outcome(request: CrossRepoRequest, response: messages.MutateResponse 
         for key, value in fields.items():
             setattr(request, key, value)
         return
+    moved = True
     if response.status == "completed":
         created = messages.dump(response.created) if response.created else None
         result = {"created": created, **_promised_in(response.record)}
-        if transition(request, COMPLETED, actor=request.to_repo, result=result, **fields) and created:
+        moved = transition(request, COMPLETED, actor=request.to_repo, result=result, **fields)
+        if moved and created:
             _block_origin(request, created)
     elif response.status == "rejected":
-        transition(request, REJECTED, actor=request.to_repo, rejection_reason=response.reason or "", **fields)
+        moved = transition(request, REJECTED, actor=request.to_repo, rejection_reason=response.reason or "", **fields)
     elif response.status == "failed":
-        transition(request, FAILED, actor=request.to_repo, last_error=response.reason or "", **fields)
+        moved = transition(request, FAILED, actor=request.to_repo, last_error=response.reason or "", **fields)
     elif response.status == "cancelled":  # withdrawn at the other node by whoever holds our key (A2A CancelTask)
-        transition(request, CANCELLED, actor=request.to_repo, **fields)
+        moved = transition(request, CANCELLED, actor=request.to_repo, **fields)
+    if not moved:
+        _outcome_applied_elsewhere(request)
+
+
+def _outcome_applied_elsewhere(request: CrossRepoRequest) -> None:
+    """Our copy lost the race to record the outcome: another process (the other node's callback, a poll)
+    recorded it first. Re-read it, so the caller (`remote delegate`, `remote create-issue`) shows that outcome,
+    not the 'pending' it read before sending."""
+    request.refresh_from_db()
 
 
 def _promised_in(record: messages.RequestRecord | None) -> dict[str, Any]:

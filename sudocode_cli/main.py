@@ -56,6 +56,12 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (0 to 65535; 0: any free port)")
+    return int(value)
+
+
 def _processes(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of processes from 1 to 64")
@@ -669,7 +675,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "the API and the admin with daphne.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default: %(default)s)")
     serve.add_argument("--access-log", metavar="FILE", help="log every request to FILE ('-' for stdout)")
     serve.add_argument("--no-worker", action="store_true", help="do not start the Celery worker and beat")
     serve.add_argument(
@@ -692,7 +698,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     signing.set_defaults(_group=signing)
     signing_sub = signing.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
     rotate = signing_sub.add_parser(
-        "rotate", help="make a new key and announce it to every remote, signed with the old one"
+        "rotate",
+        help="make a new key and announce it to every remote, signed with the old one",
+        description="Make a new Ed25519 key pair for this node (the private key in secrets.env, the public key in "
+        "federation.config.json) and announce the new public key to every remote, REST or A2A, in a message signed "
+        "with the old key: a remote that pinned the old key pins the new one. Remotes that cannot be reached now "
+        "are listed, and the command exits 1: their admin pins the new key by hand with "
+        "`sudocode-fed remote key <this node> --pin <key>`.",
     )
     _command(rotate, "node:key_rotate")
 

@@ -197,6 +197,7 @@ def test_specs_through_the_cli(inited):
         (("issue", "create", "x", "--blocks", "i-none"), "relationships: no issue or spec 'i-none'"),
         (("issue", "create", "x", "--id", "bad id!"), "id:"),
         (("issue",), "usage"),
+        (("serve", "--port", "99999"), "'99999' is not a TCP port"),
     ],
 )
 def test_usage_errors_exit_2_and_say_what_is_wrong(inited, args, needle):

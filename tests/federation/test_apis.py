@@ -290,3 +290,14 @@ def test_no_input_makes_a_federation_endpoint_fail_with_a_5xx(node, body, path, 
     response = post(path, raw if use_raw else body, node.keys["trusted"])
     assert response.status_code < 500, response.content
     assert response["Content-Type"].startswith("application/json")
+
+
+def test_a_message_refused_as_invalid_is_audited_as_a_failed_call_naming_the_field(node):
+    # Refused before any service saw it (400), on the fast door's endpoint and on Django's: still in the log.
+    post(QUERY, {"entity": "issue", "filters": {"colour": "red"}}, node.keys["verified"], HTTP_X_CORRELATION_ID="c-1")
+    post("/api/v1/federation/mutate", {"type": "mutate", "from": "github.com/org/verified"}, node.keys["verified"])
+    rows = {row.operation_type: row for row in AuditLog.objects.filter(status="failed")}
+    assert set(rows) == {"query", "mutate"}
+    assert rows["query"].remote_repo == "github.com/org/verified" and rows["query"].correlation_id == "c-1"
+    assert "filters.colour" in rows["query"].error_message
+    assert "operation" in rows["mutate"].error_message or "data" in rows["mutate"].error_message

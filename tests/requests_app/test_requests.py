@@ -381,3 +381,33 @@ def test_an_auto_approved_request_the_periodic_resume_took_up_first_is_answered_
     assert body["status"] == "completed", body
     [record] = issues(node)
     assert body["created"]["id"] == record["id"]
+
+
+def test_an_answer_that_arrives_after_the_callback_shows_the_outcome_the_callback_recorded(node):
+    """The other node's callback (through our web process) can record the outcome before the answer to our own
+    send reaches the process that sent it (`remote delegate`): that process must show the outcome, not the
+    'pending' it read before sending (it once printed 'Pending acceptance' for an accepted delegation)."""
+    from django.utils import timezone
+
+    from protocol import messages
+    from requests_app.services import _apply_outcome
+
+    now = timezone.now()
+    CrossRepoRequest.objects.create(
+        request_id="req-sent-1", direction="outgoing", from_repo="github.com/org/api-service",
+        to_repo="github.com/org/frontend", request_type="create_issue", payload={"data": {"title": "x"}},
+        requires_approval=True, created_at=now, updated_at=now, sent=True,
+    )  # fmt: skip
+    answer = messages.parse_response({
+        "type": "mutate_response", "request_id": "req-sent-1", "status": "completed",
+        "created": {"id": "issue-900", "uuid": "u-900", "canonical_ref": "org/frontend#issue-900"},
+        "decision": {"outcome": "approve", "rule": "permissions.mutate", "reason": "allowed"},
+    })  # fmt: skip
+    sender = CrossRepoRequest.objects.get(request_id="req-sent-1")  # read before sending: pending
+    _apply_outcome(CrossRepoRequest.objects.get(request_id="req-sent-1"), answer)  # the callback, first
+
+    _apply_outcome(sender, answer)  # then the answer to the send itself
+
+    assert sender.status == "completed"
+    assert sender.result["created"]["canonical_ref"] == "org/frontend#issue-900"
+    assert sender.decision["rule"] == "permissions.mutate"
