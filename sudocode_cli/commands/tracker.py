@@ -112,8 +112,16 @@ def _show_entity(entity, fmt: str, *, created: bool = False) -> int:
             w(f"  Delegation chain: {' -> '.join(provenance['chain'])} -> here\n")
     if entity.is_issue:
         blockers = open_blockers(detail)
+        # A cross-repo blocker whose status we do not know (an undeclared remote, never fetched) is not "none".
+        unknown = [r for r in cross_repo if r["type"] in ("blocked-by", "depends-on") and not r["status"]]
         if detail["blocked_by"]:
-            w("  Blocked by:" + ("" if blockers else " (none open - ready to proceed!)") + "\n")
+            if blockers:
+                note = ""
+            elif unknown:
+                note = f" (none open here; {len(unknown)} cross-repo blocker(s) of unknown status, under Cross-repo)"
+            else:
+                note = " (none open - ready to proceed!)"
+            w("  Blocked by:" + note + "\n")
             for b in detail["blocked_by"]:
                 w(f"    - {_edge(b)}\n")
     for title, edges in (
@@ -146,7 +154,7 @@ def _cross_ref(ref: dict) -> str:
         return f"{ref['ref']} (not fetched: {ref['error'] or 'pending'})"
     when = ref["last_fetched_at"] or "never"
     freshness = "fresh" if ref["freshness"] == "fresh" else f"{ref['freshness']}, fetched {when}"
-    down = f"; {ref['remote_sync_status']}" if ref["remote_sync_status"] == "unreachable" else ""
+    down = "; its node is unreachable now" if ref["remote_sync_status"] == "unreachable" else ""
     status = f" ({ref['status']})" if ref["status"] else ""  # specs have none
     return f'{ref["ref"]}{status} - "{ref["title"]}" [{freshness}{down}]'
 
