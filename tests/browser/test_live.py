@@ -10,8 +10,13 @@ import re
 import pytest
 
 from tests.browser.conftest import login
-from tests.nodes import Node, eventually, link
-from tests.requests_app.test_use_case_1 import PASSWORD, STAFF, request_id_in, start_together, stop_together
+from tests.nodes import eventually
+from tests.requests_app.test_use_case_1 import (
+    PASSWORD,
+    STAFF,
+    request_id_in,
+    staffed_pair,
+)
 
 ISSUE = "issue-100"
 REMOTE_REF = re.compile(r"org/api-service#(i-[0-9a-z]+|issue-\d+)")
@@ -19,21 +24,13 @@ REMOTE_REF = re.compile(r"org/api-service#(i-[0-9a-z]+|issue-\d+)")
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser-live")
-    frontend, api = Node(root, "frontend"), Node(root, "api-service")
-    try:
-        start_together(frontend, api)
-        for node in (frontend, api):
-            node.create_staff(STAFF, PASSWORD)
-        link(frontend, api, trust="verified")
+    with staffed_pair(tmp_path_factory.mktemp("browser-live")) as (frontend, api):
         # Also blocked by a local issue that stays open (the issue's case): the remote blocker closing does not
         # change issue-100's own status, so only following its references can update the page.
         assert frontend.cli("issue", "create", "Avatar storage", "--id", "issue-099").code == 0
         made = frontend.cli("issue", "create", "Profile page", "--id", ISSUE, "--depends-on", "issue-099")
         assert made.code == 0, made.err
         yield frontend, api
-    finally:
-        stop_together(frontend, api)
 
 
 def remote_status(html: str, ref: str) -> str | None:

@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import assert_accessible, assert_no_horizontal_scroll, login
-from tests.nodes import Node, eventually, link
-from tests.requests_app.test_use_case_1 import PASSWORD, STAFF, decide, staff_session, start_together, stop_together
+from tests.nodes import Node, eventually
+from tests.requests_app.test_use_case_1 import (
+    PASSWORD,
+    STAFF,
+    decide,
+    staff_session,
+    staffed_pair,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CONTENT = """The profile page shows a user's **name**, avatar and teams.
@@ -45,13 +51,7 @@ class Federation:
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser-pages")
-    frontend, api = Node(root, "frontend"), Node(root, "api-service")
-    try:
-        start_together(frontend, api)
-        for node in (frontend, api):
-            node.create_staff(STAFF, PASSWORD)
-        link(frontend, api, trust="verified")
+    with staffed_pair(tmp_path_factory.mktemp("browser-pages")) as (frontend, api):
         fed = Federation(frontend, api)
         assert frontend.cli("issue", "create", "Show who is online", "--id", "issue-101").code == 0
         assert frontend.cli("issue", "create", "Add user profile page", "--id", "issue-100", "-p", "1").code == 0
@@ -72,8 +72,6 @@ def federation(tmp_path_factory):
         content = CONTENT.format(blocker=fed.created)
         assert frontend.cli("issue", "update", "issue-100", "--content", content).code == 0
         yield fed
-    finally:
-        stop_together(frontend, api)
 
 
 def pages(fed: Federation) -> list[tuple[Node, str, str]]:

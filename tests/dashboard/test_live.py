@@ -11,8 +11,13 @@ import re
 import pytest
 import requests
 
-from tests.nodes import Node, eventually, link, node_cookie
-from tests.requests_app.test_use_case_1 import PASSWORD, STAFF, staff_session, start_together, stop_together
+from tests.nodes import Node, eventually, node_cookie
+from tests.requests_app.test_use_case_1 import (
+    PASSWORD,
+    STAFF,
+    staff_session,
+    staffed_pair,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +27,7 @@ REF = f"org/api-service#{REMOTE_ID}"
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("live")
-    frontend, api = Node(root, "frontend"), Node(root, "api-service")
-    try:
-        start_together(frontend, api)
-        for node in (frontend, api):
-            node.create_staff(STAFF, PASSWORD)
-        link(frontend, api, trust="verified")
+    with staffed_pair(tmp_path_factory.mktemp("live")) as (frontend, api):
         assert api.cli("issue", "create", "Profile endpoint", "--id", REMOTE_ID).code == 0
         assert frontend.cli("issue", "create", "Avatar storage", "--id", LOCAL_BLOCKER).code == 0
         made = frontend.cli(
@@ -38,8 +37,6 @@ def nodes(tmp_path_factory):
         assert made.code == 0, made.err
         eventually(lambda: subscribed(frontend), what="frontend's subscription to api-service confirmed", timeout=30)
         yield frontend, api
-    finally:
-        stop_together(frontend, api)
 
 
 def subscribed(frontend: Node) -> bool:

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from tests.nodes import Node, link
+from tests.nodes import Node
 from tests.requests_app.test_use_case_1 import (
     PASSWORD,
     STAFF,
     eventually,
     request_id_in,
-    start_together,
-    stop_together,
+    staffed_pair,
 )
 
 pytestmark = pytest.mark.slow
@@ -38,16 +37,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("request-record")
-    frontend, api = Node(root, "frontend"), Node(root, "api-service")
-    try:
-        start_together(frontend, api)
-        for node in (frontend, api):
-            node.create_staff(STAFF, PASSWORD)
-        link(frontend, api, trust="verified")  # verified: every request waits for a maintainer of api-service
+    with staffed_pair(tmp_path_factory.mktemp("request-record")) as (frontend, api):
         yield Pair(frontend, api)
-    finally:
-        stop_together(frontend, api)
 
 
 def record(node: Node, request_id: str, direction: str) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +64,22 @@ def stop_together(*nodes: Node) -> None:
     with ThreadPoolExecutor(len(nodes)) as pool:
         for stopping in [pool.submit(node.stop) for node in nodes]:
             stopping.result()
+
+
+@contextmanager
+def staffed_pair(root) -> Iterator[tuple[Node, Node]]:
+    """frontend and api-service under `root`, started together, each with the staff user (STAFF, PASSWORD),
+    frontend declared at api-service at trust level verified (its requests wait for a maintainer there);
+    both stopped when the block ends."""
+    frontend, api = Node(root, "frontend"), Node(root, "api-service")
+    try:
+        start_together(frontend, api)
+        for node in (frontend, api):
+            node.create_staff(STAFF, PASSWORD)
+        link(frontend, api, trust="verified")
+        yield frontend, api
+    finally:
+        stop_together(frontend, api)
 
 
 @pytest.fixture(scope="module")
