@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 import requests
-from common import REPO_ROOT, percentile, progress
+from common import REPO_ROOT, machine, percentile, progress
 
 CLI = [sys.executable, "-m", "sudocode_cli.main"]
 TOKEN = "bench-metrics-token"
@@ -145,11 +144,7 @@ def main() -> None:
                 "calls_before": args.calls,
                 "process_files": len(files),
                 "processes": len({name.rsplit("_", 1)[-1] for name in files}),
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg(),
-                },
+                "machine": machine(),
             },
             indent=2,
         )

@@ -24,14 +24,12 @@ import argparse
 import contextlib
 import json
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import django_in_new_repo, percentile, progress
+from common import django_in_new_repo, machine, percentile, progress
 
 HERE = "github.com/org/bench-here"
 CALLER = "github.com/org/bench-caller"
@@ -173,11 +171,7 @@ def main() -> None:
                 "log_lines_per_query_on": round(lines_written / len(on), 2),
                 "audit_rows": audit_rows,
                 "issues": args.issues,
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg(),
-                },
+                "machine": machine(),
             },
             indent=2,
         )

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import email.utils
 import json
-import os
-import platform
 import sys
 import time
 import uuid
@@ -27,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jwt  # noqa: E402
 import requests  # noqa: E402
-from common import percentile, progress  # noqa: E402
+from common import machine, percentile, progress  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from http_message_signatures import HTTPMessageSigner, algorithms  # noqa: E402
 
@@ -168,11 +166,7 @@ def main() -> None:
                 "url_guard_public_ip": literal,
                 "url_guard_name_stub_resolver": named,
                 "url_guard_refusal": refusal,
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg(),
-                },
+                "machine": machine(),
             },
             indent=2,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -12,6 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict:
+    """What a figure was measured on: `{"python", "cpus", "load_average": [1, 5, 15 minutes]}` (other work on
+    the machine slows every figure)."""
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
 
 
 def corpus_dir() -> Path:
